@@ -1,0 +1,69 @@
+"""Which implementation runs: the Triton kernels or plain PyTorch (``fastvae.reference``).
+
+``FASTVAE_BACKEND`` (read when fastvae is imported; change later with ``set_backend``):
+
+* ``auto`` (default): CUDA tensors run the Triton kernels; CPU tensors run them through
+  Triton's interpreter when ``TRITON_INTERPRET=1`` was set before fastvae was imported,
+  and the reference otherwise. Other devices run the reference.
+* ``triton``: always the kernels; a tensor they cannot run on raises ``RuntimeError``.
+* ``torch``: always the reference.
+"""
+
+import contextlib
+import importlib.util
+import os
+
+BACKENDS = ("auto", "triton", "torch")
+_TRUE = ("1", "true", "on", "yes")
+
+TRITON_AVAILABLE = importlib.util.find_spec("triton") is not None
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0").strip().lower() in _TRUE
+
+
+def _validate(name):
+    if not isinstance(name, str) or name.strip().lower() not in BACKENDS:
+        raise ValueError(f"fastvae backend must be one of {BACKENDS}, got {name!r}")
+    return name.strip().lower()
+
+
+_backend = _validate(os.environ.get("FASTVAE_BACKEND", "auto") or "auto")
+
+
+def get_backend() -> str:
+    """The current backend name: ``auto``, ``triton`` or ``torch``."""
+    return _backend
+
+
+def set_backend(name: str) -> None:
+    """Select the backend for all later calls (``auto``, ``triton`` or ``torch``)."""
+    global _backend
+    _backend = _validate(name)
+
+
+@contextlib.contextmanager
+def backend(name: str):
+    """Context manager: run the enclosed calls with backend ``name``, then restore."""
+    previous = get_backend()
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def use_triton(t) -> bool:
+    """True when the op on tensor ``t`` should run the Triton kernels."""
+    if _backend == "torch":
+        return False
+    kind = t.device.type
+    if kind == "cuda":
+        runnable, why = TRITON_AVAILABLE, "triton is not installed"
+    elif kind == "cpu":
+        runnable = TRITON_AVAILABLE and INTERPRET
+        why = ("CPU tensors need TRITON_INTERPRET=1 set before fastvae is imported"
+               if TRITON_AVAILABLE else "triton is not installed")
+    else:
+        runnable, why = False, f"the Triton kernels do not run on {kind} tensors"
+    if _backend == "triton" and not runnable:
+        raise RuntimeError(f"FASTVAE_BACKEND=triton but {why}; use the 'auto' or 'torch' backend")
+    return runnable

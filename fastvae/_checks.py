@@ -1,0 +1,70 @@
+"""Input validation shared by the fused ops and their references (metadata only: no sync)."""
+
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_FLOAT_NAMES = "float16, bfloat16, float32 or float64"
+
+
+def _tensor(name, t):
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+
+
+def _float(name, t):
+    _tensor(name, t)
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a floating tensor ({_FLOAT_NAMES}), got dtype {t.dtype}")
+    if t.dim() < 1:
+        raise ValueError(f"{name} must have a batch dimension (shape (B, ...)), got a 0-d tensor")
+
+
+def _same(name_a, a, name_b, b):
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)} (fastvae never broadcasts)")
+    if a.device != b.device:
+        raise ValueError(f"{name_a} and {name_b} must be on the same device, got {a.device} and {b.device}")
+
+
+def check_gaussian(mu, logvar, eps=None, generator=None):
+    _float("mu", mu)
+    _float("logvar", logvar)
+    if mu.dtype != logvar.dtype:
+        raise TypeError(f"mu and logvar must have the same dtype, got {mu.dtype} and {logvar.dtype}")
+    _same("mu", mu, "logvar", logvar)
+    if eps is not None:
+        _float("eps", eps)
+        _same("mu", mu, "eps", eps)
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        if generator.device.type != mu.device.type:
+            raise ValueError(f"generator is on {generator.device} but mu is on {mu.device}; "
+                             "pass a generator of mu's device type")
+
+
+def check_bernoulli(logits, x):
+    _float("logits", logits)
+    _tensor("x", x)
+    if x.dtype not in FLOAT_DTYPES + (torch.bool, torch.uint8):
+        raise TypeError(f"x must be {_FLOAT_NAMES}, bool, or uint8 holding 0/1, got dtype {x.dtype}")
+    _same("logits", logits, "x", x)
+
+
+def check_reduction(reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def check_elbo(recon_logits, x, mu, logvar, beta, reduction):
+    check_bernoulli(recon_logits, x)
+    check_gaussian(mu, logvar)
+    if recon_logits.shape[0] != mu.shape[0]:
+        raise ValueError(f"recon_logits and mu must have the same batch size, got "
+                         f"{tuple(recon_logits.shape)} and {tuple(mu.shape)}")
+    if recon_logits.device != mu.device:
+        raise ValueError(f"recon_logits and mu must be on the same device, got {recon_logits.device} and {mu.device}")
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
+        raise TypeError(f"beta must be a Python float, got {type(beta).__name__}")
+    check_reduction(reduction)

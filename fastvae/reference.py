@@ -1,0 +1,102 @@
+"""Plain PyTorch twins of every fused op: the ground truth for the tests, the baseline for the
+benchmarks, and the ``torch`` backend. Same signatures and output dtypes as the fused ops;
+obviously right rather than fast; float64-capable.
+
+Shapes: the first dimension is the batch B; per-row results sum over all other dimensions.
+Results that are sums (log-likelihood, KL) are float32 for float16/bfloat16/float32 inputs
+and float64 for float64 inputs; z and gradients have their inputs' dtypes.
+"""
+
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_bernoulli, check_elbo, check_gaussian, check_reduction
+
+
+def _acc(t):
+    # the dtype sums are formed in: float64 stays, everything else goes to float32
+    return t if t.dtype == torch.float64 else t.float()
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per row: ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))``.
+
+    mu, logvar: (B, ...) of one float dtype. Returns (B,) float32 (float64 for float64).
+    """
+    check_gaussian(mu, logvar)
+    mu, logvar = _acc(mu), _acc(logvar)
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=tuple(range(1, mu.dim())))
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torch.Tensor] = None,
+                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """``z = mu + exp(0.5 * logvar) * eps``, eps ~ N(0, I) drawn with ``generator`` unless given.
+
+    Returns z with mu's shape and dtype.
+    """
+    check_gaussian(mu, logvar, eps, generator)
+    if eps is None:
+        eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
+    return mu + torch.exp(0.5 * logvar) * eps.to(mu.dtype)
+
+
+def reparameterize_kl(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torch.Tensor] = None,
+                      generator: Optional[torch.Generator] = None):
+    """``(reparameterize(mu, logvar, eps=eps), gaussian_kl(mu, logvar))``."""
+    return reparameterize(mu, logvar, eps=eps, generator=generator), gaussian_kl(mu, logvar)
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x | logits) of independent Bernoullis per row: ``sum(x * logits - softplus(logits))``.
+
+    logits: (B, ...) float; x: same shape, float in [0, 1], bool, or uint8 of 0/1.
+    Returns (B,) float32 (float64 for float64 logits). Stable for any finite logits.
+    """
+    check_bernoulli(logits, x)
+    logits = _acc(logits)
+    nll = F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none")
+    return -nll.sum(dim=tuple(range(1, logits.dim())))
+
+
+class ELBOTerms(NamedTuple):
+    """The reduced loss and its two per-row terms, for logging (``return_terms=True``)."""
+
+    loss: torch.Tensor            # reduced as asked
+    log_likelihood: torch.Tensor  # (B,) log p(x | z)
+    kl: torch.Tensor              # (B,) KL(q(z | x) || N(0, I))
+
+
+def _reduce(rows, reduction):
+    if reduction == "mean":
+        return rows.mean()
+    if reduction == "sum":
+        return rows.sum()
+    return rows
+
+
+def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+              beta: float = 1.0, reduction: str = "mean", return_terms: bool = False):
+    """Negative ELBO ``-(log p(x|z) - beta * KL)`` per row, then reduced; see ``fastvae.elbo_loss``."""
+    check_elbo(recon_logits, x, mu, logvar, beta, reduction)
+    ll = bernoulli_log_likelihood(recon_logits, x)
+    kl = gaussian_kl(mu, logvar)
+    loss = _reduce(beta * kl - ll, reduction)
+    return ELBOTerms(loss, ll, kl) if return_terms else loss
+
+
+class ELBOLoss(nn.Module):
+    """Module twin of ``reference.elbo_loss``; see ``fastvae.ELBOLoss``."""
+
+    def __init__(self, beta: float = 1.0, reduction: str = "mean", return_terms: bool = False):
+        super().__init__()
+        check_reduction(reduction)
+        self.beta, self.reduction, self.return_terms = float(beta), reduction, return_terms
+
+    def forward(self, recon_logits, x, mu, logvar):
+        return elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, reduction={self.reduction!r}"

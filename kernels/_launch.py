@@ -1,0 +1,44 @@
+"""Block-size choice shared by the launchers (host side only)."""
+
+import os
+
+import triton
+import triton.language as tl
+
+# Kernels decorated while TRITON_INTERPRET=1 run on CPU tensors through NumPy. The
+# interpreter costs ~1 ms per program instance whatever the block size, so it gets
+# larger tiles (fewer programs); a GPU gets tiles that keep registers in budget.
+try:  # triton >= 3.4 reads its environment through `knobs`
+    from triton import knobs as _knobs
+
+    INTERPRET = bool(_knobs.runtime.interpret)
+except (ImportError, AttributeError):  # pragma: no cover - older triton
+    INTERPRET = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+MAX_BLOCK_COLS = 1024
+_TILE_ELEMS = 16384 if INTERPRET else 4096
+
+
+def tile(n_rows: int, n_cols: int, block_rows=None, block_cols=None):
+    """Return (BLOCK_ROWS, BLOCK_COLS, num_warps) for a (n_rows, n_cols) row-reduction.
+
+    Rows are tiled several per program when the row is short; columns loop in blocks
+    of at most MAX_BLOCK_COLS. ``block_rows``/``block_cols`` override (powers of two),
+    which the tests use to force the column loop on small shapes.
+    """
+    if block_cols is None:
+        block_cols = min(triton.next_power_of_2(max(n_cols, 1)), MAX_BLOCK_COLS)
+    if block_rows is None:
+        block_rows = max(1, min(triton.next_power_of_2(max(n_rows, 1)), _TILE_ELEMS // block_cols))
+    for name, v in (("block_rows", block_rows), ("block_cols", block_cols)):
+        if v < 1 or v & (v - 1):
+            raise ValueError(f"{name} must be a power of two, got {v}")
+    num_warps = 8 if block_rows * block_cols >= 4096 else 4
+    return block_rows, block_cols, num_warps
+
+
+def acc_dtype(torch_dtype):
+    """Accumulation/compute dtype: float64 for float64 inputs, float32 otherwise."""
+    import torch
+
+    return tl.float64 if torch_dtype == torch.float64 else tl.float32

@@ -1,0 +1,127 @@
+r"""Fused Bernoulli log-likelihood with its gradient.
+
+For logits ``l`` and targets ``x`` in [0, 1], per row ``b`` of a (B, D) view:
+
+    ll[b]   = sum_d  x*l - softplus(l)
+    softplus(l) = max(l, 0) + log1p(exp(-|l|))          (never overflows, no log of a sigmoid)
+    d ll / d l  = x - sigmoid(l),  sigmoid(l) = 1/(1+e) if l >= 0 else e/(1+e),  e = exp(-|l|)
+    d ll / d x  = l
+
+Forward, one pass: read l and x once, write ll (B,) and, when a gradient is wanted,
+``grad = s * (x - sigmoid(l))`` into its own buffer, where ``s`` is the upstream gradient
+the caller expects (1 for a plain ``ll.sum()``; -1/B for a mean negative ELBO).
+Backward, ``bernoulli_ll_scale_grad_``: each program reads its rows' upstream gradient g;
+if every g equals s it returns at once (no pass over the buffer), otherwise it rescales the
+rows by g/s in place. Everything is computed in float32 (float64 for float64 logits).
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from ._launch import acc_dtype, tile
+
+
+@triton.jit
+def _log1p_small(e):
+    # log(1 + e) for e in [0, 1], accurate when 1 + e rounds to 1 (no tl.log1p in the
+    # interpreter): log(u) * e / (u - 1) with u = 1 + e cancels the rounding of u.
+    u = 1.0 + e
+    den = tl.where(u == 1.0, 1.0, u - 1.0)
+    return tl.where(u == 1.0, e, tl.log(u) * (e / den))
+
+
+@triton.jit
+def _bernoulli_ll_fwd_kernel(
+    l_ptr, x_ptr, ll_ptr, grad_ptr,
+    B, D,
+    stride_lb, stride_ld, stride_xb, stride_xd,
+    grad_scale,
+    ACC: tl.constexpr, NEED_GRAD: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_ok = rows < B
+    acc = tl.zeros([BLOCK_B, BLOCK_D], dtype=ACC)
+    for d0 in range(0, D, BLOCK_D):
+        cols = d0 + tl.arange(0, BLOCK_D).to(tl.int64)
+        mask = row_ok[:, None] & (cols < D)[None, :]
+        l = tl.load(l_ptr + rows[:, None] * stride_lb + cols[None, :] * stride_ld, mask=mask, other=0.0).to(ACC)
+        x = tl.load(x_ptr + rows[:, None] * stride_xb + cols[None, :] * stride_xd, mask=mask, other=0).to(ACC)
+        e = tl.exp(-tl.abs(l))
+        acc += tl.where(mask, x * l - (tl.maximum(l, 0.0) + _log1p_small(e)), 0.0)
+        if NEED_GRAD:
+            sig = tl.where(l >= 0, 1.0, e) / (1.0 + e)
+            g = grad_scale * (x - sig)
+            tl.store(grad_ptr + rows[:, None] * D + cols[None, :], g.to(grad_ptr.dtype.element_ty), mask=mask)
+    tl.store(ll_ptr + rows, tl.sum(acc, axis=1).to(ll_ptr.dtype.element_ty), mask=row_ok)
+
+
+@triton.jit
+def _scale_rows_kernel(
+    grad_ptr, g_ptr, B, D, stride_g, grad_scale,
+    ACC: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    # grad[b, :] *= g[b] / s, skipped when g[b] == s for every row of this program
+    # (the usual case: the forward already applied the expected upstream gradient).
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_ok = rows < B
+    g = tl.load(g_ptr + rows * stride_g, mask=row_ok, other=grad_scale).to(ACC)
+    # NaN != s, so a NaN upstream gradient is applied, never skipped.
+    n_same = tl.sum((g == grad_scale).to(tl.int32), axis=0)
+    if n_same != BLOCK_B:
+        factor = g / grad_scale
+        for d0 in range(0, D, BLOCK_D):
+            cols = d0 + tl.arange(0, BLOCK_D).to(tl.int64)
+            mask = row_ok[:, None] & (cols < D)[None, :]
+            ptrs = grad_ptr + rows[:, None] * D + cols[None, :]
+            v = tl.load(ptrs, mask=mask, other=0.0).to(ACC) * factor[:, None]
+            tl.store(ptrs, v.to(grad_ptr.dtype.element_ty), mask=mask)
+
+
+def bernoulli_ll_fwd(logits, x, grad_scale=1.0, need_grad=False, block_rows=None, block_cols=None):
+    """Launch the forward on 2-D (B, D) views (any strides).
+
+    logits: float16/bfloat16/float32/float64; x: any float dtype, bool or uint8, same shape.
+    Returns ``(ll, grad)``: ll (B,) float32 (float64 for float64 logits); grad a new
+    contiguous (B, D) tensor of logits' dtype holding ``grad_scale * (x - sigmoid(l))``,
+    or an empty tensor when ``need_grad`` is False.
+    """
+    B, D = logits.shape
+    out_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    ll = torch.empty(B, device=logits.device, dtype=out_dtype)
+    if need_grad:
+        grad = torch.empty((B, D), device=logits.device, dtype=logits.dtype)
+    else:
+        grad = torch.empty(0, device=logits.device, dtype=logits.dtype)
+    if B == 0:
+        return ll, grad
+    if D == 0:
+        ll.zero_()
+        return ll, grad
+    BB, BD, warps = tile(B, D, block_rows, block_cols)
+    _bernoulli_ll_fwd_kernel[(triton.cdiv(B, BB),)](
+        logits, x, ll, grad, B, D,
+        logits.stride(0), logits.stride(1), x.stride(0), x.stride(1),
+        float(grad_scale),
+        ACC=acc_dtype(logits.dtype), NEED_GRAD=bool(need_grad),
+        BLOCK_B=BB, BLOCK_D=BD, num_warps=warps,
+    )
+    return ll, grad
+
+
+def bernoulli_ll_scale_grad_(grad, g, grad_scale=1.0, block_rows=None, block_cols=None):
+    """In place: ``grad[b] *= g[b] / grad_scale``; programs whose rows all have g == grad_scale return early.
+
+    grad: contiguous (B, D), the buffer written by ``bernoulli_ll_fwd``; g: (B,) upstream
+    gradient, any stride (an expanded scalar has stride 0). No host synchronisation.
+    """
+    B, D = grad.shape
+    if B == 0 or D == 0:
+        return grad
+    BB, BD, warps = tile(B, D, block_rows, block_cols)
+    _scale_rows_kernel[(triton.cdiv(B, BB),)](
+        grad, g, B, D, g.stride(0), float(grad_scale),
+        ACC=acc_dtype(g.dtype), BLOCK_B=BB, BLOCK_D=BD, num_warps=warps,
+    )
+    return grad
