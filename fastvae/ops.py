@@ -6,6 +6,7 @@ functions at the bottom validate their inputs, then run the Triton kernels or
 ``fastvae.reference`` according to the backend (see ``fastvae._backend``).
 """
 
+import math
 from typing import Optional
 
 import torch
@@ -26,7 +27,7 @@ def _kernels():
 
 def _rows(t: Tensor) -> Tensor:
     """(B, ...) -> a (B, N) view (a copy only when the strides allow no view)."""
-    return t.reshape(t.shape[0], -1)
+    return t.reshape(t.shape[0], math.prod(t.shape[1:]))
 
 
 def _sum_dtype(t: Tensor):
