@@ -1,0 +1,36 @@
+"""``python -m fastvae`` (the install check) and ``benchmarks/count_bytes.py``."""
+
+import pathlib
+import runpy
+import sys
+
+import pytest
+
+from fastvae.__main__ import main
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_self_check_passes(dtype, capsys):
+    assert main(["--batch", "9", "--dim", "50", "--latent", "5", "--dtype", dtype]) == 0
+    out = capsys.readouterr().out
+    assert "running the Triton kernels" in out and "PASS" in out
+    assert "elbo_loss: grad logits" in out
+
+
+def test_self_check_fails_on_a_wrong_kernel(capsys, monkeypatch):
+    import fastvae.ops as ops
+
+    real = ops._bernoulli_ll_scaled
+    monkeypatch.setattr(ops, "_bernoulli_ll_scaled", lambda l, x, s: real(l, x, s) * 1.01)
+    assert main(["--batch", "4", "--dim", "8", "--latent", "2"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_count_bytes_runs(capsys, monkeypatch):
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "count_bytes.py"
+    monkeypatch.setattr(sys, "argv", [str(path), "--batch", "64", "--dim", "784", "--latent", "8"])
+    runpy.run_path(str(path), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "eager PyTorch:" in out and "fastvae: 2 kernels forward, 2 backward" in out
+    ratio = float(out.split("ratio eager / fastvae bytes: ")[1].split("x")[0])
+    assert ratio > 2
