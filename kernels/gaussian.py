@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import acc_dtype, tile
+from ._launch import RNG_TILE, acc_dtype, tile
 
 
 @triton.jit
@@ -140,7 +140,7 @@ def reparameterize_kl_fwd(mu, logvar, eps=None, seed=None, write_z=True, write_k
         return z, kl
     if write_z and eps is None and seed is None:
         raise ValueError("reparameterize_kl_fwd: give eps or seed to draw z")
-    BB, BL, warps = tile(B, L, block_rows, block_cols)
+    BB, BL, warps = tile(B, L, block_rows, block_cols, RNG_TILE)
     _reparameterize_kl_fwd_kernel[(triton.cdiv(B, BB),)](
         mu, logvar, eps if eps is not None else mu, seed if seed is not None else mu, z, kl,
         B, L, *_strides(mu), *_strides(logvar), *_strides(eps),
@@ -163,7 +163,7 @@ def reparameterize_kl_bwd(mu, logvar, eps, seed, grad_z, grad_kl, block_rows=Non
         return gmu.zero_(), glv.zero_()
     if grad_z is not None and eps is None and seed is None:
         raise ValueError("reparameterize_kl_bwd: give eps or seed to regenerate eps")
-    BB, BL, warps = tile(B, L, block_rows, block_cols)
+    BB, BL, warps = tile(B, L, block_rows, block_cols, RNG_TILE)
     _reparameterize_kl_bwd_kernel[(triton.cdiv(B, BB),)](
         mu, logvar, eps if eps is not None else mu, seed if seed is not None else mu,
         grad_z if grad_z is not None else mu, grad_kl if grad_kl is not None else mu, gmu, glv,
