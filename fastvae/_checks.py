@@ -1,5 +1,7 @@
 """Input validation shared by the fused ops and their references (metadata only: no sync)."""
 
+from numbers import Real
+
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -57,14 +59,29 @@ def check_reduction(reduction):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def check_elbo(recon_logits, x, mu, logvar, beta, reduction):
+def check_beta(beta):
+    if isinstance(beta, bool) or not isinstance(beta, Real):
+        raise TypeError(f"beta must be a real number (float, int or NumPy scalar), got {type(beta).__name__}")
+
+
+def check_elbo(recon_logits, x, mu, logvar, beta, reduction, kl=None):
     check_bernoulli(recon_logits, x)
-    check_gaussian(mu, logvar)
-    if recon_logits.shape[0] != mu.shape[0]:
-        raise ValueError(f"recon_logits and mu must have the same batch size, got "
-                         f"{tuple(recon_logits.shape)} and {tuple(mu.shape)}")
-    if recon_logits.device != mu.device:
-        raise ValueError(f"recon_logits and mu must be on the same device, got {recon_logits.device} and {mu.device}")
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
-        raise TypeError(f"beta must be a Python float, got {type(beta).__name__}")
+    if kl is None:
+        if mu is None or logvar is None:
+            raise ValueError("pass mu and logvar, or the per-row kl (e.g. from fastvae.reparameterize_kl)")
+        check_gaussian(mu, logvar)
+        batch, name, device = mu.shape[0], "mu", mu.device
+    else:
+        if mu is not None or logvar is not None:
+            raise ValueError("pass either mu and logvar, or kl, not both")
+        _float("kl", kl)
+        if kl.dim() != 1:
+            raise ValueError(f"kl must be per row, shape (B,), got {tuple(kl.shape)}")
+        batch, name, device = kl.shape[0], "kl", kl.device
+    if recon_logits.shape[0] != batch:
+        raise ValueError(f"recon_logits and {name} must have the same batch size, got "
+                         f"{tuple(recon_logits.shape)} and batch {batch}")
+    if recon_logits.device != device:
+        raise ValueError(f"recon_logits and {name} must be on the same device, got {recon_logits.device} and {device}")
+    check_beta(beta)
     check_reduction(reduction)

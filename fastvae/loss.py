@@ -1,19 +1,22 @@
 """The VAE objective: negative ELBO with a Bernoulli decoder and a N(0, I) prior."""
 
+from typing import Optional
+
 import torch
 from torch import nn
 
 from . import reference
 from ._backend import use_triton
-from ._checks import check_elbo, check_reduction
+from ._checks import check_beta, check_elbo, check_reduction
 from .ops import _bernoulli_ll_scaled, gaussian_kl
 from .reference import ELBOTerms, _reduce
 
 __all__ = ["ELBOLoss", "ELBOTerms", "elbo_loss"]
 
 
-def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-              beta: float = 1.0, reduction: str = "mean", return_terms: bool = False):
+def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Tensor] = None,
+              logvar: Optional[torch.Tensor] = None, beta: float = 1.0, reduction: str = "mean",
+              return_terms: bool = False, *, kl: Optional[torch.Tensor] = None):
     """Negative ELBO of a VAE with Bernoulli decoder and N(0, I) prior, fused.
 
     Per row: ``loss = -(log p(x | z) - beta * KL(q(z|x) || N(0, I)))`` with
@@ -24,23 +27,28 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, log
         recon_logits: (B, ...) decoder output, Bernoulli **logits** (not probabilities).
         x: targets of recon_logits' shape: float in [0, 1], bool, or uint8 of 0/1.
         mu, logvar: (B, ...) parameters of the diagonal Gaussian q(z | x).
-        beta: weight of the KL term (beta-VAE, KL warm-up).
+        beta: weight of the KL term (beta-VAE, KL warm-up); a real number.
         reduction: ``'mean'`` (over the batch: nats per example; note that
-            ``nn.BCEWithLogitsLoss``'s mean is per *element*), ``'sum'``, or ``'none'`` (B,).
+            ``nn.BCEWithLogitsLoss``'s mean is per *element*; NaN for an empty batch, as
+            ``torch.mean``), ``'sum'``, or ``'none'`` (B,).
         return_terms: also return the per-row terms, as ``ELBOTerms(loss, log_likelihood, kl)``.
+        kl: instead of ``mu, logvar``, the per-row KL (B,) the model already has from
+            ``fastvae.reparameterize_kl``, so the KL is not computed twice.
 
     Returns:
-        The loss (float32; float64 for float64 logits), or ``ELBOTerms`` when ``return_terms``.
+        The loss, or ``ELBOTerms`` when ``return_terms``. Its dtype is the promotion of the two
+        per-row terms: float32 for float16/bfloat16/float32 inputs, float64 if either is float64.
     """
-    check_elbo(recon_logits, x, mu, logvar, beta, reduction)
+    check_elbo(recon_logits, x, mu, logvar, beta, reduction, kl)
     if not use_triton(recon_logits):
-        return reference.elbo_loss(recon_logits, x, mu, logvar, beta, reduction, return_terms)
+        return reference.elbo_loss(recon_logits, x, mu, logvar, beta, reduction, return_terms, kl=kl)
     B = recon_logits.shape[0]
     # The upstream gradient log p(x|z) will receive from `loss.backward()`: folded into the
     # gradient the forward stores, so that backward has nothing left to do over (B, D).
     grad_scale = -1.0 / B if (reduction == "mean" and B > 0) else -1.0
     ll = _bernoulli_ll_scaled(recon_logits, x, grad_scale)
-    kl = gaussian_kl(mu, logvar)
+    if kl is None:
+        kl = gaussian_kl(mu, logvar)
     loss = _reduce(beta * kl - ll, reduction)
     return ELBOTerms(loss, ll, kl) if return_terms else loss
 
@@ -51,27 +59,27 @@ class ELBOLoss(nn.Module):
     Replaces the classic ``loss_function(recon_x, x, mu, logvar)`` of PyTorch's VAE example
     (``BCE(recon_x, x, reduction='sum') + KLD``), taking decoder **logits** instead of
     probabilities: ``ELBOLoss(reduction='sum')(logits, x, mu, logvar)`` is that loss, computed
-    stably and in fused passes.
+    stably and in fused passes. A model that already has the KL from
+    ``fastvae.reparameterize_kl`` passes it instead: ``loss_fn(logits, x, kl=kl)``.
 
     Args:
-        beta: weight of the KL term.
+        beta: weight of the KL term (a real number).
         reduction: ``'mean'`` over the batch (nats per example, default; differs from
             ``BCEWithLogitsLoss``, whose mean is per element), ``'sum'``, or ``'none'``.
         return_terms: forward returns ``ELBOTerms(loss, log_likelihood, kl)`` for logging.
 
-    Shapes: recon_logits and x (B, ...), mu and logvar (B, ...); output scalar, or (B,) for
-    ``'none'``.
+    Shapes: recon_logits and x (B, ...), mu and logvar (B, ...) or kl (B,); output scalar,
+    or (B,) for ``'none'``.
     """
 
     def __init__(self, beta: float = 1.0, reduction: str = "mean", return_terms: bool = False):
         super().__init__()
         check_reduction(reduction)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)):
-            raise TypeError(f"beta must be a Python float, got {type(beta).__name__}")
+        check_beta(beta)
         self.beta, self.reduction, self.return_terms = float(beta), reduction, bool(return_terms)
 
-    def forward(self, recon_logits, x, mu, logvar):
-        return elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms)
+    def forward(self, recon_logits, x, mu=None, logvar=None, *, kl=None):
+        return elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms, kl=kl)
 
     def extra_repr(self):
         return f"beta={self.beta}, reduction={self.reduction!r}"

@@ -34,6 +34,21 @@ def _sum_dtype(t: Tensor):
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
+def _per_row(g: Tensor, like: Tensor) -> Tensor:
+    """(B,) -> (B, 1, ..., 1) to broadcast against ``like``."""
+    return g.view((-1,) + (1,) * (like.dim() - 1))
+
+
+def _no_double_backward(op):
+    # Backward runs with grad mode on only under create_graph=True. The fused backward kernels
+    # are not themselves differentiable: refuse rather than return second-order gradients
+    # that silently miss terms.
+    if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        raise RuntimeError(
+            f"fastvae.{op} is not twice differentiable (backward with create_graph=True); "
+            "use the 'torch' backend (fastvae.set_backend('torch')) for higher-order gradients")
+
+
 # --------------------------------------------------------------------------- seed
 
 @torch.library.custom_op("fastvae::draw_seed", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,))
@@ -94,11 +109,17 @@ def _rkl_setup(ctx, inputs, output):
 
 
 def _rkl_backward(ctx, grad_z, grad_kl):
+    _no_double_backward("reparameterize_kl")
     mu, logvar, eps, seed = ctx.saved_tensors
     grad_z = grad_z if ctx.write_z else None
     grad_kl = grad_kl if ctx.write_kl else None
-    gmu, glv = _reparameterize_kl_backward(mu, logvar, eps, seed if eps is None else None, grad_z, grad_kl)
-    return gmu, glv, None, None, None, None
+    gmu = glv = geps = None
+    if grad_z is not None or grad_kl is not None:
+        gmu, glv = _reparameterize_kl_backward(mu, logvar, eps, seed if eps is None else None, grad_z, grad_kl)
+    if eps is not None and ctx.needs_input_grad[2] and grad_z is not None:
+        # d z / d eps = std (a caller's own noise that requires grad; rare, so plain torch)
+        geps = (grad_z * torch.exp(0.5 * logvar.to(_sum_dtype(logvar)))).to(eps.dtype)
+    return gmu, glv, geps, None, None, None
 
 
 _reparameterize_kl.register_autograd(_rkl_backward, setup_context=_rkl_setup)
@@ -107,48 +128,77 @@ _reparameterize_kl.register_autograd(_rkl_backward, setup_context=_rkl_setup)
 # --------------------------------------------------------------------------- Bernoulli log-likelihood
 
 @torch.library.custom_op("fastvae::bernoulli_ll", mutates_args=())
-def _bernoulli_ll(logits: Tensor, x: Tensor, grad_scale: float, need_grad: bool) -> tuple[Tensor, Tensor]:
-    ll, grad = _kernels().bernoulli_ll_fwd(_rows(logits), _rows(x), grad_scale, need_grad)
-    return ll, (grad.view(logits.shape) if need_grad else grad)
+def _bernoulli_ll(logits: Tensor, x: Tensor, grad_scale: float, store_grad: bool) -> tuple[Tensor, Tensor]:
+    ll, grad = _kernels().bernoulli_ll_fwd(_rows(logits), _rows(x), grad_scale, store_grad)
+    return ll, (grad.view(logits.shape) if store_grad else grad)
 
 
 @_bernoulli_ll.register_fake
-def _(logits, x, grad_scale, need_grad):
+def _(logits, x, grad_scale, store_grad):
     ll = logits.new_empty((logits.shape[0],), dtype=_sum_dtype(logits))
-    grad = logits.new_empty(logits.shape if need_grad else (0,))
+    grad = logits.new_empty(logits.shape if store_grad else (0,))
     return ll, grad
 
 
+@torch.library.custom_op("fastvae::bernoulli_ll_scale_grad_", mutates_args=("grad",))
+def _bernoulli_ll_scale_grad_(grad: Tensor, grad_ll: Tensor, grad_scale: float) -> None:
+    """In place on the forward's own gradient buffer: rows times grad_ll / grad_scale; the
+    kernel's programs return at once where grad_ll == grad_scale (no host sync)."""
+    _kernels().bernoulli_ll_scale_grad_(_rows(grad), grad_ll, grad_scale)
+
+
+@_bernoulli_ll_scale_grad_.register_fake
+def _(grad, grad_ll, grad_scale):
+    return None
+
+
+@torch.library.custom_op("fastvae::bernoulli_ll_backward", mutates_args=())
+def _bernoulli_ll_backward(logits: Tensor, x: Tensor, grad_ll: Tensor) -> Tensor:
+    """The recomputed gradient ``grad_ll * (x - sigmoid(logits))``, one pass over logits and x."""
+    return _kernels().bernoulli_ll_bwd(_rows(logits), _rows(x), grad_ll).view(logits.shape)
+
+
+@_bernoulli_ll_backward.register_fake
+def _(logits, x, grad_ll):
+    return torch.empty_like(logits, memory_format=torch.contiguous_format)
+
+
 def _bll_setup(ctx, inputs, output):
-    logits, x, grad_scale, need_grad = inputs
-    ctx.grad_scale, ctx.need_grad, ctx.consumed = grad_scale, need_grad, False
-    keep_logits = x.requires_grad  # d ll / d x = logits: kept only when x needs it
-    ctx.save_for_backward(output[1], logits if keep_logits else None)
+    logits, x, grad_scale, store_grad = inputs
+    ctx.grad_scale, ctx.store_grad, ctx.consumed, ctx.x_dtype = grad_scale, store_grad, False, x.dtype
+    # logits (and x) are kept only where backward reads them: to recompute the gradient when
+    # it was not stored, and for d ll / d x = logits when x needs a gradient.
+    recompute = logits.requires_grad and not store_grad
+    ctx.save_for_backward(output[1] if store_grad else None,
+                          logits if recompute or x.requires_grad else None, x if recompute else None)
     ctx.mark_non_differentiable(output[1])
     ctx.set_materialize_grads(False)
 
 
 def _bll_backward(ctx, grad_ll, _grad_buffer):
-    grad, logits = ctx.saved_tensors
     grad_logits = grad_x = None
     if grad_ll is None:
         return None, None, None, None
-    if ctx.need_grad and ctx.needs_input_grad[0]:
-        if torch.compiler.is_compiling():
+    _no_double_backward("bernoulli_log_likelihood")
+    if ctx.consumed:
+        raise RuntimeError(
+            "fastvae.bernoulli_log_likelihood: backward ran twice through the same graph "
+            "(retain_graph=True). The fused op keeps one gradient buffer and scales it in place; "
+            "recompute the forward, or use the 'torch' backend for repeated backward passes.")
+    grad, logits, x = ctx.saved_tensors
+    if ctx.needs_input_grad[0]:
+        if not ctx.store_grad:
+            grad_logits = _bernoulli_ll_backward(logits, x, grad_ll)
+        elif torch.compiler.is_compiling():
             # traced graphs stay functional: one scaled copy, fused by the compiler
-            factor = (grad_ll / ctx.grad_scale).view((-1,) + (1,) * (grad.dim() - 1))
+            factor = _per_row(grad_ll / ctx.grad_scale, grad)
             grad_logits = (grad.to(factor.dtype) * factor).to(grad.dtype)
         else:
-            if ctx.consumed:
-                raise RuntimeError(
-                    "fastvae.bernoulli_log_likelihood: backward ran twice through the same graph "
-                    "(retain_graph=True). The fused op keeps one gradient buffer and scales it in place; "
-                    "recompute the forward, or use the 'torch' backend for repeated backward passes.")
             ctx.consumed = True
-            _kernels().bernoulli_ll_scale_grad_(_rows(grad), grad_ll, ctx.grad_scale)
+            _bernoulli_ll_scale_grad_(grad, grad_ll, ctx.grad_scale)
             grad_logits = grad
-    if logits is not None and ctx.needs_input_grad[1]:
-        grad_x = grad_ll.view((-1,) + (1,) * (logits.dim() - 1)) * logits
+    if ctx.needs_input_grad[1]:
+        grad_x = (_per_row(grad_ll, logits) * logits).to(ctx.x_dtype)
     return grad_logits, grad_x, None, None
 
 
@@ -213,12 +263,13 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
 def _bernoulli_ll_scaled(logits: Tensor, x: Tensor, grad_scale: float) -> Tensor:
     """The fused op with ``grad_scale``: the upstream gradient the caller expects for ll.
 
-    The forward stores ``grad_scale * d ll / d logits``; when the upstream gradient equals
-    ``grad_scale`` (checked on the device) the backward does no pass over the buffer.
-    Inputs must already be validated.
+    float32/bfloat16/float64 logits: the forward stores ``grad_scale * d ll / d logits``; when
+    the upstream gradient equals ``grad_scale`` (checked on the device) the backward does no pass
+    over the buffer. float16 logits: the backward recomputes the gradient from logits and x, so
+    no pre-scaled value is ever rounded to float16. Inputs must already be validated.
     """
-    need_grad = torch.is_grad_enabled() and logits.requires_grad
-    return _bernoulli_ll(logits, x, float(grad_scale), need_grad)[0]
+    store_grad = torch.is_grad_enabled() and logits.requires_grad and logits.dtype != torch.float16
+    return _bernoulli_ll(logits, x, float(grad_scale), store_grad)[0]
 
 
 def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
@@ -238,7 +289,9 @@ def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
     With the Triton backend the forward computes the gradient in the same pass into its own
     buffer (the caller's logits are never overwritten); the backward only applies the upstream
     gradient, and skips even that when it is exactly 1 (as after ``ll.sum().backward()``).
-    The gradient for x (``logits``) is computed too when x requires grad.
+    float16 logits instead get their gradient recomputed in one backward pass (float16's range
+    is too small to store it ahead of the loss scale). The gradient for x (``logits``) is
+    computed too when x requires grad. Not twice differentiable (``create_graph=True`` raises).
     """
     check_bernoulli(logits, x)
     if not use_triton(logits):

@@ -7,18 +7,24 @@ Results that are sums (log-likelihood, KL) are float32 for float16/bfloat16/floa
 and float64 for float64 inputs; z and gradients have their inputs' dtypes.
 """
 
+import math
 from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_bernoulli, check_elbo, check_gaussian, check_reduction
+from ._checks import check_bernoulli, check_beta, check_elbo, check_gaussian, check_reduction
 
 
 def _acc(t):
     # the dtype sums are formed in: float64 stays, everything else goes to float32
     return t if t.dtype == torch.float64 else t.float()
+
+
+def _row_sum(t):
+    # sum over every non-batch dimension; (B,) stays (B,) (torch's sum(dim=()) would sum all)
+    return t.reshape(t.shape[0], math.prod(t.shape[1:])).sum(1)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -28,7 +34,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """
     check_gaussian(mu, logvar)
     mu, logvar = _acc(mu), _acc(logvar)
-    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=tuple(range(1, mu.dim())))
+    return -0.5 * _row_sum(1 + logvar - mu.pow(2) - logvar.exp())
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torch.Tensor] = None,
@@ -39,7 +45,9 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torc
     """
     check_gaussian(mu, logvar, eps, generator)
     if eps is None:
-        eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
+        # randn_like keeps torch.compile's dynamic shapes symbolic; a generator needs randn
+        eps = torch.randn_like(mu) if generator is None else \
+            torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
     return mu + torch.exp(0.5 * logvar) * eps.to(mu.dtype)
 
 
@@ -58,7 +66,7 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     check_bernoulli(logits, x)
     logits = _acc(logits)
     nll = F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none")
-    return -nll.sum(dim=tuple(range(1, logits.dim())))
+    return -_row_sum(nll)
 
 
 class ELBOTerms(NamedTuple):
@@ -77,12 +85,14 @@ def _reduce(rows, reduction):
     return rows
 
 
-def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-              beta: float = 1.0, reduction: str = "mean", return_terms: bool = False):
+def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Tensor] = None,
+              logvar: Optional[torch.Tensor] = None, beta: float = 1.0, reduction: str = "mean",
+              return_terms: bool = False, *, kl: Optional[torch.Tensor] = None):
     """Negative ELBO ``-(log p(x|z) - beta * KL)`` per row, then reduced; see ``fastvae.elbo_loss``."""
-    check_elbo(recon_logits, x, mu, logvar, beta, reduction)
+    check_elbo(recon_logits, x, mu, logvar, beta, reduction, kl)
     ll = bernoulli_log_likelihood(recon_logits, x)
-    kl = gaussian_kl(mu, logvar)
+    if kl is None:
+        kl = gaussian_kl(mu, logvar)
     loss = _reduce(beta * kl - ll, reduction)
     return ELBOTerms(loss, ll, kl) if return_terms else loss
 
@@ -93,10 +103,11 @@ class ELBOLoss(nn.Module):
     def __init__(self, beta: float = 1.0, reduction: str = "mean", return_terms: bool = False):
         super().__init__()
         check_reduction(reduction)
-        self.beta, self.reduction, self.return_terms = float(beta), reduction, return_terms
+        check_beta(beta)
+        self.beta, self.reduction, self.return_terms = float(beta), reduction, bool(return_terms)
 
-    def forward(self, recon_logits, x, mu, logvar):
-        return elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms)
+    def forward(self, recon_logits, x, mu=None, logvar=None, *, kl=None):
+        return elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms, kl=kl)
 
     def extra_repr(self):
         return f"beta={self.beta}, reduction={self.reduction!r}"

@@ -7,12 +7,19 @@ For logits ``l`` and targets ``x`` in [0, 1], per row ``b`` of a (B, D) view:
     d ll / d l  = x - sigmoid(l),  sigmoid(l) = 1/(1+e) if l >= 0 else e/(1+e),  e = exp(-|l|)
     d ll / d x  = l
 
-Forward, one pass: read l and x once, write ll (B,) and, when a gradient is wanted,
-``grad = s * (x - sigmoid(l))`` into its own buffer, where ``s`` is the upstream gradient
-the caller expects (1 for a plain ``ll.sum()``; -1/B for a mean negative ELBO).
-Backward, ``bernoulli_ll_scale_grad_``: each program reads its rows' upstream gradient g;
-if every g equals s it returns at once (no pass over the buffer), otherwise it rescales the
-rows by g/s in place. Everything is computed in float32 (float64 for float64 logits).
+Two ways to get d ll / d l, chosen by the caller:
+
+* stored (float32, bfloat16, float64 logits): the forward, in its one pass, also writes
+  ``grad = s * (x - sigmoid(l))`` into its own buffer, where ``s`` is the upstream gradient the
+  caller expects (1 for a plain ``ll.sum()``; -1/B for a mean negative ELBO).
+  ``bernoulli_ll_scale_grad_`` then has each program read its rows' upstream gradient g and
+  return at once if every g equals s (no pass over the buffer); otherwise it rescales those
+  rows by g/s in place.
+* recomputed (float16 logits): the forward writes only ll; ``bernoulli_ll_bwd`` reads l and x
+  again and writes ``g * (x - sigmoid(l))`` once. Storing ``-1/B * (x - sigmoid(l))`` in float16
+  would underflow (float16's smallest subnormal is 6e-8) before a loss scaler multiplied it back.
+
+All arithmetic is float32 (float64 for float64 logits); each gradient is stored once.
 """
 
 import torch
@@ -37,7 +44,7 @@ def _bernoulli_ll_fwd_kernel(
     B, D,
     stride_lb, stride_ld, stride_xb, stride_xd,
     grad_scale,
-    ACC: tl.constexpr, NEED_GRAD: tl.constexpr,
+    ACC: tl.constexpr, STORE_GRAD: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -50,11 +57,33 @@ def _bernoulli_ll_fwd_kernel(
         x = tl.load(x_ptr + rows[:, None] * stride_xb + cols[None, :] * stride_xd, mask=mask, other=0).to(ACC)
         e = tl.exp(-tl.abs(l))
         acc += tl.where(mask, x * l - (tl.maximum(l, 0.0) + _log1p_small(e)), 0.0)
-        if NEED_GRAD:
+        if STORE_GRAD:
             sig = tl.where(l >= 0, 1.0, e) / (1.0 + e)
             g = grad_scale * (x - sig)
             tl.store(grad_ptr + rows[:, None] * D + cols[None, :], g.to(grad_ptr.dtype.element_ty), mask=mask)
     tl.store(ll_ptr + rows, tl.sum(acc, axis=1).to(ll_ptr.dtype.element_ty), mask=row_ok)
+
+
+@triton.jit
+def _bernoulli_ll_bwd_kernel(
+    l_ptr, x_ptr, g_ptr, grad_ptr,
+    B, D,
+    stride_lb, stride_ld, stride_xb, stride_xd, stride_g,
+    ACC: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    # grad[b, d] = g[b] * (x - sigmoid(l)), from l and x read again
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_ok = rows < B
+    g = tl.load(g_ptr + rows * stride_g, mask=row_ok, other=0.0).to(ACC)
+    for d0 in range(0, D, BLOCK_D):
+        cols = d0 + tl.arange(0, BLOCK_D).to(tl.int64)
+        mask = row_ok[:, None] & (cols < D)[None, :]
+        l = tl.load(l_ptr + rows[:, None] * stride_lb + cols[None, :] * stride_ld, mask=mask, other=0.0).to(ACC)
+        x = tl.load(x_ptr + rows[:, None] * stride_xb + cols[None, :] * stride_xd, mask=mask, other=0).to(ACC)
+        e = tl.exp(-tl.abs(l))
+        sig = tl.where(l >= 0, 1.0, e) / (1.0 + e)
+        grad = g[:, None] * (x - sig)
+        tl.store(grad_ptr + rows[:, None] * D + cols[None, :], grad.to(grad_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -79,18 +108,18 @@ def _scale_rows_kernel(
             tl.store(ptrs, v.to(grad_ptr.dtype.element_ty), mask=mask)
 
 
-def bernoulli_ll_fwd(logits, x, grad_scale=1.0, need_grad=False, block_rows=None, block_cols=None):
+def bernoulli_ll_fwd(logits, x, grad_scale=1.0, store_grad=False, block_rows=None, block_cols=None):
     """Launch the forward on 2-D (B, D) views (any strides).
 
     logits: float16/bfloat16/float32/float64; x: any float dtype, bool or uint8, same shape.
     Returns ``(ll, grad)``: ll (B,) float32 (float64 for float64 logits); grad a new
     contiguous (B, D) tensor of logits' dtype holding ``grad_scale * (x - sigmoid(l))``,
-    or an empty tensor when ``need_grad`` is False.
+    or an empty tensor when ``store_grad`` is False.
     """
     B, D = logits.shape
     out_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
     ll = torch.empty(B, device=logits.device, dtype=out_dtype)
-    if need_grad:
+    if store_grad:
         grad = torch.empty((B, D), device=logits.device, dtype=logits.dtype)
     else:
         grad = torch.empty(0, device=logits.device, dtype=logits.dtype)
@@ -104,10 +133,27 @@ def bernoulli_ll_fwd(logits, x, grad_scale=1.0, need_grad=False, block_rows=None
         logits, x, ll, grad, B, D,
         logits.stride(0), logits.stride(1), x.stride(0), x.stride(1),
         float(grad_scale),
-        ACC=acc_dtype(logits.dtype), NEED_GRAD=bool(need_grad),
+        ACC=acc_dtype(logits.dtype), STORE_GRAD=bool(store_grad),
         BLOCK_B=BB, BLOCK_D=BD, num_warps=warps,
     )
     return ll, grad
+
+
+def bernoulli_ll_bwd(logits, x, g, block_rows=None, block_cols=None):
+    """Recompute the gradient: a new contiguous (B, D) tensor of logits' dtype holding
+    ``g[b] * (x - sigmoid(logits))``. logits, x: 2-D (B, D) views, any strides; g: (B,), any
+    stride (stride 0 for an expanded scalar)."""
+    B, D = logits.shape
+    grad = torch.empty((B, D), device=logits.device, dtype=logits.dtype)
+    if B == 0 or D == 0:
+        return grad
+    BB, BD, warps = tile(B, D, block_rows, block_cols)
+    _bernoulli_ll_bwd_kernel[(triton.cdiv(B, BB),)](
+        logits, x, g, grad, B, D,
+        logits.stride(0), logits.stride(1), x.stride(0), x.stride(1), g.stride(0),
+        ACC=acc_dtype(logits.dtype), BLOCK_B=BB, BLOCK_D=BD, num_warps=warps,
+    )
+    return grad
 
 
 def bernoulli_ll_scale_grad_(grad, g, grad_scale=1.0, block_rows=None, block_cols=None):

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import fastvae
 from fastvae import reference
-from fastvae.kernels import bernoulli_ll_fwd, bernoulli_ll_scale_grad_
+from fastvae.kernels import bernoulli_ll_bwd, bernoulli_ll_fwd, bernoulli_ll_scale_grad_
 
 from helpers import assert_close64, randn, sum_dtype
 
@@ -155,7 +155,7 @@ def test_column_loop_and_many_programs(dtype, device):
     B, D = 13, 70
     logits = randn((B, D), dtype, device, scale=3.0)
     x = _targets((B, D), "float", device)
-    ll, grad = bernoulli_ll_fwd(logits, x, grad_scale=-0.125, need_grad=True, block_rows=4, block_cols=16)
+    ll, grad = bernoulli_ll_fwd(logits, x, grad_scale=-0.125, store_grad=True, block_rows=4, block_cols=16)
     ll64, gl64, _ = _ref64(logits, x, torch.full((B,), -0.125, device=device))
     assert_close64(ll, ll64, msg="ll")
     assert_close64(grad, gl64, msg="grad")
@@ -163,6 +163,8 @@ def test_column_loop_and_many_programs(dtype, device):
     bernoulli_ll_scale_grad_(grad, g, -0.125, block_rows=4, block_cols=16)
     _, gl64, _ = _ref64(logits, x, g)
     assert_close64(grad, gl64, msg="rescaled grad")
+    recomputed = bernoulli_ll_bwd(logits, x, g, block_rows=4, block_cols=16)
+    assert_close64(recomputed, gl64, msg="recomputed grad")
 
 
 def test_no_gradient_buffer_without_grad(device):

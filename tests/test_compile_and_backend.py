@@ -96,3 +96,21 @@ def test_environment_variable_selects_backend():
     env["FASTVAE_BACKEND"] = "bogus"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode != 0 and "FASTVAE_BACKEND" not in out.stdout and "auto" in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_compile_with_a_changing_batch_size(backend, device):
+    # a smaller last batch makes torch.compile go dynamic; both paths must trace symbolically
+    def f(mu, logvar, logits, x):
+        z, kl = fastvae.reparameterize_kl(mu, logvar)
+        return fastvae.elbo_loss(logits, x, kl=kl) + z.square().mean()
+
+    torch._dynamo.reset()
+    cf = torch.compile(f, fullgraph=True)
+    with fastvae.backend(backend):
+        for B in (16, 8, 5):
+            mu, logvar = torch.randn(B, 3, device=device), torch.randn(B, 3, device=device)
+            logits, x = torch.randn(B, 10, device=device), torch.rand(B, 10, device=device)
+            out = cf(mu, logvar, logits, x)
+            assert out.shape == () and torch.isfinite(out)

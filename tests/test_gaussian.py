@@ -227,3 +227,11 @@ def test_over_2_31_elements():
     assert z[-1].float().eq(2.0).all()
     assert kl[-1].item() == pytest.approx(0.5 * 4 * L)
     assert kl[0].item() == 0
+
+
+def test_given_noise_gets_its_gradient(device):
+    mu, logvar = torch.randn(4, 6, device=device), torch.randn(4, 6, device=device)
+    eps = torch.randn(4, 6, device=device, requires_grad=True)
+    gz = torch.randn(4, 6, device=device)
+    fastvae.reparameterize(mu, logvar, eps=eps).backward(gz)
+    torch.testing.assert_close(eps.grad, gz * torch.exp(0.5 * logvar))

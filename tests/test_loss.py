@@ -117,3 +117,71 @@ def test_usual_backward_leaves_nothing_to_do(reduction, dtype, device, monkeypat
     assert seen == [True], "the backward should take the early exit on every row"
     (fastvae.ELBOLoss(reduction=reduction)(logits, x, mu, logvar) * 3).backward()
     assert seen == [True, False]
+
+
+def test_float16_mean_loss_with_loss_scaling_keeps_small_gradients(device):
+    # AMP-style: float16 logits, mean over a large batch, loss multiplied by 65536 (GradScaler).
+    # A gradient stored pre-scaled by -1/B in float16 would underflow to 0 before the 65536
+    # arrives; float16 logits therefore recompute their gradient in backward.
+    B, D = 4096, 16
+    logits = (10 + torch.rand(B, D, device=device)).to(torch.float16).requires_grad_(True)
+    x = torch.ones(B, D, device=device, dtype=torch.uint8)
+    mu = logvar = torch.zeros(B, 2, device=device, dtype=torch.float16)
+    (fastvae.elbo_loss(logits, x, mu, logvar) * 65536.0).backward()
+    l64 = logits.detach().double().requires_grad_(True)
+    (reference.elbo_loss(l64, x, mu.double(), logvar.double()) * 65536.0).backward()
+    assert (logits.grad != 0).all()
+    assert_close64(logits.grad, l64.grad, msg="grad_logits")
+
+
+def test_kl_from_the_model_is_not_recomputed(device):
+    logits, x, mu, logvar = _inputs(11, 40, 5, torch.float32, device)
+    z, kl = fastvae.reparameterize_kl(mu, logvar)
+    loss = fastvae.ELBOLoss(beta=0.7)(logits, x, kl=kl)
+    want = fastvae.ELBOLoss(beta=0.7)(logits, x, mu, logvar)
+    torch.testing.assert_close(loss, want)
+    g_kl = torch.autograd.grad(loss, (mu, logvar), retain_graph=True)
+    g_ref = torch.autograd.grad(want, (mu, logvar))
+    torch.testing.assert_close(g_kl, g_ref)
+    ref = reference.elbo_loss(logits, x, beta=0.7, kl=reference.gaussian_kl(mu, logvar))
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="not both"):
+        fastvae.elbo_loss(logits, x, mu, logvar, kl=kl)
+    with pytest.raises(ValueError, match="mu and logvar, or"):
+        fastvae.elbo_loss(logits, x)
+    with pytest.raises(ValueError, match=r"kl must be per row"):
+        fastvae.elbo_loss(logits, x, kl=kl[:, None])
+
+
+def test_beta_accepts_numpy_scalars(device):
+    np = pytest.importorskip("numpy")
+    logits, x, mu, logvar = _inputs(3, 8, 2, torch.float32, device)
+    a = fastvae.elbo_loss(logits, x, mu, logvar, beta=np.float32(0.5))
+    torch.testing.assert_close(a, fastvae.elbo_loss(logits, x, mu, logvar, beta=0.5))
+    with pytest.raises(TypeError, match="beta"):
+        fastvae.elbo_loss(logits, x, mu, logvar, beta=torch.tensor(0.5))
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_one_dimensional_inputs_are_batches_of_one_element(backend, device):
+    # dimension 0 is always the batch: (B,) inputs give (B,) per-row results on every backend
+    v = torch.randn(6, device=device)
+    x = (torch.rand(6, device=device) < 0.5).to(torch.uint8)
+    with fastvae.backend(backend):
+        assert fastvae.gaussian_kl(v, v).shape == (6,)
+        assert fastvae.bernoulli_log_likelihood(v, x).shape == (6,)
+        assert fastvae.elbo_loss(v, x, v, v, reduction="none").shape == (6,)
+        z, kl = fastvae.reparameterize_kl(v, v)
+        assert z.shape == (6,) and kl.shape == (6,)
+
+
+@pytest.mark.parametrize("op", ["bernoulli", "gaussian"])
+def test_double_backward_is_refused_not_silently_wrong(op, device):
+    logits, x, mu, logvar = _inputs(5, 12, 3, torch.float32, device)
+    W = torch.randn(12, 12, device=device, requires_grad=True)
+    if op == "bernoulli":
+        out = fastvae.bernoulli_log_likelihood(logits.detach() @ W, x).sum()
+    else:
+        out = fastvae.gaussian_kl(mu.detach() @ W[:3, :3], logvar).sum()
+    with pytest.raises(RuntimeError, match="not twice differentiable"):
+        torch.autograd.grad(out, W, create_graph=True)
