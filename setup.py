@@ -13,7 +13,7 @@ setup(
     packages=["fastvae", "fastvae.kernels"],
     package_dir={"fastvae": "fastvae", "fastvae.kernels": "kernels"},
     install_requires=[
-        "torch>=2.4",
+        "torch>=2.8",
         "numpy",
         'triton>=3.0; platform_system == "Linux"',
     ],

@@ -1,69 +1,77 @@
-"""Count the passes and bytes of the VAE objective: eager PyTorch vs fastvae's fused kernels.
+"""Count the passes and bytes of one VAE objective step: eager PyTorch vs fastvae.
 
-No timing and no GPU: the eager reference (``fastvae.reference``) is traced with fake tensors
-and every ATen op it dispatches, forward and backward, is counted as one pass that reads its
-tensor inputs and writes its outputs once (views are free). Eager launches at least one kernel
-per op (``binary_cross_entropy_with_logits`` runs several inside), so its count is a lower
-bound. fastvae's bytes are its kernels' own reads and writes, from their code (kernels/*.py).
-Usage: ``python benchmarks/count_bytes.py [--batch B --dim D --latent L
---dtype float32|bfloat16 --targets uint8|float]``.
+No timing and no GPU. The same code, ``z, kl = reparameterize_kl(mu, logvar)`` then
+``loss = elbo_loss(logits, x, kl=kl)`` and a backward through the loss and z, is traced with
+fake tensors twice: once on the ``torch`` backend (``fastvae.reference``, what eager
+PyTorch runs) and once on the ``triton`` backend (fastvae's ops). Every op dispatched forward
+and backward counts as one pass reading its tensor inputs and writing its outputs once (views
+and allocations are free). Eager launches at least one kernel per ATen op
+(``binary_cross_entropy_with_logits`` runs several inside), so its count is a lower bound.
+fastvae's ops count exactly their kernels' reads and writes, except the in-place rescale of the
+stored gradient, which is counted as what it moves when the upstream gradient is the expected
+one (as for ``loss.backward()``): its programs read one scalar per row and return.
+
+Usage: ``python benchmarks/count_bytes.py [--batch B --dim D --latent L --dtype float32|bfloat16
+--targets uint8|float]``.
 """
 
 import argparse
+import contextlib
 from collections import Counter
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from fastvae import reference
+import fastvae
+from fastvae import _backend
+
+_FREE = ("detach", "lift_fresh", "device", "empty", "empty_like", "empty_strided", "zeros_like", "ones_like",
+         "full_like", "new_empty", "new_empty_strided")
 
 
 class _Count(TorchDispatchMode):
     def __init__(self):
         super().__init__()
-        self.ops, self.bytes = Counter(), 0
+        self.ops, self.bytes = Counter(), Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if func.is_view or func.overloadpacket.__name__ in ("detach", "lift_fresh", "device", "empty_like", "empty", "zeros_like", "ones_like", "full_like"):
+        name = func.overloadpacket.__name__
+        if func.is_view or name in _FREE:
             return out
-        flat = torch.utils._pytree.tree_leaves((args, kwargs, out))
-        n = sum(t.numel() * t.element_size() for t in flat if isinstance(t, torch.Tensor))
-        self.ops[func.overloadpacket.__name__] += 1
-        self.bytes += n
+        ns = func.namespace
+        key = f"{ns}::{name}" if ns != "aten" else name
+        if key == "fastvae::bernoulli_ll_scale_grad_":
+            n = args[1].numel() * args[1].element_size()  # the per-row upstream gradient only
+        else:
+            flat = torch.utils._pytree.tree_leaves((args, kwargs, out))
+            n = sum(t.numel() * t.element_size() for t in flat if isinstance(t, torch.Tensor))
+        self.ops[key] += 1
+        self.bytes[key] += n
         return out
 
 
-def eager_elbo(B, D, L, dtype, targets):
-    with FakeTensorMode():
-        logits = torch.empty(B, D, dtype=dtype).requires_grad_(True)
-        x = torch.empty(B, D, dtype=torch.uint8 if targets == "uint8" else dtype)
-        mu = torch.empty(B, L, dtype=dtype).requires_grad_(True)
-        logvar = torch.empty(B, L, dtype=dtype).requires_grad_(True)
-        eps = torch.empty(B, L, dtype=dtype)
+def trace(backend, B, D, L, dtype, targets):
+    """Forward and backward counters for one step on ``backend``."""
+    kernels = _backend.assume_kernels() if backend == "triton" else contextlib.nullcontext()
+    with fastvae.backend(backend), kernels, FakeTensorMode():
+        dev = "cpu"
+        logits = torch.empty(B, D, dtype=dtype, device=dev).requires_grad_(True)
+        x = torch.empty(B, D, dtype=torch.uint8 if targets == "uint8" else dtype, device=dev)
+        mu = torch.empty(B, L, dtype=dtype, device=dev).requires_grad_(True)
+        logvar = torch.empty(B, L, dtype=dtype, device=dev).requires_grad_(True)
+        grad_z = torch.empty(B, L, dtype=dtype, device=dev)  # what the decoder sends back to z
         with _Count() as fwd:
-            z = reference.reparameterize(mu, logvar, eps=eps)
-            loss = reference.elbo_loss(logits, x, mu, logvar)
+            z, kl = fastvae.reparameterize_kl(mu, logvar)
+            loss = fastvae.elbo_loss(logits, x, kl=kl)
         with _Count() as bwd:
-            torch.autograd.backward([loss, z], [torch.ones_like(loss), torch.empty_like(z)])
+            torch.autograd.backward([loss, z], [torch.ones_like(loss), grad_z])
     return fwd, bwd
 
 
-def fused_elbo(B, D, L, dtype, targets):
-    """Bytes fastvae's kernels move for the same computation (its launches, one pass each)."""
-    e = torch.empty(0, dtype=dtype).element_size()
-    tx = 1 if targets == "uint8" else e
-    acc = 8 if dtype == torch.float64 else 4
-    fwd = {
-        "bernoulli_ll fwd: read logits, x; write ll, grad": B * D * (e + tx + e) + B * acc,
-        "reparameterize_kl fwd: read mu, logvar; write z, kl": B * L * 3 * e + B * acc,
-    }
-    bwd = {
-        "bernoulli_ll bwd: read the upstream scalar (early exit)": B * acc,
-        "reparameterize_kl bwd: read mu, logvar, grad_z, grad_kl; write 2 grads": B * L * 5 * e + B * acc,
-    }
-    return fwd, bwd
+def _line(c):
+    return ", ".join(f"{k} x{v}" for k, v in sorted(c.ops.items()))
 
 
 def main(argv=None):
@@ -74,23 +82,27 @@ def main(argv=None):
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     p.add_argument("--targets", choices=["uint8", "float"], default="uint8")
     a = p.parse_args(argv)
+    for name in ("batch", "dim", "latent"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name} must be at least 1")
     dtype = getattr(torch, a.dtype)
     B, D, L = a.batch, a.dim, a.latent
-    print(f"ELBO loss + reparameterized sample, forward + backward: B={B}, D={D}, latent={L}, "
+    print(f"reparameterize_kl + elbo_loss, forward + backward: B={B}, D={D}, latent={L}, "
           f"{a.dtype} logits, {a.targets} targets")
-    fwd, bwd = eager_elbo(B, D, L, dtype, a.targets)
-    ffwd, fbwd = fused_elbo(B, D, L, dtype, a.targets)
     mb = 1e6
-    print(f"eager PyTorch: {sum(fwd.ops.values())} ATen ops forward, {sum(bwd.ops.values())} backward; "
-          f"{fwd.bytes / mb:.1f} MB + {bwd.bytes / mb:.1f} MB = {(fwd.bytes + bwd.bytes) / mb:.1f} MB moved")
-    print("  forward ops:  " + ", ".join(f"{k} x{v}" for k, v in sorted(fwd.ops.items())))
-    print("  backward ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(bwd.ops.items())))
-    tf, tb = sum(ffwd.values()), sum(fbwd.values())
-    print(f"fastvae: 2 kernels forward, 2 backward; {tf / mb:.1f} MB + {tb / mb:.1f} MB = {(tf + tb) / mb:.1f} MB moved")
-    for k, v in {**ffwd, **fbwd}.items():
-        print(f"  {k}: {v / mb:.1f} MB")
-    print(f"ratio eager / fastvae bytes: {(fwd.bytes + bwd.bytes) / (tf + tb):.1f}x")
-    return fwd, bwd, ffwd, fbwd
+    totals = {}
+    for label, backend in (("eager PyTorch", "torch"), ("fastvae", "triton")):
+        fwd, bwd = trace(backend, B, D, L, dtype, a.targets)
+        f, b = sum(fwd.bytes.values()), sum(bwd.bytes.values())
+        totals[label] = f + b
+        print(f"{label}: {sum(fwd.ops.values())} ops forward, {sum(bwd.ops.values())} backward; "
+              f"{f / mb:.1f} MB + {b / mb:.1f} MB = {(f + b) / mb:.1f} MB moved")
+        print(f"  forward:  {_line(fwd)}")
+        print(f"  backward: {_line(bwd)}")
+        big = sorted(((v, k) for k, v in (fwd.bytes + bwd.bytes).items()), reverse=True)[:4]
+        print("  most bytes: " + ", ".join(f"{k} {v / mb:.1f} MB" for v, k in big))
+    print(f"ratio eager / fastvae bytes: {totals['eager PyTorch'] / totals['fastvae']:.1f}x")
+    return totals
 
 
 if __name__ == "__main__":

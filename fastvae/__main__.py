@@ -23,8 +23,9 @@ def _rel(a, b):
     return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
 
 
-def _check_op(name, run, inputs, in_names, out_names):
-    """run(module, *tensors) -> output tuple; returns [(label, rel_error)] for outputs and input grads."""
+def _check_op(name, run, inputs, in_names, out_names, tol):
+    """run(module, *tensors) -> output tuple; returns [(label, value, limit, unit)] for the
+    outputs and input gradients."""
     ins = [t.detach().requires_grad_(t.is_floating_point()) for t in inputs]
     ins64 = [t.detach().double().requires_grad_(True) if t.is_floating_point() else t for t in inputs]
     outs = run(fastvae, *ins)
@@ -32,10 +33,29 @@ def _check_op(name, run, inputs, in_names, out_names):
     ups = [torch.randn_like(r) for r in refs]
     torch.autograd.backward(outs, [u.to(o.dtype) for u, o in zip(ups, outs)])
     torch.autograd.backward(refs, ups)
-    rows = [(f"{name}: {n}", _rel(o, r)) for n, o, r in zip(out_names, outs, refs)]
-    rows += [(f"{name}: grad {n}", _rel(a.grad, b.grad)) for n, a, b in zip(in_names, ins, ins64)
-             if a.grad is not None]
+    rows = [(f"{name}: {n}", _rel(o, r), tol, "relative error") for n, o, r in zip(out_names, outs, refs)]
+    rows += [(f"{name}: grad {n}", _rel(a.grad, b.grad), tol, "relative error")
+             for n, a, b in zip(in_names, ins, ins64) if a.grad is not None]
     return rows
+
+
+def _check_noise(mu, logvar):
+    """The in-kernel noise: recover eps from z, check its moments, and check that backward
+    regenerated the same eps (its gradients match the reference run with the recovered eps)."""
+    mu_, lv_ = mu.detach().requires_grad_(True), logvar.detach().requires_grad_(True)
+    z, kl = fastvae.reparameterize_kl(mu_, lv_)
+    up = torch.randn_like(z)
+    torch.autograd.backward([z, kl], [up, torch.ones_like(kl)])
+    mu64, lv64 = mu.detach().double().requires_grad_(True), logvar.detach().double().requires_grad_(True)
+    eps = (z.detach().double() - mu64.detach()) / torch.exp(0.5 * lv64.detach())
+    z64, kl64 = reference.reparameterize_kl(mu64, lv64, eps=eps)
+    torch.autograd.backward([z64, kl64], [up.double(), torch.ones_like(kl64)])
+    n = eps.numel()
+    # eps's mean and variance, as multiples of their standard errors for N(0, 1); bounded at 5
+    sigmas = max(abs(eps.mean().item()) * n**0.5, abs(eps.var().item() - 1) * (n / 2) ** 0.5)
+    tol = TOL[mu.dtype]
+    return [("drawn noise: mean, variance of eps", sigmas, 5.0, "standard errors"),
+            ("drawn noise: grad logvar (regenerated eps)", _rel(lv_.grad, lv64.grad), tol, "relative error")]
 
 
 def main(argv=None):
@@ -46,14 +66,25 @@ def main(argv=None):
     p.add_argument("--latent", type=int, default=32)
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "float64"], default="float32")
     a = p.parse_args(argv)
-    dev, dtype = torch.device(a.device), getattr(torch, a.dtype)
-    probe = torch.empty(0, device=dev)
-    impl = "Triton kernels" if _backend.use_triton(probe) else "PyTorch reference (fastvae.reference)"
-    if _backend.use_triton(probe) and dev.type == "cpu":
+    for name in ("batch", "dim", "latent"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    try:
+        dev = torch.device(a.device)
+        probe = torch.empty(0, device=dev)
+    except (RuntimeError, AssertionError) as e:
+        p.error(f"--device {a.device}: {str(e).splitlines()[0]}")
+    dtype = getattr(torch, a.dtype)
+    kernels = _backend.use_triton(probe)
+    impl = "Triton kernels" if kernels else "PyTorch reference (fastvae.reference)"
+    if kernels and dev.type == "cpu":
         impl += " through the Triton interpreter"
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
     print(f"fastvae {fastvae.__version__}, torch {torch.__version__}, device {dev} ({name})")
     print(f"backend {fastvae.get_backend()!r}: running the {impl}")
+    if not kernels:
+        print("  (this compares the reference with itself; on a CPU, set TRITON_INTERPRET=1 before "
+              "running to check the Triton kernels through Triton's interpreter)")
     torch.manual_seed(0)
     B, D, L = a.batch, a.dim, a.latent
     mu, logvar = torch.randn(B, L, device=dev).to(dtype), torch.randn(B, L, device=dev).to(dtype)
@@ -62,17 +93,19 @@ def main(argv=None):
     x = (torch.rand(B, D, device=dev) < 0.3).to(torch.uint8)
     rows = []
     rows += _check_op("reparameterize_kl", lambda m, mu, lv: m.reparameterize_kl(mu, lv, eps=eps),
-                      [mu, logvar], ["mu", "logvar"], ["z", "kl"])
+                      [mu, logvar], ["mu", "logvar"], ["z", "kl"], TOL[dtype])
     rows += _check_op("bernoulli_log_likelihood", lambda m, l, x: (m.bernoulli_log_likelihood(l, x),),
-                      [logits, x], ["logits", "x"], ["ll"])
+                      [logits, x], ["logits", "x"], ["ll"], TOL[dtype])
     rows += _check_op("elbo_loss", lambda m, l, x, mu, lv: (m.elbo_loss(l, x, mu, lv),),
-                      [logits, x, mu, logvar], ["logits", "x", "mu", "logvar"], ["loss"])
-    worst = 0.0
-    for label, err in rows:
-        print(f"  {label:40s} relative error {err:.2e}")
-        worst = max(worst, err)
-    ok = worst <= TOL[dtype]
-    print(f"{'PASS' if ok else 'FAIL'}: largest relative error {worst:.2e} (tolerance {TOL[dtype]:.0e} for {a.dtype})")
+                      [logits, x, mu, logvar], ["logits", "x", "mu", "logvar"], ["loss"], TOL[dtype])
+    rows += _check_noise(mu, logvar)
+    bad = 0
+    for label, value, limit, unit in rows:
+        ok = value <= limit  # NaN fails
+        bad += not ok
+        print(f"  {label:44s} {unit} {value:.2e} (limit {limit:.0e}){'' if ok else '  <-- FAIL'}")
+    ok = bad == 0
+    print(f"{'PASS' if ok else 'FAIL'}: {len(rows) - bad} of {len(rows)} checks within their limits ({a.dtype})")
     return 0 if ok else 1
 
 

@@ -51,10 +51,28 @@ def backend(name: str):
         set_backend(previous)
 
 
+_assume_kernels = False
+
+
+@contextlib.contextmanager
+def assume_kernels():
+    """Private, for tools that trace with fake tensors (``benchmarks/count_bytes.py``): take the
+    kernel path on any device. Fake tensors dispatch to the ops' fake implementations, so no
+    kernel is launched."""
+    global _assume_kernels
+    previous, _assume_kernels = _assume_kernels, True
+    try:
+        yield
+    finally:
+        _assume_kernels = previous
+
+
 def use_triton(t) -> bool:
     """True when the op on tensor ``t`` should run the Triton kernels."""
     if _backend == "torch":
         return False
+    if _assume_kernels:
+        return True
     kind = t.device.type
     if kind == "cuda":
         runnable, why = TRITON_AVAILABLE, "triton is not installed"
