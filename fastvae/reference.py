@@ -34,7 +34,9 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """
     check_gaussian(mu, logvar)
     mu, logvar = _acc(mu), _acc(logvar)
-    return -0.5 * _row_sum(1 + logvar - mu.pow(2) - logvar.exp())
+    # -0.5 * (1 + logvar - mu^2 - exp(logvar)), with expm1 so that logvar near 0 (a collapsed
+    # posterior) does not cancel as badly (the kernels use a series there and do better still)
+    return 0.5 * _row_sum(mu.pow(2) + (torch.expm1(logvar) - logvar))
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torch.Tensor] = None,
@@ -48,7 +50,9 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torc
         # randn_like keeps torch.compile's dynamic shapes symbolic; a generator needs randn
         eps = torch.randn_like(mu) if generator is None else \
             torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
-    return mu + torch.exp(0.5 * logvar) * eps.to(mu.dtype)
+    # float32 math for half inputs, like the kernels: exp(logvar / 2) may exceed float16's range
+    # where z itself does not
+    return (_acc(mu) + torch.exp(0.5 * _acc(logvar)) * _acc(eps)).to(mu.dtype)
 
 
 def reparameterize_kl(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torch.Tensor] = None,

@@ -3,9 +3,17 @@ r"""Fused Bernoulli log-likelihood with its gradient.
 For logits ``l`` and targets ``x`` in [0, 1], per row ``b`` of a (B, D) view:
 
     ll[b]   = sum_d  x*l - softplus(l)
-    softplus(l) = max(l, 0) + log1p(exp(-|l|))          (never overflows, no log of a sigmoid)
-    d ll / d l  = x - sigmoid(l),  sigmoid(l) = 1/(1+e) if l >= 0 else e/(1+e),  e = exp(-|l|)
+    d ll / d l  = x - sigmoid(l)
     d ll / d x  = l
+
+evaluated, with e = exp(-|l|) and q = e / (1 + e) = sigmoid(-|l|), as
+
+    x*l - softplus(l) = ((x - 1) * l if l >= 0 else x * l) - log1p(e)
+    x - sigmoid(l)    = (x - 1) + q  if l >= 0 else  x - q
+
+which never overflows, takes no log of a sigmoid, and keeps full relative precision for
+well-fit pixels on both sides (x = 1 with l >> 0 as well as x = 0 with l << 0), where
+``x*l - (l + log1p(e))`` and ``1 - sigmoid(l)`` would cancel to 0.
 
 Two ways to get d ll / d l, chosen by the caller:
 
@@ -56,10 +64,11 @@ def _bernoulli_ll_fwd_kernel(
         l = tl.load(l_ptr + rows[:, None] * stride_lb + cols[None, :] * stride_ld, mask=mask, other=0.0).to(ACC)
         x = tl.load(x_ptr + rows[:, None] * stride_xb + cols[None, :] * stride_xd, mask=mask, other=0).to(ACC)
         e = tl.exp(-tl.abs(l))
-        acc += tl.where(mask, x * l - (tl.maximum(l, 0.0) + _log1p_small(e)), 0.0)
+        pos = l >= 0
+        acc += tl.where(mask, tl.where(pos, (x - 1.0) * l, x * l) - _log1p_small(e), 0.0)
         if STORE_GRAD:
-            sig = tl.where(l >= 0, 1.0, e) / (1.0 + e)
-            g = grad_scale * (x - sig)
+            q = e / (1.0 + e)
+            g = grad_scale * tl.where(pos, (x - 1.0) + q, x - q)
             tl.store(grad_ptr + rows[:, None] * D + cols[None, :], g.to(grad_ptr.dtype.element_ty), mask=mask)
     tl.store(ll_ptr + rows, tl.sum(acc, axis=1).to(ll_ptr.dtype.element_ty), mask=row_ok)
 
@@ -81,8 +90,8 @@ def _bernoulli_ll_bwd_kernel(
         l = tl.load(l_ptr + rows[:, None] * stride_lb + cols[None, :] * stride_ld, mask=mask, other=0.0).to(ACC)
         x = tl.load(x_ptr + rows[:, None] * stride_xb + cols[None, :] * stride_xd, mask=mask, other=0).to(ACC)
         e = tl.exp(-tl.abs(l))
-        sig = tl.where(l >= 0, 1.0, e) / (1.0 + e)
-        grad = g[:, None] * (x - sig)
+        q = e / (1.0 + e)
+        grad = g[:, None] * tl.where(l >= 0, (x - 1.0) + q, x - q)
         tl.store(grad_ptr + rows[:, None] * D + cols[None, :], grad.to(grad_ptr.dtype.element_ty), mask=mask)
 
 

@@ -41,8 +41,9 @@ def _expm1_parts(v, SERIES_MAX: tl.constexpr):
     p = 0.5 * p
     small = tl.abs(v) < SERIES_MAX
     ex = tl.exp(tl.where(small, 0.0, v))
-    em1_mv = tl.where(small, p * v * v, ex - 1.0 - v)
-    return em1_mv, em1_mv + v
+    s = p * v * v
+    # each formed directly: (ex - 1 - v) + v would lose the -1 for v << 0 (e.g. -1e8)
+    return tl.where(small, s, ex - 1.0 - v), tl.where(small, s + v, ex - 1.0)
 
 
 @triton.jit

@@ -221,12 +221,26 @@ def test_over_2_31_elements():
     assert logits.grad[-1, -1].float().item() == pytest.approx(1 - 1 / (1 + math.exp(-8.0)), rel=1e-2)
 
 
-def test_tiny_probabilities_keep_relative_precision(device):
-    # well-fit pixels: log p = -softplus(-|l|) ~ -exp(-|l|), far below float32's epsilon
-    # relative to 1; `log(1 + e)` would round those terms to 0, the kernel keeps them.
-    logits = torch.full((4, 50), -30.0, device=device) - torch.rand(4, 50, device=device)
-    x = torch.zeros(4, 50, device=device, dtype=torch.bool)
-    ll = fastvae.bernoulli_log_likelihood(logits, x)
-    ll64 = -torch.log1p(torch.exp(logits.double())).sum(1)
+@pytest.mark.parametrize("side", ["x=0, logits << 0", "x=1, logits >> 0"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_well_fit_pixels_keep_relative_precision(side, dtype, device):
+    # well-fit pixels: log p = -softplus(-|l|) ~ -exp(-|l|) and d/dl ~ +-exp(-|l|), far below
+    # float32's epsilon relative to 1; `log(1 + e)`, `x*l - (l + log1p(e))` or `1 - sigmoid(l)`
+    # would round them to 0, the kernels keep them on both sides.
+    mag = torch.full((4, 50), 30.0, device=device) + torch.rand(4, 50, device=device)
+    if side.startswith("x=0"):
+        logits, x = -mag, torch.zeros(4, 50, device=device, dtype=torch.bool)
+    else:
+        logits, x = mag, torch.ones(4, 50, device=device, dtype=torch.bool)
+    lg = logits.to(dtype).detach().requires_grad_(True)
+    ll = fastvae.bernoulli_log_likelihood(lg, x)
+    ll.backward(torch.full_like(ll, 2.0))
+    tiny = torch.exp(-lg.detach().double().abs())  # = -log p and |d log p / dl| to relative 1e-13
+    sign = 1.0 if side.startswith("x=1") else -1.0
     assert (ll < 0).all()
-    torch.testing.assert_close(ll.double(), ll64, rtol=1e-5, atol=0)
+    torch.testing.assert_close(ll.double(), -torch.log1p(tiny).sum(1), rtol=1e-5, atol=0)
+    torch.testing.assert_close(lg.grad.double(), 2.0 * sign * tiny / (1 + tiny), rtol=1e-5, atol=0)
+    # the recomputing backward kernel (used for float16 logits) evaluates the same form
+    g = torch.full((4,), 2.0, device=device, dtype=ll.dtype)
+    torch.testing.assert_close(bernoulli_ll_bwd(lg.detach(), x, g).double(), 2.0 * sign * tiny / (1 + tiny),
+                               rtol=1e-5, atol=0)

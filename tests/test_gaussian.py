@@ -235,3 +235,25 @@ def test_given_noise_gets_its_gradient(device):
     gz = torch.randn(4, 6, device=device)
     fastvae.reparameterize(mu, logvar, eps=eps).backward(gz)
     torch.testing.assert_close(eps.grad, gz * torch.exp(0.5 * logvar))
+
+
+def test_very_negative_logvar_gradient(device):
+    # d kl / d logvar = (exp(logvar) - 1) / 2 -> -1/2; formed as (exp - 1 - v) + v it would be 0
+    logvar = torch.tensor([[-1e8, -1e4, -100.0, -31.0, float("-inf")]], device=device, requires_grad=True)
+    mu = torch.zeros_like(logvar)
+    kl = fastvae.gaussian_kl(mu, logvar)
+    kl.sum().backward()
+    assert kl.item() == float("inf")
+    torch.testing.assert_close(logvar.grad, torch.full_like(logvar, -0.5))
+
+
+def test_reference_half_precision_and_small_logvar():
+    # the torch backend computes like the kernels: float32 math for half inputs, no exp(lv)-1 cancellation
+    mu = torch.zeros(1, 1, dtype=torch.float16)
+    z = reference.reparameterize(mu, torch.full((1, 1), 23.0, dtype=torch.float16),
+                                 eps=torch.full((1, 1), 0.1, dtype=torch.float16))
+    assert torch.isfinite(z).all() and abs(z.item() - 0.1 * math.exp(11.5)) < 8
+    lv = torch.full((2, 64), 1e-3)
+    kl64 = 0.5 * 64 * (math.expm1(1e-3) - 1e-3)
+    torch.testing.assert_close(reference.gaussian_kl(torch.zeros_like(lv), lv).double(),
+                               torch.full((2,), kl64, dtype=torch.float64), rtol=1e-3, atol=0)
