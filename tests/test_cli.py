@@ -38,3 +38,18 @@ def test_count_bytes_runs(capsys, monkeypatch):
     assert "fastvae::bernoulli_ll_scale_grad_ x1, fastvae::reparameterize_kl_backward x1" in out
     ratio = float(out.split("ratio eager / fastvae bytes: ")[1].split("x")[0])
     assert ratio > 2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_readme_byte_table_matches_count_bytes(dtype, capsys):
+    # the README's passes-and-bytes table is count_bytes.py's output at its defaults
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "count_bytes.py"
+    totals = runpy.run_path(str(path))["main"](["--dtype", dtype])
+    out = capsys.readouterr().out
+    eager_ops = out.split("eager PyTorch: ")[1].split(" ops forward, ")
+    ef, eb = int(eager_ops[0]), int(eager_ops[1].split(" ")[0])
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith(f"| {dtype} |"))
+    assert f"{ef} + {eb}, {totals['eager PyTorch'] / 1e6:.0f} MB" in row, row
+    assert f"{totals['fastvae'] / 1e6:.0f} MB" in row, row
+    assert f"{totals['eager PyTorch'] / totals['fastvae']:.1f}x" in row, row
