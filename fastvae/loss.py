@@ -3,11 +3,10 @@
 from typing import Optional
 
 import torch
-from torch import nn
 
 from . import reference
 from ._backend import use_triton
-from ._checks import check_beta, check_elbo, check_reduction
+from ._checks import check_elbo
 from .ops import _bernoulli_ll_scaled, gaussian_kl
 from .reference import ELBOTerms, _reduce
 
@@ -53,7 +52,7 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
     return ELBOTerms(loss, ll, kl) if return_terms else loss
 
 
-class ELBOLoss(nn.Module):
+class ELBOLoss(reference.ELBOLoss):
     """Drop-in negative-ELBO loss for a Bernoulli VAE; the fused ``elbo_loss`` as a module.
 
     Replaces the classic ``loss_function(recon_x, x, mu, logvar)`` of PyTorch's VAE example
@@ -72,14 +71,4 @@ class ELBOLoss(nn.Module):
     or (B,) for ``'none'``.
     """
 
-    def __init__(self, beta: float = 1.0, reduction: str = "mean", return_terms: bool = False):
-        super().__init__()
-        check_reduction(reduction)
-        check_beta(beta)
-        self.beta, self.reduction, self.return_terms = float(beta), reduction, bool(return_terms)
-
-    def forward(self, recon_logits, x, mu=None, logvar=None, *, kl=None):
-        return elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms, kl=kl)
-
-    def extra_repr(self):
-        return f"beta={self.beta}, reduction={self.reduction!r}"
+    _elbo_loss = staticmethod(elbo_loss)

@@ -104,6 +104,8 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
 class ELBOLoss(nn.Module):
     """Module twin of ``reference.elbo_loss``; see ``fastvae.ELBOLoss``."""
 
+    _elbo_loss = staticmethod(elbo_loss)  # fastvae.ELBOLoss swaps in the fused function
+
     def __init__(self, beta: float = 1.0, reduction: str = "mean", return_terms: bool = False):
         super().__init__()
         check_reduction(reduction)
@@ -111,7 +113,7 @@ class ELBOLoss(nn.Module):
         self.beta, self.reduction, self.return_terms = float(beta), reduction, bool(return_terms)
 
     def forward(self, recon_logits, x, mu=None, logvar=None, *, kl=None):
-        return elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms, kl=kl)
+        return self._elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms, kl=kl)
 
     def extra_repr(self):
         return f"beta={self.beta}, reduction={self.reduction!r}"

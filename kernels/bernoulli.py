@@ -47,6 +47,15 @@ def _log1p_small(e):
 
 
 @triton.jit
+def _bernoulli_terms(l, x):
+    # per element: (x*l - softplus(l), x - sigmoid(l)) in the mirrored forms of the docstring
+    e = tl.exp(-tl.abs(l))
+    q = e / (1.0 + e)
+    pos = l >= 0
+    return tl.where(pos, (x - 1.0) * l, x * l) - _log1p_small(e), tl.where(pos, (x - 1.0) + q, x - q)
+
+
+@triton.jit
 def _bernoulli_ll_fwd_kernel(
     l_ptr, x_ptr, ll_ptr, grad_ptr,
     B, D,
@@ -63,12 +72,10 @@ def _bernoulli_ll_fwd_kernel(
         mask = row_ok[:, None] & (cols < D)[None, :]
         l = tl.load(l_ptr + rows[:, None] * stride_lb + cols[None, :] * stride_ld, mask=mask, other=0.0).to(ACC)
         x = tl.load(x_ptr + rows[:, None] * stride_xb + cols[None, :] * stride_xd, mask=mask, other=0).to(ACC)
-        e = tl.exp(-tl.abs(l))
-        pos = l >= 0
-        acc += tl.where(mask, tl.where(pos, (x - 1.0) * l, x * l) - _log1p_small(e), 0.0)
+        term, dterm = _bernoulli_terms(l, x)
+        acc += tl.where(mask, term, 0.0)
         if STORE_GRAD:
-            q = e / (1.0 + e)
-            g = grad_scale * tl.where(pos, (x - 1.0) + q, x - q)
+            g = grad_scale * dterm
             tl.store(grad_ptr + rows[:, None] * D + cols[None, :], g.to(grad_ptr.dtype.element_ty), mask=mask)
     tl.store(ll_ptr + rows, tl.sum(acc, axis=1).to(ll_ptr.dtype.element_ty), mask=row_ok)
 
@@ -89,9 +96,8 @@ def _bernoulli_ll_bwd_kernel(
         mask = row_ok[:, None] & (cols < D)[None, :]
         l = tl.load(l_ptr + rows[:, None] * stride_lb + cols[None, :] * stride_ld, mask=mask, other=0.0).to(ACC)
         x = tl.load(x_ptr + rows[:, None] * stride_xb + cols[None, :] * stride_xd, mask=mask, other=0).to(ACC)
-        e = tl.exp(-tl.abs(l))
-        q = e / (1.0 + e)
-        grad = g[:, None] * tl.where(l >= 0, (x - 1.0) + q, x - q)
+        _, dterm = _bernoulli_terms(l, x)
+        grad = g[:, None] * dterm
         tl.store(grad_ptr + rows[:, None] * D + cols[None, :], grad.to(grad_ptr.dtype.element_ty), mask=mask)
 
 
