@@ -114,7 +114,7 @@ def _rkl_backward(ctx, grad_z, grad_kl):
     grad_z = grad_z if ctx.write_z else None
     grad_kl = grad_kl if ctx.write_kl else None
     gmu = glv = geps = None
-    if grad_z is not None or grad_kl is not None:
+    if (grad_z is not None or grad_kl is not None) and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
         gmu, glv = _reparameterize_kl_backward(mu, logvar, eps, seed if eps is None else None, grad_z, grad_kl)
     if eps is not None and ctx.needs_input_grad[2] and grad_z is not None:
         # d z / d eps = std (a caller's own noise that requires grad; rare, so plain torch)
