@@ -32,18 +32,18 @@ def _expm1_parts(v, SERIES_MAX: tl.constexpr):
     # divisors, exp(v) directly otherwise. SERIES_MAX balances the series' truncation error
     # (2 v^7 / 9!) against exp's cancellation (2 ulp / (v^2 / 2)): 0.5 in float32 (relative
     # error ~1e-6 at the switch, far less elsewhere), 0.075 in float64 (~1e-13).
-    p = 1.0 + v / 8.0
-    p = 1.0 + v / 7.0 * p
-    p = 1.0 + v / 6.0 * p
-    p = 1.0 + v / 5.0 * p
-    p = 1.0 + v / 4.0 * p
-    p = 1.0 + v / 3.0 * p
-    p = 0.5 * p
     small = tl.abs(v) < SERIES_MAX
+    w = tl.where(small, v, 0.0)  # the series only ever sees small values (no inf for v = -1e8)
+    p = 1.0 + w / 8.0
+    p = 1.0 + w / 7.0 * p
+    p = 1.0 + w / 6.0 * p
+    p = 1.0 + w / 5.0 * p
+    p = 1.0 + w / 4.0 * p
+    p = 1.0 + w / 3.0 * p
+    s = 0.5 * p * w * w
     ex = tl.exp(tl.where(small, 0.0, v))
-    s = p * v * v
     # each formed directly: (ex - 1 - v) + v would lose the -1 for v << 0 (e.g. -1e8)
-    return tl.where(small, s, ex - 1.0 - v), tl.where(small, s + v, ex - 1.0)
+    return tl.where(small, s, ex - 1.0 - v), tl.where(small, s + w, ex - 1.0)
 
 
 @triton.jit
