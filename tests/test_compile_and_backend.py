@@ -1,6 +1,5 @@
 """torch.compile(fullgraph=True) through the registered ops, and the backend switch."""
 
-import importlib
 import os
 import subprocess
 import sys
