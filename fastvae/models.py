@@ -1,0 +1,227 @@
+"""Standard VAEs on fastvae's fused ops: an MLP and a convolutional encoder/decoder pair.
+
+Both are ``q(z|x) = N(mu, diag(exp(logvar)))`` from the encoder, ``p(x|z) = Bernoulli(logits)``
+from the decoder, and a N(0, I) prior. With ``fused=True`` (default) the sample and the KL come
+from one ``fastvae.reparameterize_kl`` pass and the objective from ``fastvae.ELBOLoss`` given that
+KL; ``fused=False`` runs the same model, same weights, on ``fastvae.reference`` (plain PyTorch),
+so the two can be compared. Passing the same ``eps=`` makes them compute the same numbers.
+"""
+
+import math
+from typing import NamedTuple, Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from . import reference
+from .loss import ELBOLoss
+from .ops import reparameterize_kl
+
+__all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "ACTIVATIONS"]
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
+               "softplus": nn.Softplus, "leaky_relu": nn.LeakyReLU}
+
+
+class VAEOutput(NamedTuple):
+    """What ``VAE.forward`` returns."""
+
+    logits: Tensor  # (B, *input_shape) Bernoulli logits of p(x | z)
+    mu: Tensor      # (B, latent_dim)
+    logvar: Tensor  # (B, latent_dim)
+    z: Tensor       # (B, latent_dim) the reparameterized sample
+    kl: Tensor      # (B,) KL(q(z | x) || N(0, I)), float32 (float64 for a float64 model)
+
+
+def _activation(name):
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
+
+
+def _shape(input_shape):
+    if isinstance(input_shape, int):
+        input_shape = (input_shape,)
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
+        raise ValueError(f"input_shape must be positive ints, e.g. (1, 28, 28) or 784; got {input_shape!r}")
+    return shape
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+class VAE(nn.Module):
+    """Base class: subclasses build ``self.encoder`` (x -> (B, 2 * latent_dim)) and
+    ``self.decoder`` (z -> (B, *input_shape) logits, without their output bias, which lives in
+    ``self.output_bias`` so it can be initialised per pixel; see ``init_output_bias``).
+
+    Inputs ``x``: (B, *input_shape), uint8 holding 0/1 (one byte per pixel, the cheapest form),
+    bool, or float in [0, 1]; also accepted flat as (B, prod(input_shape)).
+    """
+
+    def __init__(self, input_shape, latent_dim: int, fused: bool = True, beta: float = 1.0):
+        super().__init__()
+        self.input_shape = _shape(input_shape)
+        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        self.fused = bool(fused)
+        self.beta = float(beta)
+        self.output_bias = nn.Parameter(torch.zeros(self.input_shape))
+
+    # -- pieces
+    def _check_input(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a Tensor, got {type(x).__name__}")
+        if x.dtype not in (torch.uint8, torch.bool) and not x.is_floating_point():
+            raise TypeError(f"x must be uint8 0/1, bool or float in [0, 1], got {x.dtype}")
+        if tuple(x.shape[1:]) == self.input_shape:
+            return x
+        if x.dim() == 2 and x.shape[1] == math.prod(self.input_shape):
+            return x.reshape(x.shape[0], *self.input_shape)
+        raise ValueError(f"x must have shape (B, {', '.join(map(str, self.input_shape))}) or "
+                         f"(B, {math.prod(self.input_shape)}), got {tuple(x.shape)}")
+
+    def _input_dtype(self):
+        return self.output_bias.dtype
+
+    def encode(self, x: Tensor):
+        """``(mu, logvar)``, each (B, latent_dim), of q(z | x)."""
+        x = self._check_input(x)
+        h = self.encoder(x.to(self._input_dtype()))
+        mu, logvar = h.chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Bernoulli logits (B, *input_shape) of p(x | z)."""
+        logits = self.decoder(z)
+        # in logits' dtype: under autocast the decoder gives bfloat16 logits, which stay bfloat16
+        return logits + self.output_bias.to(logits.dtype)
+
+    def forward(self, x: Tensor, eps: Optional[Tensor] = None) -> VAEOutput:
+        """Encode, draw z (and the KL, in the same pass when fused), decode.
+
+        ``eps`` (B, latent_dim): use this noise instead of drawing it (for comparing the fused
+        and reference paths exactly).
+        """
+        mu, logvar = self.encode(x)
+        sample_kl = reparameterize_kl if self.fused else reference.reparameterize_kl
+        z, kl = sample_kl(mu, logvar, eps=eps)
+        return VAEOutput(self.decode(z), mu, logvar, z, kl)
+
+    def loss(self, x: Tensor, *, beta: Optional[float] = None, reduction: str = "mean",
+             return_terms: bool = False, eps: Optional[Tensor] = None):
+        """Negative ELBO of x: ``ELBOLoss(beta, reduction, return_terms)`` on ``forward(x)``.
+
+        ``beta`` defaults to the model's ``beta`` (KL warm-up changes it per step).
+        Mean reduction: nats per example.
+        """
+        x = self._check_input(x)
+        out = self(x, eps=eps)
+        loss_cls = ELBOLoss if self.fused else reference.ELBOLoss
+        beta = self.beta if beta is None else beta
+        return loss_cls(beta=beta, reduction=reduction, return_terms=return_terms)(out.logits, x, kl=out.kl)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: Optional[torch.Generator] = None, binary: bool = False) -> Tensor:
+        """n draws from the model: z ~ N(0, I), then the decoder's pixel probabilities
+        (B, *input_shape) float, or Bernoulli draws of them (uint8 0/1) when ``binary``."""
+        _positive_int("n", n)
+        p = self.output_bias
+        z = torch.randn(n, self.latent_dim, device=p.device, dtype=p.dtype, generator=generator)
+        probs = torch.sigmoid(self.decode(z).float())
+        if binary:
+            return (torch.rand(probs.shape, device=p.device, generator=generator) < probs).to(torch.uint8)
+        return probs
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Pixel probabilities (B, *input_shape) decoded from the posterior mean of x."""
+        mu, _ = self.encode(x)
+        return torch.sigmoid(self.decode(mu).float())
+
+    @torch.no_grad()
+    def init_output_bias(self, pixel_means: Union[Tensor, float], eps: float = 1e-3) -> None:
+        """Set the decoder's output bias to ``logit(mean)`` of the training pixels (clamped to
+        [eps, 1 - eps]): the untrained model then predicts the average image, which is worth
+        about a nat at the end of training on MNIST. ``pixel_means``: input_shape or flat."""
+        m = torch.as_tensor(pixel_means, dtype=torch.float64)
+        if m.dim() != 0 and m.numel() != self.output_bias.numel():
+            raise ValueError(f"pixel_means must have {self.output_bias.numel()} values "
+                             f"(input_shape {self.input_shape}), got shape {tuple(m.shape)}")
+        m = m.clamp(eps, 1 - eps)
+        self.output_bias.copy_(torch.log(m / (1 - m)).reshape(self.output_bias.shape if m.dim() else ()))
+
+
+class MLPVAE(VAE):
+    """Fully connected VAE: ``D -> hidden... -> 2 * latent`` and ``latent -> reversed(hidden) -> D``.
+
+    ``MLPVAE(784, hidden=(400,), latent_dim=40)`` is the literature's one-hidden-layer model.
+    ``hidden``: a sequence of widths (or one int); ``activation``: one of ``ACTIVATIONS``.
+    """
+
+    def __init__(self, input_shape=(1, 28, 28), hidden: Union[int, Sequence[int]] = (400,),
+                 latent_dim: int = 40, activation: str = "relu", fused: bool = True, beta: float = 1.0):
+        super().__init__(input_shape, latent_dim, fused, beta)
+        hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+        for h in hidden:
+            _positive_int("hidden width", h)
+        act = _activation(activation)
+        D = math.prod(self.input_shape)
+
+        def mlp(sizes, last_bias=True):
+            layers = []
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+                last = i == len(sizes) - 2
+                layers.append(nn.Linear(a, b, bias=last_bias or not last))
+                if not last:
+                    layers.append(act())
+            return layers
+
+        self.hidden = hidden
+        self.encoder = nn.Sequential(nn.Flatten(), *mlp((D, *hidden, 2 * self.latent_dim)))
+        self.decoder = nn.Sequential(*mlp((self.latent_dim, *hidden[::-1], D), last_bias=False),
+                                     nn.Unflatten(1, self.input_shape))
+
+
+class ConvVAE(VAE):
+    """Convolutional VAE for images (C, H, W), e.g. 1x28x28 or 3x64x64.
+
+    Encoder: ``len(channels)`` 4x4 stride-2 convolutions (each halves H and W), then a linear
+    layer to 2 * latent; the decoder mirrors it with transposed convolutions. H and W must be
+    divisible by ``2 ** len(channels)``. Default channels: (32, 64) up to 32 pixels, else
+    (32, 32, 64, 64).
+    """
+
+    def __init__(self, input_shape=(1, 28, 28), latent_dim: int = 32,
+                 channels: Optional[Sequence[int]] = None, activation: str = "relu",
+                 fused: bool = True, beta: float = 1.0):
+        super().__init__(input_shape, latent_dim, fused, beta)
+        if len(self.input_shape) != 3:
+            raise ValueError(f"ConvVAE needs input_shape (C, H, W), got {self.input_shape}")
+        C, H, W = self.input_shape
+        if channels is None:
+            channels = (32, 64) if max(H, W) <= 32 else (32, 32, 64, 64)
+        channels = tuple(_positive_int("channels", c) for c in channels)
+        if not channels:
+            raise ValueError("channels must not be empty")
+        k = 2 ** len(channels)
+        if H % k or W % k:
+            raise ValueError(f"ConvVAE with {len(channels)} stride-2 layers needs H and W divisible "
+                             f"by {k}, got {H}x{W}")
+        act = _activation(activation)
+        h, w = H // k, W // k
+        enc, c_in = [], C
+        for c in channels:
+            enc += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), act()]
+            c_in = c
+        self.channels = channels
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(c_in * h * w, 2 * self.latent_dim))
+        dec = [nn.Linear(self.latent_dim, c_in * h * w), act(), nn.Unflatten(1, (c_in, h, w))]
+        for c in channels[-2::-1]:
+            dec += [nn.ConvTranspose2d(c_in, c, 4, stride=2, padding=1), act()]
+            c_in = c
+        dec.append(nn.ConvTranspose2d(c_in, C, 4, stride=2, padding=1, bias=False))
+        self.decoder = nn.Sequential(*dec)
