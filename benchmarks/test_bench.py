@@ -1,0 +1,92 @@
+"""pytest-benchmark suite: the ops of ``benchmarks/run.py`` at one size each, for tracking
+regressions between commits on one machine.
+
+    python -m pytest benchmarks/test_bench.py --benchmark-only                      # run
+    python -m pytest benchmarks/test_bench.py --benchmark-only --benchmark-autosave # save as a baseline
+    python -m pytest benchmarks/test_bench.py --benchmark-only --benchmark-compare  # compare with the last one
+
+Not collected by the normal test run (``pytest.ini`` points at ``tests/``). Each benchmark is
+grouped by op, mode and shape, so eager, compile and fastvae appear side by side. Before it is
+timed, each implementation is checked against eager PyTorch (same noise, float64 comparison).
+On CUDA every timed call ends with ``torch.cuda.synchronize()`` (the forward before a timed
+backward is synchronized in its untimed setup). Without a GPU the sizes are small and the
+``fastvae`` rows time fastvae's CPU path, its PyTorch reference: the Triton kernels are not
+timed there, and never through Triton's interpreter (those tests skip when it is on).
+"""
+
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+import torch
+
+import fastvae
+from fastvae import _backend
+
+
+def _load_run():
+    path = pathlib.Path(__file__).with_name("run.py")
+    spec = importlib.util.spec_from_file_location("fastvae_benchmarks_run", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+run = _load_run()
+CUDA = torch.cuda.is_available()
+DEVICE = torch.device("cuda" if CUDA else "cpu")
+B = 65536 if CUDA else 1024
+CASES = [
+    run.Config("reparameterize_kl", B, "float32", latent=64),
+    run.Config("bernoulli_ll", B, "float32", dim=784, targets="uint8"),
+    run.Config("bernoulli_ll", B, "float32", dim=784, targets="float"),
+    run.Config("elbo_loss", B, "float32", dim=784, latent=64, targets="uint8"),
+    run.Config("train_step", 4096 if CUDA else 256, "float32", model="mlp"),
+]
+PARAMS = [pytest.param(c, mode, impl, id=f"{c.op}-{mode}-{impl}-{c.label().replace(' ', '-')}")
+          for c in CASES for mode in run.OPS[c.op].modes
+          for impl in (run.TRAIN_IMPLS if c.op == "train_step" else run.IMPLS)]
+
+
+@pytest.fixture(autouse=True)
+def _fastvae_backend():
+    if _backend.INTERPRET:
+        pytest.skip("TRITON_INTERPRET is set: Triton's interpreter is never timed")
+    previous = fastvae.get_backend()
+    fastvae.set_backend("triton" if CUDA else "auto")
+    torch._dynamo.reset()
+    yield
+    fastvae.set_backend(previous)
+
+
+def _synced(fn):
+    if not CUDA:
+        return fn
+
+    def call(*args):
+        out = fn(*args)
+        torch.cuda.synchronize()
+        return out
+
+    return call
+
+
+@pytest.mark.parametrize("config, mode, impl", PARAMS)
+def test_bench(benchmark, config, mode, impl):
+    build = run.train_variants if config.op == "train_step" else run.op_variants
+    variants, names, tol = build(config, DEVICE)
+    check, runs = variants[impl]
+    if impl != "eager":  # the same values as eager PyTorch before anything is timed
+        run.compare(f"{config.op} {impl}", names, check(), variants["eager"][0](), "eager PyTorch", tol)
+    setup, fn = runs[mode]
+    for _ in range(2):  # warm-up: compiles, allocator
+        fn(setup() if setup else None)
+    benchmark.group = f"{config.op} {mode} {config.label()}"
+    benchmark.extra_info.update(device=str(DEVICE), triton_kernels_timed=CUDA,
+                                least_bytes=run.least_bytes(config, mode))
+    if setup is None:
+        benchmark(_synced(fn), None)
+    else:
+        benchmark.pedantic(_synced(fn), setup=lambda: ((_synced(setup)(),), {}), rounds=30, warmup_rounds=3)
