@@ -528,7 +528,8 @@ def train_variants(c, dev):
 
 
 def _is_oom(e):
-    return isinstance(e, torch.OutOfMemoryError)
+    # cuBLAS/cuDNN report some allocation failures as a RuntimeError
+    return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
 
 
 def _free(dev):
@@ -745,7 +746,9 @@ def markdown(meta):
             f"{cb['gb_per_s']:.1f} GB/s", ""]
     out += ["Times are medians per call; fastvae/eager and fastvae/compile are time ratios (below 1: fastvae "
             "is faster). GB/s: the op's least bytes (see the JSON's `least_bytes_formulas`) over fastvae's "
-            "time; % of copy: that against the copy bandwidth above. OOM: out of memory; ERROR: see the JSON.", ""]
+            "time; % of copy: that against the copy bandwidth above (over 100 only in a bwd row whose work the "
+            "forward already did: fastvae's Bernoulli forward writes the gradient). OOM: out of memory; ERROR: "
+            "see the JSON's failures.", ""]
     head = _headline(records)
     out += ["## Headline configurations", ""]
     out += _md_table(head) if head else ["Not part of this run (they need the GPU sweep: B = 256 and 65536)."]
@@ -950,6 +953,9 @@ def run_benchmarks(a, dev, timer, meta):
     for op in a.only:
         if op == "train_step" and _models() is None:
             print("train_step: models not available (fastvae.models is missing); skipped")
+            continue
+        if op == "train_step" and "float32" not in dtypes:
+            print("train_step: the models train in float32 only; skipped for this --dtype")
             continue
         for family in configs(op, sweep, dtypes, memory):
             for c in family:
