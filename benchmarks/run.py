@@ -48,6 +48,7 @@ if __name__ == "__main__" and os.environ.pop("TRITON_INTERPRET", "0").strip().lo
     print("note: TRITON_INTERPRET unset for this run (the interpreter is never timed)", file=sys.stderr)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import copy  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
@@ -312,7 +313,7 @@ class CpuTimer:
 
     @classmethod
     def for_run(cls, quick):
-        return cls(1, 3, 200, 0.1) if quick else cls()
+        return cls(1, 3, 200, 0.1) if quick else cls(2, 5, 1000, 0.3)
 
     def sync(self):
         pass
@@ -910,27 +911,37 @@ def parse_args(argv):
     return a
 
 
-def _setup_device(dev):
-    """Backend and compiler settings; returns an error message or None."""
+def _problem(dev):
+    """Why this device cannot be benchmarked, or None."""
     if _backend.INTERPRET:
         return ("fastvae was imported with TRITON_INTERPRET=1: the interpreter is never timed. "
                 "Run benchmarks/run.py as a script (it unsets the variable) or unset it yourself.")
-    if dev.type == "cuda":
-        if not _backend.TRITON_AVAILABLE:
-            return "triton is not installed: the fused kernels cannot run on this GPU"
-        fastvae.set_backend("triton")
-    else:
-        fastvae.set_backend("auto")  # CPU tensors: fastvae's CPU path, its PyTorch reference
-        import torch._inductor.config
+    if dev.type == "cuda" and not _backend.TRITON_AVAILABLE:
+        return "triton is not installed: the fused kernels cannot run on this GPU"
+    return None
 
-        torch._inductor.config.compile_threads = 1  # small C++ kernels: no worker pool to start
-    for name in ("recompile_limit", "cache_size_limit"):
-        if hasattr(torch._dynamo.config, name):
-            setattr(torch._dynamo.config, name, 64)
+
+@contextlib.contextmanager
+def _settings(dev, threads):
+    """Backend, threads and compiler settings for the run; all restored afterwards."""
+    import torch._inductor.config
+
+    dynamo = {name: 64 for name in ("recompile_limit", "cache_size_limit") if hasattr(torch._dynamo.config, name)}
     if hasattr(torch._dynamo.config, "fail_on_recompile_limit_hit"):
         # a compiled variant that silently fell back to eager would be timed as "compile"
-        torch._dynamo.config.fail_on_recompile_limit_hit = True
-    return None
+        dynamo["fail_on_recompile_limit_hit"] = True
+    # CPU: small C++ kernels, no worker pool to start
+    inductor = {"compile_threads": 1} if dev.type == "cpu" else {}
+    previous_threads = torch.get_num_threads()
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        # CUDA: the kernels; CPU tensors: fastvae's CPU path, its PyTorch reference
+        with fastvae.backend("triton" if dev.type == "cuda" else "auto"), \
+                torch._dynamo.config.patch(**dynamo), torch._inductor.config.patch(**inductor):
+            yield
+    finally:
+        torch.set_num_threads(previous_threads)
 
 
 def _failures(records):
@@ -971,9 +982,20 @@ def run_benchmarks(a, dev, timer, meta):
     return records
 
 
-def write_results(meta, out, plots):
+def _stem(meta, a):
+    """``<device>-<date>``, plus what a partial run covers, so that the parts of a sweep run
+    separately (``--only``, ``--dtype``, ``--quick``) do not overwrite one another."""
+    parts = [meta["device_slug"], meta["date"]]
+    if a.only != list(OPS):
+        parts += a.only
+    parts += a.dtype
+    if a.quick:
+        parts.append("quick")
+    return "-".join(parts)
+
+
+def write_results(meta, out, stem, plots):
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{meta['device_slug']}-{meta['date']}"
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
     if plots:
         meta["plots"] = [p.name for p in plot(meta, out / f"{stem}-plots")]
@@ -986,14 +1008,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     a = parse_args(argv)
     dev = torch.device(a.device)
-    previous, threads = fastvae.get_backend(), torch.get_num_threads()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    try:
-        problem = _setup_device(dev)
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 1
+    problem = _problem(dev)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    with _settings(dev, a.threads):
         timer = CudaTimer(a.quick) if dev.type == "cuda" else CpuTimer.for_run(a.quick)
         meta = metadata(dev, argv, a.quick)
         meta["timer"] = timer.describe
@@ -1007,16 +1026,13 @@ def main(argv=None):
         except Mismatch as e:
             print(f"MISMATCH, benchmark aborted (nothing written): {e}", file=sys.stderr)
             return 1
-        meta["failures"] = _failures(meta["records"])
-        json_path, md_path = write_results(meta, a.out, plots=not a.no_plots)
-        print(f"wrote {json_path} and {md_path}")
-        for f in meta["failures"]:
-            print(f"FAILED: {f}", file=sys.stderr)
-        fatal = [r for r in meta["records"] if r["status"] == "error" and r["impl"] not in PEERS]
-        return 1 if fatal else 0
-    finally:
-        fastvae.set_backend(previous)
-        torch.set_num_threads(threads)
+    meta["failures"] = _failures(meta["records"])
+    json_path, md_path = write_results(meta, a.out, _stem(meta, a), plots=not a.no_plots)
+    print(f"wrote {json_path} and {md_path}")
+    for f in meta["failures"]:
+        print(f"FAILED: {f}", file=sys.stderr)
+    fatal = [r for r in meta["records"] if r["status"] == "error" and r["impl"] not in PEERS]
+    return 1 if fatal else 0
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ def test_quick_cpu_run_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "the Triton kernels are NOT timed on this machine" in proc.stdout
     [json_path] = tmp_path.glob("cpu-*.json")
+    assert json_path.name.endswith("-reparameterize_kl-train_step-quick.json")  # a partial run says so
     meta = json.loads(json_path.read_text())
     assert meta["device"] == "cpu" and meta["device_slug"] == "cpu"
     assert meta["triton_kernels_timed"] is False and "NOT timed" in meta["note"]
@@ -117,11 +118,21 @@ def test_a_wrong_result_aborts_the_run(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
     real = fastvae.bernoulli_log_likelihood
     monkeypatch.setattr(fastvae, "bernoulli_log_likelihood", lambda l, x: real(l, x) * 1.01)
+    limit, threads = torch._dynamo.config.recompile_limit, torch.get_num_threads()
     code = run.main(["--quick", "--device", "cpu", "--only", "bernoulli_ll", "--out", str(tmp_path), "--no-plots"])
     assert code == 1
     err = capsys.readouterr().err
     assert "MISMATCH" in err and "ll differs from eager" in err
     assert list(tmp_path.iterdir()) == []  # nothing written
+    # the run's settings do not outlive it
+    assert fastvae.get_backend() == "triton" and torch._dynamo.config.recompile_limit == limit
+    assert torch.get_num_threads() == threads
+
+
+def test_plots_are_optional(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    assert run.plot({"records": []}, tmp_path) == []
+    assert "matplotlib is not installed" in capsys.readouterr().out
 
 
 def test_the_interpreter_is_never_timed(tmp_path, monkeypatch, capsys):
