@@ -95,10 +95,6 @@ class Config:
     targets: Optional[str] = None   # "uint8" (0/1, one byte) or "float" (logits' dtype)
     model: Optional[str] = None     # train_step: "mlp" or "conv"
 
-    def family(self):
-        """The configuration without its batch size: one line of a plot."""
-        return dataclasses.replace(self, batch=0)
-
     def label(self, batch=True):
         parts = [f"B={self.batch}"] if batch else []
         parts += [f"{k}={v}" for k, v in (("model", self.model), ("D", self.dim), ("L", self.latent),
@@ -408,7 +404,6 @@ def copy_bandwidth(dev, timer, quick):
     src = torch.empty(n, dtype=torch.uint8, device=dev).random_()
     dst = torch.empty_like(src)
     ms = timer.time(lambda _: dst.copy_(src))
-    del src, dst
     return {"bytes_copied": n, "bytes_moved": 2 * n, "median_ms": ms, "gb_per_s": 2 * n / ms / 1e6}
 
 
