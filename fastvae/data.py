@@ -22,6 +22,7 @@ pipeline is never what limits samples/s.
 from __future__ import annotations
 
 import gzip
+import http.client
 import math
 import os
 import tempfile
@@ -373,7 +374,7 @@ def download(name: str, data_dir: Optional[str] = None) -> str:
             continue
         try:
             _fetch(url, dest)
-        except (urllib.error.URLError, OSError, ValueError) as e:  # HTTPError, timeouts included
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:  # HTTP errors, timeouts
             reason = getattr(e, "reason", None) or e
             raise RuntimeError(
                 f"could not download {url}: {reason}. Without network, download it elsewhere and "
