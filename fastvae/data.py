@@ -304,7 +304,7 @@ def _how_to_get(name, directory):
     urls = ", ".join(u for u, _ in _DOWNLOADS[name])
     d = directory if directory is not None else "DIR"
     return (f"To get them run fastvae.data.download({name!r}, {d!r}) in Python, or "
-            f"`python -m fastvae.train --dataset {name} --data-dir {d} --download`; "
+            f"`python -m fastvae.train --data {name} --data-dir {d} --download`; "
             f"without network, download {urls} elsewhere and put the files in {d}.")
 
 
