@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-import fastvae
 from fastvae import evaluate
 from fastvae.models import ConvVAE, MLPVAE, VAEOutput
 
