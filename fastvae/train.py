@@ -14,7 +14,9 @@ Writes into ``--out``: ``metrics.jsonl`` (one JSON object per epoch), ``checkpoi
 previous checkpoint; ``--resume`` continues it exactly: weights, optimizer, schedule, RNG and
 data order), and at the end ``summary.json`` (test negative ELBO, the importance-sampled test
 NLL, examples/s and the configuration), ``samples.png``, ``reconstructions.png`` and
-``loss.png``. Only rank 0 writes files.
+``loss.png``. Only rank 0 writes files. examples/s counts training steps only (all ranks),
+timed on the host with the device synchronised, leaving out each invocation's first step
+(compilation and warm-up), evaluation and checkpointing.
 """
 
 import argparse
@@ -389,14 +391,15 @@ def _run(args, d):
     step_fn = torch.compile(objective) if args.compile else objective
 
     epoch, start, step = 0, 0, 0
-    history, curve, partial, train_time = [], [], [0.0, 0.0, 0.0, 0], 0.0
+    history, curve, partial, train_time, timed = [], [], [0.0, 0.0, 0.0, 0], 0.0, 0
     torch.manual_seed(args.seed * 7919 + d.rank + 1)  # the noise differs between ranks
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         epoch, start, step = state["epoch"], state["batch"], state["step"]
-        history, curve, partial, train_time = state["history"], state["curve"], state["partial"], state["train_time"]
+        history, curve, partial = state["history"], state["curve"], state["partial"]
+        train_time, timed = state["train_time"], state["timed_steps"]
         _set_rng_state(state["rng"][d.rank], dev)
     if d.main:
         with open(os.path.join(args.out, "metrics.jsonl"), "w") as f:  # rewritten: a resumed run has no duplicates
@@ -413,6 +416,7 @@ def _run(args, d):
             save_atomic({"config": cfg, "model": model.state_dict(), "optimizer": opt.state_dict(),
                          "scheduler": sched.state_dict(), "epoch": ep, "batch": batch, "step": step,
                          "history": history, "curve": curve, "partial": partial, "train_time": train_time,
+                         "timed_steps": timed,
                          "rng": rngs}, ckpt_path)
         d.barrier()
 
@@ -437,6 +441,12 @@ def _run(args, d):
             batches += 1
             step += 1
             ran += 1
+            if ran == 1:  # the first step of each invocation compiles and warms up: not timed
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                t0 = time.perf_counter()
+            else:
+                timed += 1
             logged += 1
             if logged == args.log_every or i + 1 == steps_per_epoch:
                 loss, kl = terms.loss.item(), terms.kl.detach().mean().item()  # one sync per log interval
@@ -464,10 +474,11 @@ def _run(args, d):
         train = (d.sum(sums.clone()) / (batches * d.world)).tolist()
         valid_neg_elbo, _ = evaluate_split(model, valid_x, d, None, None)
         examples = step * args.batch_size * d.world
+        throughput = timed * args.batch_size * d.world / train_time if train_time > 0 else None
         record = {"epoch": epoch + 1, "step": step, "train_neg_elbo": train[0], "train_log_likelihood": train[1],
                   "train_kl": train[2], "valid_neg_elbo": valid_neg_elbo, "lr": sched.get_last_lr()[0],
                   "beta": kl_weight(args, step - 1), "examples": examples,
-                  "examples_per_s": examples / train_time if train_time else None}
+                  "examples_per_s": throughput}
         history.append(record)
         epoch, start, partial = epoch + 1, 0, [0.0, 0.0, 0.0, 0]
         checkpoint(epoch, 0)
@@ -484,9 +495,9 @@ def _run(args, d):
     test_neg_elbo, test_nll = evaluate_split(model, test_x, d, args, gen)
     examples = step * args.batch_size * d.world
     summary = {"test_neg_elbo": test_neg_elbo, "test_nll": test_nll,
-               "examples_per_s": examples / train_time if train_time else None,
+               "examples_per_s": history[-1]["examples_per_s"] if history else None,
                "eval_samples": args.eval_samples or (1000 if dev.type == "cuda" else 100),
-               "train_time_s": train_time, "steps": step, "examples": examples,
+               "train_time_s": train_time, "timed_steps": timed, "steps": step, "examples": examples,
                "final_train_neg_elbo": history[-1]["train_neg_elbo"] if history else None,
                "final_valid_neg_elbo": history[-1]["valid_neg_elbo"] if history else None,
                "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
@@ -500,7 +511,7 @@ def _run(args, d):
             except ImportError:
                 print("matplotlib is not installed: no PNG files (pip install matplotlib)", file=sys.stderr)
         print(f"test negative ELBO {test_neg_elbo:.2f}, test NLL (IWAE, K={summary['eval_samples']}) "
-              f"{test_nll:.2f} nats, {summary['examples_per_s']:.4g} examples/s -> {args.out}", file=sys.stderr)
+              f"{test_nll:.2f} nats, {summary['examples_per_s'] or float('nan'):.4g} examples/s -> {args.out}", file=sys.stderr)
     return summary
 
 
