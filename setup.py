@@ -15,7 +15,12 @@ setup(
     install_requires=[
         "torch>=2.8",
         "numpy",
+        "tqdm",
         'triton>=3.0; platform_system == "Linux"',
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        "train": ["matplotlib"],  # the PNG plots of python -m fastvae.train and benchmarks/run.py
+        "test": ["pytest>=7", "pytest-benchmark", "matplotlib"],
+    },
+    entry_points={"console_scripts": ["fastvae-train=fastvae.train:main"]},
 )

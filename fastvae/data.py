@@ -1,0 +1,646 @@
+"""Data sets for training binary-output VAEs, and a loader that keeps them on the device.
+
+Three data sets (``DATASETS``):
+
+- ``"shapes"``: binary images of squares, ellipses and triangles at random position, scale and
+  rotation, generated from a seed (no download, no files; 28x28 or 64x64, 1 or 3 channels).
+- ``"binarized-mnist"``: the fixed binarization of Larochelle & Murray (2011), 50000/10000/10000,
+  read from ``binarized_mnist.npz`` (arrays ``train``/``valid``/``test``, uint8 (N, 784) of 0/1)
+  or, when there is no npz, from the original text files ``binarized_mnist_{train,valid,test}.amat``.
+- ``"mnist"``: grey-level MNIST from the IDX files ``train-images-idx3-ubyte[.gz]`` and
+  ``t10k-images-idx3-ubyte[.gz]``, binarized dynamically (a fresh Bernoulli(grey/255) sample per
+  batch). valid is the last 10000 training images, train the first 50000, test is t10k.
+
+Files are looked up in ``data_dir`` or, when that is not given, ``$FASTVAE_DATA_DIR``. Nothing is
+downloaded unless asked (``download(name, data_dir)`` or ``load_dataset(..., download=True)``).
+
+``DeviceLoader`` serves batches from a uint8 tensor already on the device: one ``randperm`` per
+epoch and one ``index_select`` per batch, no host syncs and no per-example Python, so the input
+pipeline is never what limits samples/s.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import math
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "DeviceLoader",
+    "download",
+    "load_dataset",
+    "make_shapes",
+    "read_amat",
+    "read_idx_images",
+]
+
+DATASETS = ("shapes", "binarized-mnist", "mnist")
+SPLITS = ("train", "valid", "test")
+ENV_VAR = "FASTVAE_DATA_DIR"
+
+SHAPES_SIZES = (28, 64)
+SHAPES_DEFAULT_COUNTS = {"train": 50000, "valid": 10000, "test": 10000}
+MNIST_VALID = 10000  # the last 10000 of the 60000 training images
+
+BMNIST_NPZ = "binarized_mnist.npz"
+BMNIST_AMAT = {s: f"binarized_mnist_{s}.amat" for s in SPLITS}
+BMNIST_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
+MNIST_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+
+# what download() fetches: name -> [(url, file name)]
+_DOWNLOADS = {
+    "binarized-mnist": [(BMNIST_URL + f, f) for f in BMNIST_AMAT.values()],
+    "mnist": [(MNIST_URL + f + ".gz", f + ".gz") for f in MNIST_FILES.values()],
+}
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks
+# --------------------------------------------------------------------------------------------
+
+def _int(name, value, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_name(name):
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# shapes: procedurally generated binary images
+# --------------------------------------------------------------------------------------------
+
+SQUARE, ELLIPSE, TRIANGLE = 0, 1, 2
+_SQRT3_2 = math.sqrt(3.0) / 2.0
+
+
+def _shape_params(n, size, rng):
+    """Per-image parameters, drawn in a fixed order from ``rng`` (so the geometry does not
+    depend on ``channels``). ``r`` is the half side of a square, the semi-major axis of an
+    ellipse (semi-minor ``aspect * r``) and the circumradius of an equilateral triangle."""
+    kind = rng.integers(0, 3, size=n)
+    r = rng.uniform(0.2, 0.35, size=n) * size
+    theta = rng.uniform(0.0, 2.0 * math.pi, size=n)
+    aspect = rng.uniform(0.5, 1.0, size=n)
+    # centre kept 0.8 r from the border: a corner may be clipped, never much of the shape
+    cx = 0.8 * r + rng.uniform(0.0, 1.0, size=n) * (size - 1.6 * r)
+    cy = 0.8 * r + rng.uniform(0.0, 1.0, size=n) * (size - 1.6 * r)
+    color = rng.integers(1, 8, size=n)  # 3-bit RGB, never 0 (black on black)
+    return {"kind": kind, "r": r, "theta": theta, "aspect": aspect, "cx": cx, "cy": cy, "color": color}
+
+
+def _rasterize(p, size, out):
+    """Write the 0/1 masks of the shapes ``p`` into ``out`` (uint8 (n, size, size)).
+
+    Pixel (i, j) (row i, column j) is inside when its centre (j + 0.5, i + 0.5), in the shape's
+    own frame (rotated by -theta about the centre, scaled by 1/r), satisfies:
+    square max(|u|, |v|) <= 1; ellipse u^2 + (v / aspect)^2 <= 1; triangle the three
+    half-planes n_k . (u, v) <= 1/2 with outward normals at 90, 210 and 330 degrees (the
+    inradius of an equilateral triangle is half its circumradius).
+    """
+    grid = np.arange(size, dtype=np.float32) + np.float32(0.5)
+    per_chunk = max(1, (1 << 18) // (size * size))  # temporaries stay in cache
+    for kind in (SQUARE, ELLIPSE, TRIANGLE):
+        idx_all = np.flatnonzero(p["kind"] == kind)
+        for lo in range(0, idx_all.size, per_chunk):
+            idx = idx_all[lo:lo + per_chunk]
+            inv_r = (1.0 / p["r"][idx]).astype(np.float32)[:, None, None]
+            c = np.cos(p["theta"][idx]).astype(np.float32)[:, None, None] * inv_r
+            s = np.sin(p["theta"][idx]).astype(np.float32)[:, None, None] * inv_r
+            dx = grid[None, None, :] - p["cx"][idx].astype(np.float32)[:, None, None]  # (b, 1, S)
+            dy = grid[None, :, None] - p["cy"][idx].astype(np.float32)[:, None, None]  # (b, S, 1)
+            u = c * dx + s * dy   # (b, S, S)
+            v = c * dy - s * dx
+            if kind == SQUARE:
+                np.abs(u, out=u)
+                np.abs(v, out=v)
+                mask = np.maximum(u, v, out=u) <= 1.0
+            elif kind == ELLIPSE:
+                inv_a = (1.0 / p["aspect"][idx]).astype(np.float32)[:, None, None]
+                v *= inv_a
+                u *= u
+                v *= v
+                mask = (u + v) <= 1.0
+            else:
+                half_v = v * np.float32(0.5)
+                su = u * np.float32(_SQRT3_2)
+                mask = v <= 0.5
+                mask &= (su - half_v) <= 0.5
+                mask &= (-su - half_v) <= 0.5
+            out[idx] = mask
+
+
+def _shapes(n, size, rng, channels):
+    p = _shape_params(n, size, rng)
+    masks = np.empty((n, size, size), dtype=np.uint8)
+    _rasterize(p, size, masks)
+    if channels == 1:
+        return masks[:, None]
+    bits = ((p["color"][:, None] >> np.arange(3)) & 1).astype(np.uint8)  # (n, 3): R, G, B
+    return masks[:, None] * bits[:, :, None, None]
+
+
+def _check_shapes_args(image_size, channels):
+    _int("image_size", image_size)
+    _int("channels", channels)
+    if image_size not in SHAPES_SIZES:
+        raise ValueError(f"image_size must be one of {SHAPES_SIZES} for shapes, got {image_size}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+
+
+def make_shapes(n: int, image_size: int = 28, *, seed: int = 0, channels: int = 1) -> np.ndarray:
+    """``n`` binary images of one shape each (square, ellipse or triangle, equally likely, at a
+    random position, scale, rotation and, for ellipses, aspect ratio): uint8 of 0/1, shape
+    ``(n, channels, image_size, image_size)``. Deterministic from ``seed`` (for a given NumPy).
+
+    Every image is non-empty and not full. With ``channels=3`` each shape gets a random binary
+    RGB colour that is not black; the geometry is the same as with ``channels=1`` for the same
+    seed (``make_shapes(.., channels=3).max(1) == make_shapes(.., channels=1)[:, 0]``).
+    """
+    n = _int("n", n, 0)
+    _check_shapes_args(image_size, channels)
+    seed = _int("seed", seed, 0)
+    return _shapes(n, image_size, np.random.default_rng(seed), channels)
+
+
+# --------------------------------------------------------------------------------------------
+# file readers
+# --------------------------------------------------------------------------------------------
+
+def _read_bytes(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
+        raw = gzip.decompress(raw)
+    return raw
+
+
+def _amat_slow(path, raw, cols):
+    """Line-by-line parse: accepts any numeric spelling of 0 and 1 ("1", "1.0") and reports
+    the first bad line exactly."""
+    rows = []
+    for lineno, line in enumerate(raw.split(b"\n"), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) != cols:
+            raise ValueError(f"{path}: line {lineno}: expected {cols} values, got {len(tokens)}")
+        try:
+            values = np.array([float(t) for t in tokens])
+        except ValueError:
+            bad = next(t for t in tokens if not _is_float(t))
+            raise ValueError(f"{path}: line {lineno}: {bad.decode(errors='replace')!r} is not a number") from None
+        wrong = np.flatnonzero((values != 0) & (values != 1))
+        if wrong.size:
+            k = wrong[0]
+            raise ValueError(f"{path}: line {lineno}: value {k + 1} is "
+                             f"{tokens[k].decode(errors='replace')!r}; a binarized image holds only 0 and 1")
+        rows.append(values.astype(np.uint8))
+    return np.stack(rows) if rows else np.zeros((0, cols), np.uint8)
+
+
+def _is_float(t):
+    try:
+        float(t)
+        return True
+    except ValueError:
+        return False
+
+
+def _amat_fast(raw, cols, chunk_bytes=1 << 23):
+    """Vectorised parse of the canonical spelling (every value a single '0' or '1' separated by
+    whitespace, ``cols`` per non-blank line); None when the text is not in that form."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    parts = []
+    start = 0
+    while start < buf.size:
+        end = min(start + chunk_bytes, buf.size)
+        if end < buf.size:  # cut after a newline so that chunks hold whole lines
+            nl = raw.rfind(b"\n", start, end)
+            end = nl + 1 if nl >= start else (raw.find(b"\n", end) + 1 or buf.size)
+        b = buf[start:end]
+        start = end
+        ws = (b == 32) | (b == 10) | (b == 13) | (b == 9)
+        val = ~ws
+        if (val & (b != 48) & (b != 49)).any() or (val[1:] & val[:-1]).any():
+            return None
+        cs = np.cumsum(val, dtype=np.int64)
+        nl = np.flatnonzero(b == 10)
+        ends = cs[nl] if nl.size else np.zeros(0, np.int64)
+        if b[-1] != 10:
+            ends = np.append(ends, cs[-1])
+        counts = np.diff(ends, prepend=0)
+        if np.any((counts != 0) & (counts != cols)):
+            return None
+        parts.append(b[val] - np.uint8(48))
+    if not parts:
+        return np.zeros((0, cols), np.uint8)
+    return np.concatenate(parts).reshape(-1, cols)
+
+
+def read_amat(path, cols: int = 784) -> np.ndarray:
+    """Read a binarized-MNIST ``.amat`` text file (one image per line: ``cols`` whitespace
+    separated values, each 0 or 1; blank lines ignored; gzipped files accepted): uint8
+    ``(N, cols)``. A malformed line is a ``ValueError`` naming the file and the line."""
+    path = os.fspath(path)
+    raw = _read_bytes(path)
+    out = _amat_fast(raw, cols)
+    if out is None:  # not the canonical spelling: parse again, line by line, for the exact error
+        out = _amat_slow(path, raw, cols)
+    if out.shape[0] == 0:
+        raise ValueError(f"{path}: no images (the file is empty)")
+    return out
+
+
+def read_idx_images(path) -> np.ndarray:
+    """Read an IDX image file (MNIST ``*-images-idx3-ubyte``, plain or gzipped): uint8
+    ``(N, H, W)``. The header is validated: magic 0x00000803 (unsigned bytes, 3 dimensions),
+    positive dimensions, and exactly N*H*W bytes of data."""
+    path = os.fspath(path)
+    raw = _read_bytes(path)
+    magic = int.from_bytes(raw[:4], "big")
+    if len(raw) >= 4 and magic != 0x00000803:
+        what = ""
+        if raw[:3] == b"\0\0\x08":
+            what = f" (an IDX file of unsigned bytes with {raw[3]} dimensions; images have 3)"
+        raise ValueError(f"{path}: bad IDX magic number 0x{magic:08x}{what}; expected 0x00000803 "
+                         "(MNIST image file, e.g. train-images-idx3-ubyte)")
+    if len(raw) < 16:
+        raise ValueError(f"{path}: not an IDX image file ({len(raw)} bytes, shorter than the 16-byte header)")
+    n, h, w = (int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(3))
+    if n == 0 or h == 0 or w == 0:
+        raise ValueError(f"{path}: IDX dimensions {n}x{h}x{w} hold no image")
+    expected = 16 + n * h * w
+    if len(raw) != expected:
+        raise ValueError(f"{path}: IDX header says {n}x{h}x{w} images ({expected} bytes with the header) "
+                         f"but the file holds {len(raw)} bytes (truncated or not an image file)")
+    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w).copy()
+
+
+# --------------------------------------------------------------------------------------------
+# directories, expected files, download
+# --------------------------------------------------------------------------------------------
+
+def _how_to_get(name, directory):
+    urls = ", ".join(u for u, _ in _DOWNLOADS[name])
+    d = directory if directory is not None else "DIR"
+    return (f"To get them run fastvae.data.download({name!r}, {d!r}) in Python, or "
+            f"`python -m fastvae.train --data {name} --data-dir {d} --download`; "
+            f"without network, download {urls} elsewhere and put the files in {d}.")
+
+
+def _expected_files(name):
+    if name == "binarized-mnist":
+        return (f"{BMNIST_NPZ} (arrays train/valid/test, uint8 (N, 784)), or the three text files "
+                + ", ".join(BMNIST_AMAT.values()))
+    return " and ".join(f"{f} (or {f}.gz)" for f in MNIST_FILES.values())
+
+
+def _resolve_dir(name, data_dir):
+    """(directory, where the setting came from); a clear FileNotFoundError when there is none."""
+    if data_dir is not None:
+        return os.path.expanduser(os.fspath(data_dir)), "the data_dir argument"
+    env = os.environ.get(ENV_VAR, "")
+    if env:
+        return os.path.expanduser(env), f"${ENV_VAR}"
+    raise FileNotFoundError(
+        f"no data directory for {name!r}: pass --data-dir (data_dir= in Python) or set the "
+        f"{ENV_VAR} environment variable to the directory holding {_expected_files(name)}. "
+        + _how_to_get(name, None))
+
+
+def _missing(name, directory, source, detail):
+    return FileNotFoundError(
+        f"{name} files not found in {directory} (from {source}; set it with --data-dir or "
+        f"{ENV_VAR}): {detail}. Expected {_expected_files(name)}. " + _how_to_get(name, directory))
+
+
+def _fetch(url, dest, timeout=60.0):
+    """urllib download to a temporary file in the destination directory, renamed into place
+    only when complete (a partial file never takes the real name)."""
+    directory = os.path.dirname(dest)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", suffix=".part", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
+            while True:
+                block = response.read(1 << 20)
+                if not block:
+                    break
+                f.write(block)
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def download(name: str, data_dir: Optional[str] = None) -> str:
+    """Download the files of ``name`` ("binarized-mnist": the three ``.amat`` files; "mnist":
+    the two gzipped IDX image files) into ``data_dir`` (default ``$FASTVAE_DATA_DIR``; created if
+    needed) and return that directory. Files already present are kept. On a network failure,
+    a ``RuntimeError`` names the URL and where to put the files by hand. "shapes" is generated,
+    so there is nothing to download (``ValueError``)."""
+    _check_name(name)
+    if name == "shapes":
+        raise ValueError("'shapes' is generated from a seed; there is nothing to download")
+    directory, _ = _resolve_dir(name, data_dir)
+    os.makedirs(directory, exist_ok=True)
+    if name == "binarized-mnist" and os.path.exists(os.path.join(directory, BMNIST_NPZ)):
+        return directory
+    for url, fname in _DOWNLOADS[name]:
+        dest = os.path.join(directory, fname)
+        if os.path.exists(dest) or (fname.endswith(".gz") and os.path.exists(dest[:-3])):
+            continue
+        try:
+            _fetch(url, dest)
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:  # HTTP errors, timeouts
+            reason = getattr(e, "reason", None) or e
+            raise RuntimeError(
+                f"could not download {url}: {reason}. Without network, download it elsewhere and "
+                f"put it in {directory} as {fname}; {name} needs {_expected_files(name)}.") from e
+    return directory
+
+
+_download = download  # load_dataset's `download` argument hides the function
+
+
+# --------------------------------------------------------------------------------------------
+# data sets
+# --------------------------------------------------------------------------------------------
+
+def _seed_for(*words):
+    """A 63-bit seed that is a pure function of the integer ``words`` (splitmix64 mixing)."""
+    mask = (1 << 64) - 1
+    h = 0x9E3779B97F4A7C15
+    for w in words:
+        h = (h ^ (int(w) & mask)) * 0xBF58476D1CE4E5B9 & mask
+        h ^= h >> 31
+        h = (h + 0x9E3779B97F4A7C15) * 0x94D049BB133111EB & mask
+        h ^= h >> 29
+    return h >> 1
+
+
+def _binarize(grey, generator):
+    """uint8 0/1 with P(1) = grey / 255 exactly: r uniform on {0, ..., 254}, 1 where r < grey."""
+    r = torch.randint(0, 255, grey.shape, generator=generator, device=grey.device, dtype=torch.uint8)
+    return (r < grey).to(torch.uint8)
+
+
+def _generator(device, seed):
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+@dataclass
+class Dataset:
+    """Three uint8 splits of shape (N, C, H, W). Static data (``dynamic=False``) holds 0/1;
+    dynamic data holds grey levels 0..255, binarized per batch by ``DeviceLoader(dynamic=True)``
+    and, for evaluation, once and for all by ``binarized(split, seed)``."""
+
+    name: str
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+    dynamic: bool
+
+    @property
+    def shape(self) -> tuple:
+        """(C, H, W) of one image."""
+        return tuple(self.train.shape[1:])
+
+    def to(self, device) -> "Dataset":
+        """A copy with every split on ``device`` (uint8 stays uint8)."""
+        return Dataset(self.name, self.train.to(device), self.valid.to(device), self.test.to(device),
+                       self.dynamic)
+
+    def split(self, split: str) -> torch.Tensor:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        return getattr(self, split)
+
+    def binarized(self, split: str, seed: int) -> torch.Tensor:
+        """A fixed binarization (uint8 0/1, on the split's device) of ``split``, a pure function
+        of ``(seed, split)``: the evaluation set for dynamic data. Static data is returned as is."""
+        data = self.split(split)
+        seed = _int("seed", seed)
+        if not self.dynamic:
+            return data
+        return _binarize(data, _generator(data.device, _seed_for(seed, SPLITS.index(split), 0xB1)))
+
+
+def _truncate(name, arr, n, arg):
+    if n is None:
+        return arr
+    n = _int(arg, n, 0)
+    if n > arr.shape[0]:
+        raise ValueError(f"{arg}={n} is larger than the {name} split ({arr.shape[0]} images)")
+    return arr[:n]
+
+
+def _as_images(arr, path):
+    if arr.ndim < 2 or int(np.prod(arr.shape[1:])) != 784:
+        raise ValueError(f"{path}: expected images of 784 = 28x28 pixels, got array shape {arr.shape}")
+    return arr.reshape(arr.shape[0], 1, 28, 28)
+
+
+def _load_binarized_mnist(directory, source):
+    npz = os.path.join(directory, BMNIST_NPZ)
+    if os.path.isfile(npz):
+        with np.load(npz, allow_pickle=False) as f:
+            missing = [s for s in SPLITS if s not in f.files]
+            if missing:
+                raise ValueError(f"{npz}: no array named {', '.join(missing)} (it holds {', '.join(f.files)}); "
+                                 "expected train, valid and test")
+            arrays = {s: f[s] for s in SPLITS}
+        for s, a in arrays.items():
+            if a.dtype.kind not in "biuf" or a.size == 0 or a.min() < 0 or a.max() > 1 \
+                    or (a.dtype.kind == "f" and not np.isin(a, (0, 1)).all()):
+                raise ValueError(f"{npz}: array {s!r} must hold only 0 and 1 (dtype {a.dtype}, "
+                                 f"{a.size} values)")
+        return {s: _as_images(a.astype(np.uint8, copy=False), f"{npz}[{s!r}]") for s, a in arrays.items()}
+    paths = {s: os.path.join(directory, f) for s, f in BMNIST_AMAT.items()}
+    absent = [os.path.basename(p) for p in paths.values() if not os.path.isfile(p)]
+    if absent:
+        raise _missing("binarized-mnist", directory, source,
+                       f"no {BMNIST_NPZ} and no {', '.join(absent)}")
+    return {s: _as_images(read_amat(p), p) for s, p in paths.items()}
+
+
+def _load_mnist(directory, source):
+    arrays = {}
+    for split, fname in MNIST_FILES.items():
+        for candidate in (fname, fname + ".gz"):
+            path = os.path.join(directory, candidate)
+            if os.path.isfile(path):
+                break
+        else:
+            raise _missing("mnist", directory, source, f"no {fname} or {fname}.gz")
+        images = read_idx_images(path)
+        if images.shape[1:] != (28, 28):
+            raise ValueError(f"{path}: MNIST images are 28x28, got {images.shape[1]}x{images.shape[2]}")
+        arrays[split] = images
+    train = arrays["train"]
+    if train.shape[0] <= MNIST_VALID:
+        raise ValueError(f"{MNIST_FILES['train']} holds {train.shape[0]} images; the valid split is the "
+                         f"last {MNIST_VALID}, so it needs more than that (MNIST has 60000)")
+    out = {"train": train[:-MNIST_VALID], "valid": train[-MNIST_VALID:], "test": arrays["test"]}
+    return {s: a[:, None] for s, a in out.items()}
+
+
+def load_dataset(name: str, data_dir: Optional[str] = None, *, seed: int = 0, image_size: int = 28,
+                 channels: int = 1, download: bool = False,
+                 num_train: Optional[int] = None, num_valid: Optional[int] = None,
+                 num_test: Optional[int] = None) -> Dataset:
+    """Load (or, for "shapes", generate) a data set as CPU uint8 tensors (N, C, H, W);
+    ``.to(device)`` the result to train from device memory.
+
+    shapes: ``image_size`` 28 or 64, ``channels`` 1 or 3, ``num_*`` the split sizes (default
+    50000/10000/10000); each split is generated from its own stream of ``seed``
+    (``SeedSequence(seed, spawn_key=(split index,))``), so the splits are disjoint draws.
+    ``data_dir`` and ``download`` are ignored.
+
+    binarized-mnist, mnist: files from ``data_dir`` or ``$FASTVAE_DATA_DIR`` (the argument wins);
+    ``download=True`` fetches missing files first. ``image_size`` must be 28 and ``channels`` 1;
+    ``num_*`` keep the first n images of a split; ``seed`` is unused (the splits are fixed).
+    """
+    _check_name(name)
+    seed = _int("seed", seed, 0)
+    nums = {"train": num_train, "valid": num_valid, "test": num_test}
+    if name == "shapes":
+        _check_shapes_args(image_size, channels)
+        splits = {}
+        for k, s in enumerate(SPLITS):
+            n = SHAPES_DEFAULT_COUNTS[s] if nums[s] is None else _int(f"num_{s}", nums[s], 0)
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,)))
+            splits[s] = torch.from_numpy(_shapes(n, image_size, rng, channels))
+        return Dataset(name, splits["train"], splits["valid"], splits["test"], dynamic=False)
+
+    _int("image_size", image_size)
+    _int("channels", channels)
+    if image_size != 28:
+        raise ValueError(f"image_size must be 28 for {name} (MNIST images are 28x28), got {image_size}")
+    if channels != 1:
+        raise ValueError(f"channels must be 1 for {name} (MNIST is grey-level), got {channels}")
+    directory, source = _resolve_dir(name, data_dir)
+    if download:
+        _download(name, directory)
+    elif not os.path.isdir(directory):
+        raise _missing(name, directory, source, "the directory does not exist")
+    loader = _load_binarized_mnist if name == "binarized-mnist" else _load_mnist
+    arrays = loader(directory, source)
+    splits = {s: torch.from_numpy(np.ascontiguousarray(_truncate(s, arrays[s], nums[s], f"num_{s}")))
+              for s in SPLITS}
+    return Dataset(name, splits["train"], splits["valid"], splits["test"], dynamic=(name == "mnist"))
+
+
+# --------------------------------------------------------------------------------------------
+# the device loader
+# --------------------------------------------------------------------------------------------
+
+class DeviceLoader:
+    """Batches from a uint8 tensor already on the device, in a new random order each epoch.
+
+    Epoch ``e``'s order is ``torch.randperm(N)`` drawn with a ``torch.Generator`` on the data's
+    device seeded from ``(seed, e)`` only, so it is identical on every rank and on every run
+    (for a given device type and PyTorch). Batches are ``index_select``s of that order: no host
+    sync and no per-example Python, so the loader never limits samples/s.
+
+    Data-parallel sharding (``world_size > 1``): the first ``N - N % world_size`` positions of
+    the permuted order are dealt out round-robin, rank ``r`` taking positions
+    ``r, r + world_size, ...`` (``perm[r::world_size]``); the ``N % world_size`` left over are
+    dropped for that epoch (a different set each epoch), so every rank yields the same number of
+    batches and no example is seen twice in an epoch. ``batch_size`` is per rank.
+
+    With ``dynamic=True`` the data holds grey levels 0..255 and each batch is binarized here:
+    pixel = 1 with probability grey/255, from a generator seeded from
+    ``(seed, epoch, batch index, rank)``. Resuming with ``epoch(e, start=k)`` therefore yields
+    exactly the batches ``k, k+1, ...`` of an unbroken ``epoch(e)``.
+    """
+
+    def __init__(self, data: torch.Tensor, batch_size: int, *, seed: int = 0, shuffle: bool = True,
+                 drop_last: bool = True, dynamic: bool = False, rank: int = 0, world_size: int = 1):
+        if not isinstance(data, torch.Tensor):
+            raise TypeError(f"data must be a torch.Tensor, got {type(data).__name__}")
+        if data.dtype != torch.uint8:
+            raise TypeError(f"data must be a uint8 tensor (0/1, or grey levels 0..255 with dynamic=True), "
+                            f"got dtype {data.dtype}")
+        if data.dim() < 1 or data.shape[0] == 0:
+            raise ValueError(f"data must hold at least one example, got shape {tuple(data.shape)}")
+        self.batch_size = _int("batch_size", batch_size, 1)
+        self.seed = _int("seed", seed)
+        self.world_size = _int("world_size", world_size, 1)
+        self.rank = _int("rank", rank)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank must be in [0, world_size) = [0, {self.world_size}), got {self.rank}")
+        for arg, v in (("shuffle", shuffle), ("drop_last", drop_last), ("dynamic", dynamic)):
+            if not isinstance(v, bool):
+                raise TypeError(f"{arg} must be a bool, got {type(v).__name__}")
+        self.data, self.shuffle, self.drop_last, self.dynamic = data, shuffle, drop_last, dynamic
+        self.per_rank = data.shape[0] // self.world_size
+        if self.per_rank == 0:
+            raise ValueError(f"data has {data.shape[0]} examples, fewer than world_size={self.world_size}")
+        if drop_last and self.batch_size > self.per_rank:
+            raise ValueError(f"batch_size={self.batch_size} is larger than the {self.per_rank} examples "
+                             f"per rank (data {data.shape[0]}, world_size {self.world_size}) with "
+                             "drop_last=True: no batch would be produced")
+        # positions this rank takes from each epoch's order (fixed; only the order changes)
+        used = self.per_rank * self.world_size
+        self._positions = torch.arange(self.rank, used, self.world_size, device=data.device)
+
+    def __len__(self) -> int:
+        """Batches per epoch for this rank."""
+        if self.drop_last:
+            return self.per_rank // self.batch_size
+        return -(-self.per_rank // self.batch_size)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """Indices into ``data`` of this rank's examples for ``epoch``, in the order served."""
+        epoch = _int("epoch", epoch, 0)
+        if not self.shuffle:
+            return self._positions
+        g = _generator(self.data.device, _seed_for(self.seed, epoch, 0x5E))
+        perm = torch.randperm(self.data.shape[0], generator=g, device=self.data.device)
+        return perm.index_select(0, self._positions)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[torch.Tensor]:
+        """Yield this rank's batches of ``epoch`` from batch ``start`` on: uint8 (batch_size, C, H, W)
+        of 0/1 (the last one smaller with ``drop_last=False``)."""
+        epoch = _int("epoch", epoch, 0)
+        start = _int("start", start, 0)
+        n = len(self)
+        if start > n:
+            raise ValueError(f"start={start} is past the {n} batches of an epoch")
+        return self._batches(epoch, start, n)
+
+    def _batches(self, epoch, start, n):
+        order = self.order(epoch)
+        B = self.batch_size
+        g = torch.Generator(device=self.data.device) if self.dynamic else None
+        for i in range(start, n):
+            batch = self.data.index_select(0, order[i * B:(i + 1) * B])
+            if self.dynamic:
+                g.manual_seed(_seed_for(self.seed, epoch, i, self.rank, 0xD1))
+                batch = _binarize(batch, g)
+            yield batch

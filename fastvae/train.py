@@ -1,0 +1,537 @@
+"""Train a VAE: ``python -m fastvae.train`` (also installed as ``fastvae-train``).
+
+One process per device. Single GPU or CPU::
+
+    python -m fastvae.train --data shapes --arch mlp --batch-size 1024 --epochs 10 --out runs/shapes
+
+Several GPUs (or nodes) through PyTorch's launcher, DistributedDataParallel with NCCL (Gloo on
+CPU); ``--batch-size`` is per process, each process trains on its own shard of every epoch::
+
+    torchrun --nproc_per_node 8 -m fastvae.train --data binarized-mnist --batch-size 65536
+
+Writes into ``--out``: ``metrics.jsonl`` (one JSON object per epoch), ``checkpoint.pt``
+(written to a temporary file and renamed, so a run killed while saving resumes from the
+previous checkpoint; ``--resume`` continues it exactly: weights, optimizer, schedule, RNG and
+data order), and at the end ``summary.json`` (test negative ELBO, the importance-sampled test
+NLL, examples/s and the configuration), ``samples.png``, ``reconstructions.png`` and
+``loss.png``. Only rank 0 writes files. examples/s counts training steps only (all ranks),
+timed on the host with the device synchronised, leaving out each invocation's first step
+(compilation and warm-up), evaluation and checkpointing.
+"""
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+
+from . import __version__, data as fdata, evaluate
+from .models import ACTIVATIONS, ConvVAE, MLPVAE
+
+CHECKPOINT = "checkpoint.pt"
+# configuration that must match for --resume to continue the same run
+_SAME_RUN = ("data", "image_size", "channels", "num_train", "arch", "latent_dim", "hidden", "activation",
+             "batch_size", "world_size", "seed", "fused", "amp", "lr", "lr_scaling", "base_batch_size")
+
+
+# --------------------------------------------------------------------------- arguments
+
+def _hidden(text):
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated widths like 400 or 200,200, got {text!r}")
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"--hidden widths must be positive, got {text!r}")
+    return sizes
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}")
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        return v
+    return parse
+
+
+def _non_negative_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return v
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m fastvae.train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = p.add_argument_group("data")
+    d.add_argument("--data", choices=fdata.DATASETS, default="shapes",
+                   help="shapes: generated binary shapes, no download; binarized-mnist: the static "
+                        "binarization (.npz or .amat); mnist: IDX files, binarized anew every batch")
+    d.add_argument("--data-dir", default=None, help="where the data files are (default: $FASTVAE_DATA_DIR)")
+    d.add_argument("--download", action="store_true", help="download the data set into --data-dir if missing")
+    d.add_argument("--image-size", type=int, choices=(28, 64), default=28, help="shapes only")
+    d.add_argument("--channels", type=int, choices=(1, 3), default=1, help="shapes only")
+    d.add_argument("--num-train", type=_positive(int), default=None,
+                   help="shapes: training images to generate (default 50000); MNIST: use the first N")
+    d.add_argument("--num-test", type=_positive(int), default=None, help="use only the first N test (and validation) examples")
+    m = p.add_argument_group("model")
+    m.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
+    m.add_argument("--latent-dim", type=_positive(int), default=40)
+    m.add_argument("--hidden", type=_hidden, default=(400,), help="MLP widths, e.g. 400 or 200,200")
+    m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
+    m.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
+                   help="fastvae's fused ops (--no-fused: the same model on fastvae.reference)")
+    m.add_argument("--output-bias-init", action=argparse.BooleanOptionalAction, default=True,
+                   help="start the decoder's output bias at the logit of the training pixel means")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--batch-size", type=_positive(int), default=128, help="examples per step per process")
+    o.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate at --base-batch-size")
+    o.add_argument("--lr-scaling", choices=("sqrt", "linear", "none"), default="sqrt",
+                   help="large-batch rule: lr * (global batch / base batch) ** (1/2 | 1 | 0)")
+    o.add_argument("--base-batch-size", type=_positive(int), default=128)
+    o.add_argument("--warmup-steps", type=_non_negative_int, default=0, help="linear learning-rate warm-up")
+    o.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                   help="after warm-up: constant, or cosine decay to 0 at the last step")
+    o.add_argument("--epochs", type=_positive(int), default=10)
+    o.add_argument("--amp", choices=("none", "bf16"), default="none", help="bf16 autocast for the networks")
+    o.add_argument("--beta", type=float, default=1.0, help="KL weight (beta-VAE)")
+    o.add_argument("--kl-warmup", type=_non_negative_int, default=0,
+                   help="steps over which the KL weight rises linearly from 0 to --beta")
+    o.add_argument("--compile", action="store_true", help="torch.compile the training objective")
+    r = p.add_argument_group("run")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default="runs/fastvae", help="output directory")
+    r.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    r.add_argument("--save-every", type=_non_negative_int, default=0,
+                   help="also checkpoint every N steps (0: at the end of each epoch only)")
+    r.add_argument("--stop-after", type=_positive(int), default=None,
+                   help="checkpoint and exit after N steps of this invocation (time-sliced jobs); "
+                        "--resume continues")
+    r.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    r.add_argument("--eval-samples", type=_positive(int), default=None,
+                   help="K importance samples for the test NLL (default 1000 on CUDA, 100 on CPU)")
+    r.add_argument("--eval-rows", type=_positive(int), default=65536,
+                   help="(example x sample) rows per decoder call when evaluating")
+    r.add_argument("--log-every", type=_positive(int), default=50, help="steps between progress-bar updates")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-plots", action="store_true", help="skip the PNG files")
+    return p
+
+
+# --------------------------------------------------------------------------- distributed helpers
+
+class Dist:
+    """Rank, world size and reductions; a single process is world size 1 with no process group."""
+
+    def __init__(self, device_arg):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        want = device_arg or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = torch.device(want)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", local if self.world > 1 else torch.cuda.current_device())
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if self.world > 1:
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            dist.init_process_group(backend)
+
+    @property
+    def main(self):
+        return self.rank == 0
+
+    def sum(self, t):
+        if self.world > 1:
+            dist.all_reduce(t)
+        return t
+
+    def gather(self, obj):
+        if self.world == 1:
+            return [obj]
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self):
+        if self.world > 1:
+            dist.barrier()
+
+    def close(self):
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
+# --------------------------------------------------------------------------- pieces
+
+def build_model(args, shape):
+    if args.arch == "mlp":
+        return MLPVAE(shape, hidden=args.hidden, latent_dim=args.latent_dim, activation=args.activation,
+                      fused=args.fused)
+    return ConvVAE(shape, latent_dim=args.latent_dim, activation=args.activation, fused=args.fused)
+
+
+class Objective(torch.nn.Module):
+    """The model's loss as a module, so DistributedDataParallel (which hooks ``forward``) and
+    ``torch.compile`` see the whole step."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, beta):
+        return self.model.loss(x, beta=beta, return_terms=True)
+
+
+def lr_factor(args, step, total_steps):
+    """Multiplier of the scaled learning rate at ``step`` (0-based): warm-up, then the schedule."""
+    if args.warmup_steps and step < args.warmup_steps:
+        return (step + 1) / args.warmup_steps
+    if args.schedule == "cosine":
+        span = max(1, total_steps - args.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - args.warmup_steps) / span)))
+    return 1.0
+
+
+def scaled_lr(args, world):
+    power = {"sqrt": 0.5, "linear": 1.0, "none": 0.0}[args.lr_scaling]
+    return args.lr * (args.batch_size * world / args.base_batch_size) ** power
+
+
+def kl_weight(args, step):
+    return args.beta * min(1.0, (step + 1) / args.kl_warmup) if args.kl_warmup else args.beta
+
+
+def _rng_state(device):
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state, device):
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def save_atomic(obj, path):
+    """torch.save to a temporary file, flushed to disk, then renamed over ``path``."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(obj, path):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _config(args, world):
+    cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+    cfg.update(world_size=world)
+    return cfg
+
+
+def _check_resume(saved, cfg):
+    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {cfg.get(k)!r}" for k in _SAME_RUN if saved.get(k) != cfg.get(k)]
+    if diff:
+        raise ValueError("--resume continues the same run, but these settings differ from the checkpoint's: "
+                         + "; ".join(diff))
+
+
+class Progress:
+    def __init__(self, enabled, total, initial, desc):
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+                self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+            except ImportError:  # tqdm is a dependency; a bare install still trains, quietly
+                pass
+
+    def update(self, n, **postfix):
+        if self.bar is not None:
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+# --------------------------------------------------------------------------- evaluation and plots
+
+def evaluate_split(model, x, d, args, generator):
+    """Neg. ELBO and IWAE NLL over ``x`` (sharded over ranks), reduced; returns floats."""
+    shard = x[d.rank::d.world]
+    neg_elbo = -evaluate.elbo(model, shard).double().sum()
+    sums = torch.stack([neg_elbo, torch.tensor(float(shard.shape[0]), dtype=torch.float64, device=x.device)])
+    nll = None
+    if args is not None:
+        k = args.eval_samples or (1000 if x.device.type == "cuda" else 100)
+        ll = evaluate.log_likelihood(model, shard, num_samples=k, max_rows=args.eval_rows, generator=generator)
+        sums = torch.cat([sums, -ll.sum()[None]])
+    sums = d.sum(sums).tolist()
+    if args is not None:
+        nll = sums[2] / sums[1]
+    return sums[0] / sums[1], nll
+
+
+def _grid(images, nrow):
+    """(N, C, H, W) in [0, 1] -> (rows*H, nrow*W, C) numpy image with 1-pixel gaps."""
+    n, c, h, w = images.shape
+    rows = math.ceil(n / nrow)
+    canvas = torch.ones(c, rows * (h + 1) - 1, nrow * (w + 1) - 1)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        canvas[:, r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = images[i]
+    img = canvas.permute(1, 2, 0).numpy()
+    return img[..., 0] if c == 1 else img
+
+
+def write_plots(model, test_x, history, curve, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gen = torch.Generator(device=test_x.device).manual_seed(0)
+    samples = model.sample(64, generator=gen).cpu()
+    plt.imsave(os.path.join(out, "samples.png"), _grid(samples, 8), cmap="gray", vmin=0, vmax=1)
+    x = test_x[:32]
+    recon = model.reconstruct(x).cpu()
+    pairs = torch.stack([x.cpu().float(), recon], 1).flatten(0, 1)  # input, reconstruction, ...
+    plt.imsave(os.path.join(out, "reconstructions.png"), _grid(pairs, 16), cmap="gray", vmin=0, vmax=1)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if curve:
+        steps, losses = zip(*curve)
+        ax.plot(steps, losses, lw=1, alpha=0.7, label="train (per logged step)")
+    if history:
+        ax.plot([h["step"] for h in history], [h["valid_neg_elbo"] for h in history], "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("negative ELBO (nats per example)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "loss.png"), dpi=100)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- the run
+
+def run(args):
+    d = Dist(args.device)
+    try:
+        return _run(args, d)
+    finally:
+        d.close()
+
+
+def _run(args, d):
+    dev = d.device
+    cfg = _config(args, d.world)
+    ckpt_path = os.path.join(args.out, CHECKPOINT)
+    state = None
+    if args.resume:
+        if not os.path.exists(ckpt_path):
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        _check_resume(state["config"], cfg)
+    elif d.main and os.path.exists(ckpt_path):
+        raise FileExistsError(f"{args.out} already holds a run ({CHECKPOINT}); pass --resume to continue "
+                              f"it or choose another --out")
+    if d.main:
+        os.makedirs(args.out, exist_ok=True)
+
+    if args.download and args.data != "shapes":
+        if d.main:  # one process downloads; the others wait for the files
+            fdata.download(args.data, args.data_dir)
+        d.barrier()
+    ds = fdata.load_dataset(args.data, args.data_dir, seed=args.seed, image_size=args.image_size,
+                            channels=args.channels,
+                            num_train=args.num_train, num_valid=args.num_test, num_test=args.num_test).to(dev)
+    loader = fdata.DeviceLoader(ds.train, args.batch_size, seed=args.seed, dynamic=ds.dynamic,
+                                rank=d.rank, world_size=d.world)
+    valid_x, test_x = ds.binarized("valid", args.seed + 1), ds.binarized("test", args.seed + 2)
+
+    torch.manual_seed(args.seed)  # identical initial weights on every rank
+    model = build_model(args, ds.shape).to(dev)
+    if args.output_bias_init:
+        means = ds.train.float().mean(0) / (255.0 if ds.dynamic else 1.0)
+        model.init_output_bias(means)
+    lr = scaled_lr(args, d.world)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = len(loader)
+    total_steps = steps_per_epoch * args.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(args, s, total_steps))
+    objective = Objective(model)
+    if d.world > 1:
+        objective = torch.nn.parallel.DistributedDataParallel(objective)
+    step_fn = torch.compile(objective) if args.compile else objective
+
+    epoch, start, step = 0, 0, 0
+    history, curve, partial, train_time, timed = [], [], [0.0, 0.0, 0.0, 0], 0.0, 0
+    torch.manual_seed(args.seed * 7919 + d.rank + 1)  # the noise differs between ranks
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        epoch, start, step = state["epoch"], state["batch"], state["step"]
+        history, curve, partial = state["history"], state["curve"], state["partial"]
+        train_time, timed = state["train_time"], state["timed_steps"]
+        _set_rng_state(state["rng"][d.rank], dev)
+    if d.main:
+        with open(os.path.join(args.out, "metrics.jsonl"), "w") as f:  # rewritten: a resumed run has no duplicates
+            for h in history:
+                f.write(json.dumps(h) + "\n")
+        print(f"fastvae {__version__}: {args.data} {tuple(ds.shape)} train {ds.train.shape[0]}, {args.arch} VAE, "
+              f"{'fused' if args.fused else 'reference'} ops, {d.world} x {dev.type}, global batch "
+              f"{args.batch_size * d.world}, lr {lr:.3g}" + (f", resuming at step {step}" if state else ""),
+              file=sys.stderr)
+
+    def checkpoint(ep, batch):
+        rngs = d.gather(_rng_state(dev))
+        if d.main:
+            save_atomic({"config": cfg, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                         "scheduler": sched.state_dict(), "epoch": ep, "batch": batch, "step": step,
+                         "history": history, "curve": curve, "partial": partial, "train_time": train_time,
+                         "timed_steps": timed,
+                         "rng": rngs}, ckpt_path)
+        d.barrier()
+
+    autocast = (torch.autocast(dev.type, dtype=torch.bfloat16) if args.amp == "bf16"
+                else contextlib.nullcontext())
+    bar = Progress(d.main and not args.no_progress, total_steps, step, "train")
+    ran = 0
+    stopped = False
+    while epoch < args.epochs and not stopped:
+        sums = torch.tensor(partial[:3], dtype=torch.float64, device=dev)
+        batches = partial[3]
+        t0, logged, logged_t = time.perf_counter(), 0, time.perf_counter()
+        for i, x in enumerate(loader.epoch(epoch, start), start=start):
+            with autocast:
+                terms = step_fn(x, kl_weight(args, step))
+            opt.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            opt.step()
+            sched.step()
+            sums += torch.stack([terms.loss.detach(), terms.log_likelihood.detach().mean(),
+                                 terms.kl.detach().mean()]).double()
+            batches += 1
+            step += 1
+            ran += 1
+            if ran == 1:  # the first step of each invocation compiles and warms up: not timed
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                t0 = time.perf_counter()
+            else:
+                timed += 1
+            logged += 1
+            if logged == args.log_every or i + 1 == steps_per_epoch:
+                loss, kl = terms.loss.item(), terms.kl.detach().mean().item()  # one sync per log interval
+                now = time.perf_counter()
+                curve.append((step, loss))
+                bar.update(logged, loss=f"{loss:.2f}", kl=f"{kl:.2f}",
+                           ex_s=f"{logged * args.batch_size * d.world / (now - logged_t):.3g}")
+                logged, logged_t = 0, now
+            stop_now = args.stop_after is not None and ran >= args.stop_after
+            if stop_now or (args.save_every and step % args.save_every == 0 and i + 1 < steps_per_epoch):
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                train_time += time.perf_counter() - t0
+                partial = sums.tolist() + [batches]
+                checkpoint(epoch, i + 1)
+                t0 = time.perf_counter()
+                if stop_now:
+                    stopped = True
+                    break
+        if stopped:
+            break
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        train_time += time.perf_counter() - t0
+        train = (d.sum(sums.clone()) / (batches * d.world)).tolist()
+        valid_neg_elbo, _ = evaluate_split(model, valid_x, d, None, None)
+        examples = step * args.batch_size * d.world
+        throughput = timed * args.batch_size * d.world / train_time if train_time > 0 else None
+        record = {"epoch": epoch + 1, "step": step, "train_neg_elbo": train[0], "train_log_likelihood": train[1],
+                  "train_kl": train[2], "valid_neg_elbo": valid_neg_elbo, "lr": sched.get_last_lr()[0],
+                  "beta": kl_weight(args, step - 1), "examples": examples,
+                  "examples_per_s": throughput}
+        history.append(record)
+        epoch, start, partial = epoch + 1, 0, [0.0, 0.0, 0.0, 0]
+        checkpoint(epoch, 0)
+        if d.main:
+            with open(os.path.join(args.out, "metrics.jsonl"), "a") as f:
+                f.write(json.dumps(record) + "\n")
+    bar.close()
+    if stopped:
+        if d.main:
+            print(f"stopped after {ran} steps (step {step}); continue with --resume", file=sys.stderr)
+        return None
+
+    gen = torch.Generator(device=dev).manual_seed(args.seed + d.rank)
+    test_neg_elbo, test_nll = evaluate_split(model, test_x, d, args, gen)
+    examples = step * args.batch_size * d.world
+    summary = {"test_neg_elbo": test_neg_elbo, "test_nll": test_nll,
+               "examples_per_s": history[-1]["examples_per_s"] if history else None,
+               "eval_samples": args.eval_samples or (1000 if dev.type == "cuda" else 100),
+               "train_time_s": train_time, "timed_steps": timed, "steps": step, "examples": examples,
+               "final_train_neg_elbo": history[-1]["train_neg_elbo"] if history else None,
+               "final_valid_neg_elbo": history[-1]["valid_neg_elbo"] if history else None,
+               "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+               "torch": torch.__version__, "fastvae": __version__, "backend": _backend_used(model, test_x),
+               "config": cfg}
+    if d.main:
+        write_json_atomic(summary, os.path.join(args.out, "summary.json"))
+        if not args.no_plots:
+            try:
+                write_plots(model, test_x, history, curve, args.out)
+            except ImportError:
+                print("matplotlib is not installed: no PNG files (pip install matplotlib)", file=sys.stderr)
+        print(f"test negative ELBO {test_neg_elbo:.2f}, test NLL (IWAE, K={summary['eval_samples']}) "
+              f"{test_nll:.2f} nats, {summary['examples_per_s'] or float('nan'):.4g} examples/s -> {args.out}", file=sys.stderr)
+    return summary
+
+
+def _backend_used(model, x):
+    if not model.fused:
+        return "reference"
+    from ._backend import use_triton
+    return "triton" if use_triton(x) else "reference (fastvae's CPU path)"
+
+
+def main(argv=None):
+    """Entry point; returns the exit status (2 with a one-line message on bad settings or data)."""
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"fastvae.train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
