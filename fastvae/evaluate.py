@@ -88,6 +88,8 @@ def log_likelihood(model, data: Data, num_samples: int = 1000, *, max_rows: int 
     with _EvalMode(model):
         for x in _batches(data, per_batch):
             for xb in x.split(per_batch):
+                if hasattr(model, "_check_input"):  # a VAE also takes flat (B, D) examples
+                    xb = model._check_input(xb)
                 mu, logvar = model.encode(xb)
                 mu, logvar = mu.double(), logvar.double()
                 parts = [torch.logsumexp(_log_weights(model, xb, mu, logvar, min(chunk, num_samples - s), generator), 1)

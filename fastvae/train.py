@@ -36,20 +36,54 @@ from .models import ACTIVATIONS, ConvVAE, MLPVAE
 
 CHECKPOINT = "checkpoint.pt"
 # configuration that must match for --resume to continue the same run
-_SAME_RUN = ("data", "image_size", "channels", "num_train", "arch", "latent_dim", "hidden", "activation",
-             "batch_size", "world_size", "seed", "fused", "amp", "lr", "lr_scaling", "base_batch_size")
+_SAME_RUN = ("data", "image_size", "channels", "num_train", "num_test", "arch", "latent_dim", "hidden",
+             "conv_channels", "activation", "batch_size", "world_size", "seed", "fused", "amp", "lr", "lr_scaling",
+             "base_batch_size", "warmup_steps", "schedule", "beta", "kl_warmup")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
 
 
 # --------------------------------------------------------------------------- arguments
 
-def _hidden(text):
+def _widths(text):
     try:
-        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+        sizes = tuple(int(s) for s in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated widths like 400 or 200,200, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive widths like 400 or 200,200, got {text!r}")
     if any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(f"--hidden widths must be positive, got {text!r}")
+        raise argparse.ArgumentTypeError(f"widths must be positive, got {text!r}")
     return sizes
+
+
+def _finite(minimum):
+    def parse(text):
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+        if not math.isfinite(v) or v < minimum:
+            raise argparse.ArgumentTypeError(f"must be a finite number >= {minimum}, got {text!r}")
+        return v
+    return parse
+
+
+def _device(text):
+    try:
+        dev = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"not a device: {text!r} (e.g. cuda, cuda:1, cpu)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError("CUDA is not available to this PyTorch build/machine; use --device cpu")
+    if dev.type not in ("cuda", "cpu"):
+        raise argparse.ArgumentTypeError(f"--device must be cuda or cpu, got {text!r}")
+    return text
+
+
+def _prog():
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "fastvae-train" if name.startswith("fastvae-train") else "python -m fastvae.train"
 
 
 def _positive(kind):
@@ -58,8 +92,8 @@ def _positive(kind):
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}")
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        if not (v > 0 and math.isfinite(v)):
+            raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text!r}")
         return v
     return parse
 
@@ -75,23 +109,26 @@ def _non_negative_int(text):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m fastvae.train", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog=_prog(), description="Train a VAE with fastvae's fused ops; see README.md.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = p.add_argument_group("data")
     d.add_argument("--data", choices=fdata.DATASETS, default="shapes",
                    help="shapes: generated binary shapes, no download; binarized-mnist: the static "
                         "binarization (.npz or .amat); mnist: IDX files, binarized anew every batch")
-    d.add_argument("--data-dir", default=None, help="where the data files are (default: $FASTVAE_DATA_DIR)")
+    d.add_argument("--data-dir", help="where the data files are (default: $FASTVAE_DATA_DIR)")
     d.add_argument("--download", action="store_true", help="download the data set into --data-dir if missing")
     d.add_argument("--image-size", type=int, choices=(28, 64), default=28, help="shapes only")
     d.add_argument("--channels", type=int, choices=(1, 3), default=1, help="shapes only")
     d.add_argument("--num-train", type=_positive(int), default=None,
-                   help="shapes: training images to generate (default 50000); MNIST: use the first N")
-    d.add_argument("--num-test", type=_positive(int), default=None, help="use only the first N test (and validation) examples")
+                   help="shapes: training images to generate (default 50000); MNIST: a fixed random subset of N")
+    d.add_argument("--num-test", type=_positive(int),
+                   help="evaluate on a fixed random subset of N test (and validation) examples (default: all)")
     m = p.add_argument_group("model")
-    m.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
-    m.add_argument("--latent-dim", type=_positive(int), default=40)
-    m.add_argument("--hidden", type=_hidden, default=(400,), help="MLP widths, e.g. 400 or 200,200")
+    m.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="fastvae.models.MLPVAE or ConvVAE")
+    m.add_argument("--latent-dim", type=_positive(int), default=40, help="size of z")
+    m.add_argument("--hidden", type=_widths, help="mlp: hidden widths, e.g. 400 or 200,200 (default 400)")
+    m.add_argument("--conv-channels", type=_widths,
+                   help="conv: channels of the stride-2 layers (default 32,64 up to 32 pixels, else 32,32,64,64)")
     m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     m.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
                    help="fastvae's fused ops (--no-fused: the same model on fastvae.reference)")
@@ -102,18 +139,18 @@ def build_parser():
     o.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate at --base-batch-size")
     o.add_argument("--lr-scaling", choices=("sqrt", "linear", "none"), default="sqrt",
                    help="large-batch rule: lr * (global batch / base batch) ** (1/2 | 1 | 0)")
-    o.add_argument("--base-batch-size", type=_positive(int), default=128)
+    o.add_argument("--base-batch-size", type=_positive(int), default=128, help="the batch size --lr is meant for")
     o.add_argument("--warmup-steps", type=_non_negative_int, default=0, help="linear learning-rate warm-up")
     o.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
                    help="after warm-up: constant, or cosine decay to 0 at the last step")
-    o.add_argument("--epochs", type=_positive(int), default=10)
+    o.add_argument("--epochs", type=_positive(int), default=10, help="passes over the training set")
     o.add_argument("--amp", choices=("none", "bf16"), default="none", help="bf16 autocast for the networks")
-    o.add_argument("--beta", type=float, default=1.0, help="KL weight (beta-VAE)")
+    o.add_argument("--beta", type=_finite(0.0), default=1.0, help="KL weight (beta-VAE)")
     o.add_argument("--kl-warmup", type=_non_negative_int, default=0,
                    help="steps over which the KL weight rises linearly from 0 to --beta")
     o.add_argument("--compile", action="store_true", help="torch.compile the training objective")
     r = p.add_argument_group("run")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="weights, noise, data order and generated data")
     r.add_argument("--out", default="runs/fastvae", help="output directory")
     r.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     r.add_argument("--save-every", type=_non_negative_int, default=0,
@@ -121,8 +158,8 @@ def build_parser():
     r.add_argument("--stop-after", type=_positive(int), default=None,
                    help="checkpoint and exit after N steps of this invocation (time-sliced jobs); "
                         "--resume continues")
-    r.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    r.add_argument("--eval-samples", type=_positive(int), default=None,
+    r.add_argument("--device", type=_device, help="cuda, cuda:N or cpu (default: cuda if available)")
+    r.add_argument("--eval-samples", type=_positive(int),
                    help="K importance samples for the test NLL (default 1000 on CUDA, 100 on CPU)")
     r.add_argument("--eval-rows", type=_positive(int), default=65536,
                    help="(example x sample) rows per decoder call when evaluating")
@@ -180,9 +217,45 @@ class Dist:
 
 def build_model(args, shape):
     if args.arch == "mlp":
-        return MLPVAE(shape, hidden=args.hidden, latent_dim=args.latent_dim, activation=args.activation,
+        if args.conv_channels is not None:
+            raise ValueError("--conv-channels is for --arch conv; the MLP takes --hidden")
+        return MLPVAE(shape, hidden=args.hidden or (400,), latent_dim=args.latent_dim, activation=args.activation,
                       fused=args.fused)
-    return ConvVAE(shape, latent_dim=args.latent_dim, activation=args.activation, fused=args.fused)
+    if args.hidden is not None:
+        raise ValueError("--hidden is for --arch mlp; the conv VAE takes --conv-channels")
+    return ConvVAE(shape, latent_dim=args.latent_dim, channels=args.conv_channels, activation=args.activation,
+                   fused=args.fused)
+
+
+def load_data(args, d):
+    """The data set on the device; --num-train/--num-test subsets of MNIST are fixed random ones
+    (the files are not in random order), shapes are generated at that size."""
+    if args.download and args.data != "shapes":
+        if d.main:  # one process downloads; the others wait for the files
+            try:
+                fdata.download(args.data, args.data_dir)
+            except RuntimeError as e:  # no network: the message says where to put the files
+                raise OSError(str(e)) from e
+        d.barrier()
+    if args.data == "shapes":
+        return fdata.load_dataset("shapes", seed=args.seed, image_size=args.image_size, channels=args.channels,
+                                  num_train=args.num_train, num_valid=args.num_test,
+                                  num_test=args.num_test).to(d.device)
+    if args.image_size != 28 or args.channels != 1:
+        raise ValueError(f"--image-size and --channels are for --data shapes; {args.data} is 1x28x28")
+    ds = fdata.load_dataset(args.data, args.data_dir, seed=args.seed)
+    splits = [_subset(getattr(ds, name), n, name, args.seed)
+              for name, n in (("train", args.num_train), ("valid", args.num_test), ("test", args.num_test))]
+    return fdata.Dataset(ds.name, *splits, dynamic=ds.dynamic).to(d.device)
+
+
+def _subset(x, n, name, seed):
+    if n is None:
+        return x
+    if n > x.shape[0]:
+        raise ValueError(f"asked for {n} {name} examples, the {name} split has {x.shape[0]}")
+    g = torch.Generator().manual_seed(seed + 1000 * ("train", "valid", "test").index(name))
+    return x[torch.randperm(x.shape[0], generator=g)[:n].sort().values]
 
 
 class Objective(torch.nn.Module):
@@ -254,7 +327,8 @@ def _config(args, world):
 
 
 def _check_resume(saved, cfg):
-    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {cfg.get(k)!r}" for k in _SAME_RUN if saved.get(k) != cfg.get(k)]
+    keys = _SAME_RUN + (("epochs",) if cfg.get("schedule") == "cosine" else ())  # cosine: epochs set the curve
+    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {cfg.get(k)!r}" for k in keys if saved.get(k) != cfg.get(k)]
     if diff:
         raise ValueError("--resume continues the same run, but these settings differ from the checkpoint's: "
                          + "; ".join(diff))
@@ -285,17 +359,16 @@ class Progress:
 def evaluate_split(model, x, d, args, generator):
     """Neg. ELBO and IWAE NLL over ``x`` (sharded over ranks), reduced; returns floats."""
     shard = x[d.rank::d.world]
-    neg_elbo = -evaluate.elbo(model, shard).double().sum()
-    sums = torch.stack([neg_elbo, torch.tensor(float(shard.shape[0]), dtype=torch.float64, device=x.device)])
-    nll = None
-    if args is not None:
-        k = args.eval_samples or (1000 if x.device.type == "cuda" else 100)
-        ll = evaluate.log_likelihood(model, shard, num_samples=k, max_rows=args.eval_rows, generator=generator)
-        sums = torch.cat([sums, -ll.sum()[None]])
+    sums = torch.zeros(3 if args is not None else 2, dtype=torch.float64, device=x.device)
+    if shard.shape[0]:  # a rank may have no share of a tiny set
+        sums[0] = -evaluate.elbo(model, shard).double().sum()
+        sums[1] = shard.shape[0]
+        if args is not None:
+            k = args.eval_samples or (1000 if x.device.type == "cuda" else 100)
+            sums[2] = -evaluate.log_likelihood(model, shard, num_samples=k, max_rows=args.eval_rows,
+                                               generator=generator).sum()
     sums = d.sum(sums).tolist()
-    if args is not None:
-        nll = sums[2] / sums[1]
-    return sums[0] / sums[1], nll
+    return sums[0] / sums[1], (sums[2] / sums[1] if args is not None else None)
 
 
 def _grid(images, nrow):
@@ -326,7 +399,7 @@ def write_plots(model, test_x, history, curve, out):
     fig, ax = plt.subplots(figsize=(6, 4))
     if curve:
         steps, losses = zip(*curve)
-        ax.plot(steps, losses, lw=1, alpha=0.7, label="train (per logged step)")
+        ax.plot(steps, losses, lw=1, alpha=0.7, label="train (batch at each logged step)")
     if history:
         ax.plot([h["step"] for h in history], [h["valid_neg_elbo"] for h in history], "o-", label="validation")
     ax.set_xlabel("step")
@@ -356,30 +429,23 @@ def _run(args, d):
     if args.resume:
         if not os.path.exists(ckpt_path):
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         _check_resume(state["config"], cfg)
     elif d.main and os.path.exists(ckpt_path):
         raise FileExistsError(f"{args.out} already holds a run ({CHECKPOINT}); pass --resume to continue "
                               f"it or choose another --out")
-    if d.main:
-        os.makedirs(args.out, exist_ok=True)
-
-    if args.download and args.data != "shapes":
-        if d.main:  # one process downloads; the others wait for the files
-            fdata.download(args.data, args.data_dir)
-        d.barrier()
-    ds = fdata.load_dataset(args.data, args.data_dir, seed=args.seed, image_size=args.image_size,
-                            channels=args.channels,
-                            num_train=args.num_train, num_valid=args.num_test, num_test=args.num_test).to(dev)
+    ds = load_data(args, d)
     loader = fdata.DeviceLoader(ds.train, args.batch_size, seed=args.seed, dynamic=ds.dynamic,
                                 rank=d.rank, world_size=d.world)
     valid_x, test_x = ds.binarized("valid", args.seed + 1), ds.binarized("test", args.seed + 2)
 
     torch.manual_seed(args.seed)  # identical initial weights on every rank
     model = build_model(args, ds.shape).to(dev)
-    if args.output_bias_init:
-        means = ds.train.float().mean(0) / (255.0 if ds.dynamic else 1.0)
+    if args.output_bias_init:  # summed as float64 on the fly: no float copy of the data set
+        means = ds.train.sum(0, dtype=torch.float64) / (ds.train.shape[0] * (255.0 if ds.dynamic else 1.0))
         model.init_output_bias(means)
+    if d.main:
+        os.makedirs(args.out, exist_ok=True)
     lr = scaled_lr(args, d.world)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = len(loader)
@@ -398,7 +464,7 @@ def _run(args, d):
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         epoch, start, step = state["epoch"], state["batch"], state["step"]
-        history, curve, partial = state["history"], state["curve"], state["partial"]
+        history, curve, partial = state["history"], state["curve"], state["partial"][d.rank]
         train_time, timed = state["train_time"], state["timed_steps"]
         _set_rng_state(state["rng"][d.rank], dev)
     if d.main:
@@ -411,11 +477,11 @@ def _run(args, d):
               file=sys.stderr)
 
     def checkpoint(ep, batch):
-        rngs = d.gather(_rng_state(dev))
+        rngs, partials = d.gather(_rng_state(dev)), d.gather(partial)  # every rank's
         if d.main:
             save_atomic({"config": cfg, "model": model.state_dict(), "optimizer": opt.state_dict(),
                          "scheduler": sched.state_dict(), "epoch": ep, "batch": batch, "step": step,
-                         "history": history, "curve": curve, "partial": partial, "train_time": train_time,
+                         "history": history, "curve": curve, "partial": partials, "train_time": train_time,
                          "timed_steps": timed,
                          "rng": rngs}, ckpt_path)
         d.barrier()
@@ -429,12 +495,14 @@ def _run(args, d):
         sums = torch.tensor(partial[:3], dtype=torch.float64, device=dev)
         batches = partial[3]
         t0, logged, logged_t = time.perf_counter(), 0, time.perf_counter()
+        epoch_time, epoch_timed = 0.0, 0  # this invocation's part of the epoch
         for i, x in enumerate(loader.epoch(epoch, start), start=start):
             with autocast:
                 terms = step_fn(x, kl_weight(args, step))
             opt.zero_grad(set_to_none=True)
             terms.loss.backward()
             opt.step()
+            lr_used = opt.param_groups[0]["lr"]
             sched.step()
             sums += torch.stack([terms.loss.detach(), terms.log_likelihood.detach().mean(),
                                  terms.kl.detach().mean()]).double()
@@ -447,11 +515,17 @@ def _run(args, d):
                 t0 = time.perf_counter()
             else:
                 timed += 1
+                epoch_timed += 1
             logged += 1
             if logged == args.log_every or i + 1 == steps_per_epoch:
-                loss, kl = terms.loss.item(), terms.kl.detach().mean().item()  # one sync per log interval
+                # one host sync per log interval
+                loss, ll, kl = torch.stack([terms.loss.detach().float(), terms.log_likelihood.detach().mean(),
+                                            terms.kl.detach().mean()]).tolist()
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(f"the loss is {loss} at step {step}: training diverged (try a lower "
+                                           f"--lr, more --warmup-steps, or --amp none)")
                 now = time.perf_counter()
-                curve.append((step, loss))
+                curve.append((step, kl - ll))
                 bar.update(logged, loss=f"{loss:.2f}", kl=f"{kl:.2f}",
                            ex_s=f"{logged * args.batch_size * d.world / (now - logged_t):.3g}")
                 logged, logged_t = 0, now
@@ -460,6 +534,7 @@ def _run(args, d):
                 if dev.type == "cuda":
                     torch.cuda.synchronize(dev)
                 train_time += time.perf_counter() - t0
+                epoch_time += time.perf_counter() - t0
                 partial = sums.tolist() + [batches]
                 checkpoint(epoch, i + 1)
                 t0 = time.perf_counter()
@@ -471,14 +546,16 @@ def _run(args, d):
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         train_time += time.perf_counter() - t0
+        epoch_time += time.perf_counter() - t0
         train = (d.sum(sums.clone()) / (batches * d.world)).tolist()
+        if not all(map(math.isfinite, train)):
+            raise TrainingDiverged(f"non-finite training loss in epoch {epoch + 1}: training diverged")
         valid_neg_elbo, _ = evaluate_split(model, valid_x, d, None, None)
         examples = step * args.batch_size * d.world
-        throughput = timed * args.batch_size * d.world / train_time if train_time > 0 else None
-        record = {"epoch": epoch + 1, "step": step, "train_neg_elbo": train[0], "train_log_likelihood": train[1],
-                  "train_kl": train[2], "valid_neg_elbo": valid_neg_elbo, "lr": sched.get_last_lr()[0],
-                  "beta": kl_weight(args, step - 1), "examples": examples,
-                  "examples_per_s": throughput}
+        record = {"epoch": epoch + 1, "step": step, "train_loss": train[0], "train_neg_elbo": train[2] - train[1],
+                  "train_log_likelihood": train[1], "train_kl": train[2], "valid_neg_elbo": valid_neg_elbo,
+                  "lr": lr_used, "beta": kl_weight(args, step - 1), "examples": examples,
+                  "examples_per_s": epoch_timed * args.batch_size * d.world / epoch_time if epoch_timed else None}
         history.append(record)
         epoch, start, partial = epoch + 1, 0, [0.0, 0.0, 0.0, 0]
         checkpoint(epoch, 0)
@@ -495,12 +572,13 @@ def _run(args, d):
     test_neg_elbo, test_nll = evaluate_split(model, test_x, d, args, gen)
     examples = step * args.batch_size * d.world
     summary = {"test_neg_elbo": test_neg_elbo, "test_nll": test_nll,
-               "examples_per_s": history[-1]["examples_per_s"] if history else None,
+               "examples_per_s": timed * args.batch_size * d.world / train_time if timed else None,
                "eval_samples": args.eval_samples or (1000 if dev.type == "cuda" else 100),
                "train_time_s": train_time, "timed_steps": timed, "steps": step, "examples": examples,
                "final_train_neg_elbo": history[-1]["train_neg_elbo"] if history else None,
                "final_valid_neg_elbo": history[-1]["valid_neg_elbo"] if history else None,
-               "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+               "device": (torch.cuda.get_device_name(dev) if dev.type == "cuda" else
+                          f"cpu ({platform.machine()}, {os.cpu_count()} logical cores)"),
                "torch": torch.__version__, "fastvae": __version__, "backend": _backend_used(model, test_x),
                "config": cfg}
     if d.main:
@@ -527,9 +605,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"fastvae.train: error: {e}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as e:  # bad settings, missing data, unusable --out
+        print(f"{_prog()}: error: {e}", file=sys.stderr)
         return 2
+    except TrainingDiverged as e:
+        print(f"{_prog()}: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -161,6 +161,15 @@ def test_iwae_converges_to_the_marginal_likelihood():
         assert ((est.mean(0) - exact_elbo).abs() < tol).all(), (est.mean(0), exact_elbo, tol)
 
 
+def test_evaluate_takes_flat_examples():
+    model = MLPVAE((1, 4, 4), hidden=(8,), latent_dim=2)
+    x = binary(6, (1, 4, 4))
+    g = torch.Generator().manual_seed(3)
+    want = evaluate.log_likelihood(model, x, num_samples=5, generator=g)
+    g.manual_seed(3)
+    assert torch.equal(evaluate.log_likelihood(model, x.reshape(6, 16), num_samples=5, generator=g), want)
+
+
 def test_evaluate_rejects_bad_arguments():
     model = toy_model([0.0], [0.0])
     x = torch.zeros(2, 1, dtype=torch.uint8)

@@ -36,6 +36,9 @@ def test_short_run_learns_and_writes_its_files(tmp_path):
     assert metrics[-1]["train_neg_elbo"] < metrics[0]["train_neg_elbo"] - 5
     assert metrics[-1]["valid_neg_elbo"] < metrics[0]["valid_neg_elbo"]
     assert metrics[0]["beta"] == 1.0 and metrics[-1]["examples"] == 18 * 64
+    for m in metrics:  # the negative ELBO has beta = 1; the loss optimised had the warm-up's beta
+        assert m["train_neg_elbo"] == pytest.approx(m["train_kl"] - m["train_log_likelihood"])
+    assert metrics[0]["train_loss"] < metrics[0]["train_neg_elbo"]  # beta < 1 during the warm-up
     for key in ("test_neg_elbo", "test_nll", "examples_per_s"):
         assert summary[key] > 0, key
     # the IWAE bound is tighter than the ELBO (same model, many more samples)
@@ -72,15 +75,45 @@ def test_settings_and_data_errors(tmp_path, capsys, monkeypatch):
     assert "--resume" in capsys.readouterr().err
     assert train.main([*SMALL, "--out", str(tmp_path), "--resume", "--latent-dim", "9"]) == 2
     assert "latent_dim" in capsys.readouterr().err
+    for changed in (("--schedule", "cosine"), ("--beta", "2"), ("--kl-warmup", "3"), ("--num-test", "50")):
+        assert train.main([*SMALL, "--out", str(tmp_path), "--resume", *changed]) == 2
+        assert "differ" in capsys.readouterr().err
     assert train.main([*SMALL, "--out", str(tmp_path / "new"), "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert train.main([*SMALL, "--out", str(tmp_path / "file" / "run")]) == 2
+    assert train.main([*SMALL, "--out", str(tmp_path / "c"), "--arch", "conv", "--conv-channels", "4,8"]) == 2
+    assert "--hidden is for --arch mlp" in capsys.readouterr().err
     monkeypatch.delenv("FASTVAE_DATA_DIR", raising=False)
     assert train.main(["--data", "binarized-mnist", "--out", str(tmp_path / "m")]) == 2
     assert "FASTVAE_DATA_DIR" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         train.main(["--hidden", "400,0"])
-    with pytest.raises(SystemExit):
-        train.main(["--batch-size", "0"])
+    for bad in (["--batch-size", "0"], ["--lr", "inf"], ["--beta", "nan"], ["--beta", "-1"], ["--hidden", ""],
+                ["--hidden", "400,,200"], ["--device", "tpu:0"], ["--device", "nonsense"]):
+        with pytest.raises(SystemExit):
+            train.main(bad)
+
+
+def test_divergence_is_an_error(tmp_path, capsys, monkeypatch):
+    real = train.Objective.forward
+
+    def nan_loss(self, x, beta):
+        terms = real(self, x, beta)
+        return terms._replace(loss=terms.loss * float("nan"))
+
+    monkeypatch.setattr(train.Objective, "forward", nan_loss)
+    assert train.main([*SMALL, "--out", str(tmp_path), "--epochs", "1", "--no-plots"]) == 1
+    assert "diverged" in capsys.readouterr().err
+
+
+def test_evaluation_subsets_are_random_and_fixed():
+    x = torch.arange(1000)
+    a, b = train._subset(x, 100, "test", 0), train._subset(x, 100, "test", 0)
+    assert torch.equal(a, b) and len(a.unique()) == 100 and a.float().mean() > 300  # not the first 100
+    assert not torch.equal(a, train._subset(x, 100, "valid", 0))
+    with pytest.raises(ValueError, match="1001"):
+        train._subset(x, 1001, "test", 0)
 
 
 def test_learning_rate_rules():
@@ -102,14 +135,18 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_ddp_two_cpu_ranks(tmp_path):
+def torchrun(out, *extra):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           "-m", "fastvae.train", *SMALL, "--epochs", "2", "--out", str(tmp_path), "--no-plots"]
+           "-m", "fastvae.train", *SMALL, "--epochs", "2", "--out", str(out), "--no-plots", *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_ranks(tmp_path):
+    torchrun(tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     metrics = lines(tmp_path / "metrics.jsonl")
     assert summary["config"]["world_size"] == 2
@@ -117,6 +154,16 @@ def test_ddp_two_cpu_ranks(tmp_path):
     assert summary["steps"] == 6 and summary["examples"] == 2 * 6 * 64
     assert len(metrics) == 2 and metrics[1]["train_neg_elbo"] < metrics[0]["train_neg_elbo"]
     assert summary["test_nll"] < summary["test_neg_elbo"]
+    # stopped in the middle of the first epoch and resumed: the same run, metrics included
+    # (each rank's partial sums of the epoch are kept)
+    torchrun(tmp_path / "parts", "--stop-after", "2")
+    torchrun(tmp_path / "parts", "--resume")
+    resumed = json.loads((tmp_path / "parts" / "summary.json").read_text())
+    assert resumed["test_nll"] == summary["test_nll"]
+
+    def same(path):
+        return [{k: v for k, v in m.items() if k != "examples_per_s"} for m in lines(path / "metrics.jsonl")]
+    assert same(tmp_path / "parts") == same(tmp_path)
 
 
 DATA_DIR = os.environ.get("FASTVAE_DATA_DIR", "")
