@@ -83,6 +83,10 @@ class Mismatch(Exception):
     """An implementation disagrees with eager PyTorch: its timings would mean nothing."""
 
 
+class Fatal(Exception):
+    """Eager PyTorch or fastvae failed (not out of memory): the run stops, keeping what it has."""
+
+
 # --------------------------------------------------------------------------- configurations
 
 @dataclasses.dataclass(frozen=True)
@@ -210,16 +214,18 @@ class Op:
     case: Optional[Callable]      # case(config, device) -> Case
     outputs: tuple                # names of the outputs, for messages
     what: str
+    noise_free: tuple = ()        # values that do not depend on the noise (checked on the timed path too)
 
 
 OPS = {
     "reparameterize_kl": Op("reparameterize_kl", ("fwd", "bwd", "fwd+bwd"), _gaussian_fwd, _gaussian_case,
-                            ("z", "kl"), "z, kl = reparameterize_kl(mu, logvar); backward from z and kl.sum()"),
+                            ("z", "kl"), "z, kl = reparameterize_kl(mu, logvar); backward from z and kl.sum()",
+                            ("kl", "grad mu")),
     "bernoulli_ll": Op("bernoulli_ll", ("fwd", "bwd", "fwd+bwd"), _bernoulli_fwd, _bernoulli_case,
                        ("ll",), "ll = bernoulli_log_likelihood(logits, x); backward as ll.sum()"),
     "elbo_loss": Op("elbo_loss", ("fwd+bwd",), _elbo_fwd, _elbo_case, ("loss", "z"),
                     "z, kl = reparameterize_kl(mu, logvar); loss = elbo_loss(logits, x, kl=kl); "
-                    "backward from loss and z"),
+                    "backward from loss and z", ("loss", "grad logits", "grad mu")),
     "train_step": Op("train_step", ("train",), None, None, ("loss",),
                      "opt.zero_grad(); model.loss(x).backward(); opt.step() with Adam; uint8 1x28x28 images"),
 }
@@ -341,7 +347,6 @@ class CudaTimer:
         self.warmup_ms, self.rep_ms = (10, 40) if quick else (25, 100)
         self.describe = (f"triton.testing.do_bench(warmup={self.warmup_ms}, rep={self.rep_ms} ms or "
                          f"{self.MIN_REPS} calls, return_mode='median'): CUDA events, L2 flushed")
-        self._flush = None
 
     def sync(self):
         torch.cuda.synchronize()
@@ -365,8 +370,8 @@ class CudaTimer:
         return self._time_with_setup(run, setup, est, rep)
 
     def _time_with_setup(self, run, setup, est, rep):
-        if self._flush is None:
-            self._flush = torch.empty(256 * 2**20, dtype=torch.int8, device="cuda")
+        # freed on return, so it never counts in a peak-memory measurement
+        flush = torch.empty(256 * 2**20, dtype=torch.int8, device="cuda")
         for _ in range(max(1, int(self.warmup_ms / max(est, 1e-3)))):
             _call(run, setup)
         n = max(self.MIN_REPS, min(1000, int(rep / max(est, 1e-3))))
@@ -374,7 +379,7 @@ class CudaTimer:
         ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
         for s, e in zip(starts, ends):
             state = setup()
-            self._flush.zero_()  # as do_bench: no call finds its inputs in L2
+            flush.zero_()  # as do_bench: no call finds its inputs in L2
             s.record()
             run(state)
             e.record()
@@ -442,7 +447,8 @@ def _op_fn(op, impl):
     def fn(*args, eps=None):
         return op.forward(lib, *args, eps=eps)
 
-    return torch.compile(fn, dynamic=False) if impl == "compile" else fn
+    # fullgraph: a graph break would time eager pieces under the "compile" name
+    return torch.compile(fn, dynamic=False, fullgraph=True) if impl == "compile" else fn
 
 
 def _op_check_values(fn, case):
@@ -471,11 +477,23 @@ def op_variants(c, dev):
     case = op.case(c, dev)
     grads = ["grad " + n for n in {"reparameterize_kl": ("mu", "logvar"), "bernoulli_ll": ("logits",),
                                    "elbo_loss": ("logits", "mu", "logvar")}[c.op]]
+    names = list(op.outputs) + grads
+    # The timed calls draw their own noise (eps=None: fastvae's in-kernel Philox path, the
+    # reference's randn); the values that do not depend on it are compared on that path too.
+    drawn = [names.index(n) for n in op.noise_free] if case.eps is not None else []
+
+    def check(fn):
+        values = _op_check_values(fn, case)
+        if drawn:
+            timed = _op_check_values(fn, case._replace(eps=None))
+            values += [timed[i] for i in drawn]
+        return values
+
     variants = {}
     for impl in IMPLS:
         fn = _op_fn(op, impl)
-        variants[impl] = (lambda fn=fn: _op_check_values(fn, case), op_modes(fn, case))
-    return variants, list(op.outputs) + grads, TOL[c.dtype]
+        variants[impl] = (lambda fn=fn: check(fn), op_modes(fn, case))
+    return variants, names + [f"{names[i]} (noise drawn in the op, as timed)" for i in drawn], TOL[c.dtype]
 
 
 def _models():
@@ -752,6 +770,8 @@ def markdown(meta):
         groups = [g for g in group_rows(records) if g[0]["op"] == op]
         if groups:
             out += ["", f"## {op}", "", OPS[op].what, ""] + _md_table(groups)
+    if meta.get("stopped_early"):
+        out += ["", f"Stopped early: {meta['stopped_early']}."]
     if meta["failures"]:
         out += ["", "## Failures", ""] + [f"- {f}" for f in meta["failures"]]
     return "\n".join(out) + "\n"
@@ -886,7 +906,7 @@ def _names(values, allowed, what, parser):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python benchmarks/run.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a run of a minute or two: few sizes")
+    p.add_argument("--quick", action="store_true", help="a few sizes, the headline configurations: minutes")
     p.add_argument("--only", action="append", metavar="OP",
                    help=f"run only these ops (repeat or comma-separate): {', '.join(OPS)}")
     p.add_argument("--dtype", action="append", metavar="DTYPE",
@@ -894,6 +914,9 @@ def parse_args(argv):
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, default=HERE / "results", help="directory for the results (%(default)s)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (matplotlib)")
+    p.add_argument("--max-batch", type=int, metavar="B", help="skip batch sizes above B")
+    p.add_argument("--max-minutes", type=float, metavar="M",
+                   help="stop cleanly (results written) before starting a configuration after M minutes")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch (default: torch's choice); 1 is steadier on a shared machine")
     a = p.parse_args(argv)
@@ -901,6 +924,10 @@ def parse_args(argv):
     a.dtype = _names(a.dtype, list(DTYPES), "dtype", p)
     if a.threads is not None and a.threads < 1:
         p.error("--threads must be at least 1")
+    if a.max_batch is not None and a.max_batch < 1:
+        p.error("--max-batch must be at least 1")
+    if a.max_minutes is not None and not (a.max_minutes > 0 and math.isfinite(a.max_minutes)):
+        p.error("--max-minutes must be a positive number")
     if a.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is available (use --device cpu)")
     return a
@@ -949,12 +976,16 @@ def _failures(records):
     return out
 
 
-def run_benchmarks(a, dev, timer, meta):
+def run_benchmarks(a, dev, timer, meta, save=lambda: None):
+    """Run the sweep, appending to ``meta["records"]`` and calling ``save()`` after every
+    configuration (so a run stopped for any reason keeps its results). Raises ``Mismatch`` or
+    ``Fatal`` after saving; stops early at ``--max-minutes``."""
     sweep = ("gpu" if dev.type == "cuda" else "cpu") + ("_quick" if a.quick else "")
     dtypes = a.dtype or DEFAULT_DTYPES[sweep]
     memory = torch.cuda.get_device_properties(dev).total_memory if dev.type == "cuda" else 0
-    records = []
+    records = meta["records"]
     t0 = time.perf_counter()
+    deadline = t0 + 60 * a.max_minutes if a.max_minutes else None
     print(TABLE_HEAD)
     for op in a.only:
         if op == "train_step" and _models() is None:
@@ -965,11 +996,22 @@ def run_benchmarks(a, dev, timer, meta):
             continue
         for family in configs(op, sweep, dtypes, memory):
             for c in family:
+                if a.max_batch and c.batch > a.max_batch:
+                    break
+                if deadline is not None and time.perf_counter() > deadline:
+                    meta["stopped_early"] = f"--max-minutes {a.max_minutes} reached before {c.op} {c.label()} {c.dtype}"
+                    print(f"({meta['stopped_early']}; {len(records)} records)")
+                    return records
                 results = bench_config(c, dev, timer)
                 recs = make_records(c, results, meta["copy_bandwidth"]["gb_per_s"])
                 records += recs
                 for g in group_rows(recs):
                     print(table_row(g), flush=True)
+                save()
+                broken = [f"{impl} {mode}: {v}" for impl in ("eager", "fastvae")
+                          for mode, v in results.get(impl, {}).items() if isinstance(v, str) and v != "oom"]
+                if broken:
+                    raise Fatal(f"{c.op} {c.label()} {c.dtype}: " + "; ".join(broken))
                 if any(v == "oom" for r in results.values() for v in r.values()):
                     print(f"  (out of memory at B={c.batch}: larger batches of this shape skipped)")
                     break
@@ -989,13 +1031,22 @@ def _stem(meta, a):
     return "-".join(parts)
 
 
+def _write_atomic(path, text):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_results(meta, out, stem, plots):
+    """The JSON and the Markdown (each written whole, then renamed), then the plots."""
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
+    meta["failures"] = _failures(meta["records"]) + ([meta["aborted"]] if meta.get("aborted") else [])
+    _write_atomic(json_path, json.dumps(meta, indent=1, allow_nan=False) + "\n")
+    _write_atomic(md_path, markdown(meta))
     if plots:
         meta["plots"] = [p.name for p in plot(meta, out / f"{stem}-plots")]
-    json_path.write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n")
-    md_path.write_text(markdown(meta))
+        _write_atomic(json_path, json.dumps(meta, indent=1, allow_nan=False) + "\n")
     return json_path, md_path
 
 
@@ -1016,13 +1067,17 @@ def main(argv=None):
             print(line)
         meta["copy_bandwidth"] = copy_bandwidth(dev, timer, a.quick)
         print(f"copy bandwidth: {meta['copy_bandwidth']['gb_per_s']:.1f} GB/s")
+        meta["records"] = []
+        stem = _stem(meta, a)
         try:
-            meta["records"] = run_benchmarks(a, dev, timer, meta)
-        except Mismatch as e:
-            print(f"MISMATCH, benchmark aborted (nothing written): {e}", file=sys.stderr)
+            run_benchmarks(a, dev, timer, meta, save=lambda: write_results(meta, a.out, stem, plots=False))
+        except (Mismatch, Fatal) as e:
+            kind = "MISMATCH" if isinstance(e, Mismatch) else "FAILED"
+            meta["aborted"] = f"{kind}, benchmark stopped: {e}"
+            json_path, _ = write_results(meta, a.out, stem, plots=False)
+            print(f"{meta['aborted']} (the results before it are in {json_path})", file=sys.stderr)
             return 1
-    meta["failures"] = _failures(meta["records"])
-    json_path, md_path = write_results(meta, a.out, _stem(meta, a), plots=not a.no_plots)
+    json_path, md_path = write_results(meta, a.out, stem, plots=not a.no_plots)
     print(f"wrote {json_path} and {md_path}")
     for f in meta["failures"]:
         print(f"FAILED: {f}", file=sys.stderr)

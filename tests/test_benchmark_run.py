@@ -123,7 +123,10 @@ def test_a_wrong_result_aborts_the_run(tmp_path, monkeypatch, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "MISMATCH" in err and "ll differs from eager" in err
-    assert list(tmp_path.iterdir()) == []  # nothing written
+    # what ran before the mismatch is kept (here: nothing), with the reason
+    (saved,) = tmp_path.glob("*.json")
+    meta = json.loads(saved.read_text())
+    assert meta["records"] == [] and "MISMATCH" in meta["aborted"] and meta["failures"] == [meta["aborted"]]
     # the run's settings do not outlive it
     assert fastvae.get_backend() == "triton" and torch._dynamo.config.recompile_limit == limit
     assert torch.get_num_threads() == threads
@@ -171,3 +174,48 @@ def test_sweep_includes_the_headline_configurations():
     for batch in (256, 65536):
         assert run.Config("reparameterize_kl", batch, "float32", latent=64) in rkl
     assert max(c.batch for c in rkl) >= 2**22  # up to sizes that fill the GPU's memory
+
+
+def test_the_timed_path_with_drawn_noise_is_checked_too(tmp_path, monkeypatch, capsys):
+    # wrong only when the op draws its own noise (eps=None), as in every timed call
+    monkeypatch.setattr(_backend, "INTERPRET", False)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    real = fastvae.reparameterize_kl
+
+    def wrong_when_drawing(mu, logvar, eps=None):
+        z, kl = real(mu, logvar, eps=eps)
+        return (z, kl * 1.01) if eps is None else (z, kl)
+
+    monkeypatch.setattr(fastvae, "reparameterize_kl", wrong_when_drawing)
+    code = run.main(["--quick", "--device", "cpu", "--only", "reparameterize_kl", "--out", str(tmp_path),
+                     "--no-plots"])
+    assert code == 1
+    assert "kl (noise drawn in the op, as timed) differs" in capsys.readouterr().err
+
+
+def test_least_bytes_formulas():
+    f32 = dict(batch=1000, dtype="float32")
+    # Gaussian: mu, logvar read and z written (4 B each), kl written (4 B per row)
+    assert run.least_bytes(run.Config("reparameterize_kl", latent=64, **f32), "fwd") == 1000 * (3 * 64 * 4 + 4)
+    # backward: mu, logvar, grad_z read, grad_mu, grad_logvar written; grad_kl read per row
+    assert run.least_bytes(run.Config("reparameterize_kl", latent=64, **f32), "bwd") == 1000 * (5 * 64 * 4 + 4)
+    # bf16 logits, uint8 targets: logits 2 B + targets 1 B read, grad 2 B written; ll and grad_ll per row
+    c = run.Config("bernoulli_ll", batch=1000, dtype="bfloat16", dim=784, targets="uint8")
+    assert run.least_bytes(c, "fwd+bwd") == 1000 * (784 * 5 + 8)
+    c = run.Config("elbo_loss", dim=784, latent=64, targets="uint8", **f32)
+    assert run.least_bytes(c, "fwd+bwd") == 1000 * (784 * 9 + 8) + 1000 * (8 * 64 * 4 + 8)
+
+
+def test_max_batch_and_budget_bound_the_sweep(tmp_path, monkeypatch):
+    monkeypatch.setattr(_backend, "INTERPRET", False)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    assert run.main(["--quick", "--device", "cpu", "--only", "bernoulli_ll", "--max-batch", "256",
+                     "--out", str(tmp_path), "--no-plots"]) == 0
+    (saved,) = tmp_path.glob("*.json")
+    assert {r["batch"] for r in json.loads(saved.read_text())["records"]} == {256}
+    saved.unlink()
+    monkeypatch.setattr(run.time, "perf_counter", iter(range(0, 10**6, 3600)).__next__)  # an hour per call
+    assert run.main(["--quick", "--device", "cpu", "--only", "bernoulli_ll", "--max-minutes", "1",
+                     "--out", str(tmp_path), "--no-plots"]) == 0
+    meta = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert "--max-minutes" in meta["stopped_early"]
