@@ -57,18 +57,6 @@ def _widths(text):
     return sizes
 
 
-def _finite(minimum):
-    def parse(text):
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-        if not math.isfinite(v) or v < minimum:
-            raise argparse.ArgumentTypeError(f"must be a finite number >= {minimum}, got {text!r}")
-        return v
-    return parse
-
-
 def _device(text):
     try:
         dev = torch.device(text)
@@ -86,26 +74,24 @@ def _prog():
     return "fastvae-train" if name.startswith("fastvae-train") else "python -m fastvae.train"
 
 
-def _positive(kind):
+def _number(kind, low, strict):
+    """argparse type: a finite ``kind`` above ``low`` (``strict``) or at least ``low``."""
     def parse(text):
         try:
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}")
-        if not (v > 0 and math.isfinite(v)):
-            raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text!r}")
+        if not math.isfinite(v) or (v <= low if strict else v < low):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>' if strict else '>='} {low}, got {text!r}")
         return v
     return parse
 
 
-def _non_negative_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return v
+def _positive(kind):
+    return _number(kind, 0, strict=True)
+
+
+_non_negative_int = _number(int, 0, strict=False)
 
 
 def build_parser():
@@ -145,7 +131,7 @@ def build_parser():
                    help="after warm-up: constant, or cosine decay to 0 at the last step")
     o.add_argument("--epochs", type=_positive(int), default=10, help="passes over the training set")
     o.add_argument("--amp", choices=("none", "bf16"), default="none", help="bf16 autocast for the networks")
-    o.add_argument("--beta", type=_finite(0.0), default=1.0, help="KL weight (beta-VAE)")
+    o.add_argument("--beta", type=_number(float, 0.0, strict=False), default=1.0, help="KL weight (beta-VAE)")
     o.add_argument("--kl-warmup", type=_non_negative_int, default=0,
                    help="steps over which the KL weight rises linearly from 0 to --beta")
     o.add_argument("--compile", action="store_true", help="torch.compile the training objective")
@@ -180,6 +166,9 @@ class Dist:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         want = device_arg or ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = torch.device(want)
+        if self.device.type == "cuda" and self.world > 1 and self.device.index not in (None, local):
+            raise ValueError(f"under torchrun each process uses cuda:LOCAL_RANK; pass --device cuda, "
+                             f"not {device_arg}")
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", local if self.world > 1 else torch.cuda.current_device())
         if self.device.type == "cuda":
