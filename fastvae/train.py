@@ -405,7 +405,11 @@ def write_plots(model, test_x, history, curve, out):
 def run(args):
     d = Dist(args.device)
     try:
-        return _run(args, d)
+        result = _run(args, d)
+        # every rank waits for rank 0's files before the process group goes: a rank tearing
+        # down Gloo while another still uses it can abort that one at exit
+        d.barrier()
+        return result
     finally:
         d.close()
 
