@@ -56,20 +56,25 @@ def _positive_int(name, value):
 
 class VAE(nn.Module):
     """Base class: subclasses build ``self.encoder`` (x -> (B, 2 * latent_dim)) and
-    ``self.decoder`` (z -> (B, *input_shape) logits, without their output bias, which lives in
-    ``self.output_bias`` so it can be initialised per pixel; see ``init_output_bias``).
+    ``self.decoder`` (z -> (B, *input_shape) logits). ``output_bias`` (input_shape) is the
+    per-pixel bias of the logits (see ``init_output_bias``): a separate parameter added after
+    the decoder (``separate_bias=True``, for decoders whose last layer has no per-pixel bias), or
+    a subclass property viewing the decoder's own last bias.
 
     Inputs ``x``: (B, *input_shape), uint8 holding 0/1 (one byte per pixel, the cheapest form),
     bool, or float in [0, 1]; also accepted flat as (B, prod(input_shape)).
     """
 
-    def __init__(self, input_shape, latent_dim: int, fused: bool = True, beta: float = 1.0):
+    def __init__(self, input_shape, latent_dim: int, fused: bool = True, beta: float = 1.0,
+                 separate_bias: bool = True):
         super().__init__()
         self.input_shape = _shape(input_shape)
         self.latent_dim = _positive_int("latent_dim", latent_dim)
         self.fused = bool(fused)
         self.beta = float(beta)
-        self.output_bias = nn.Parameter(torch.zeros(self.input_shape))
+        self._separate_bias = separate_bias
+        if separate_bias:
+            self.output_bias = nn.Parameter(torch.zeros(self.input_shape))
 
     # -- pieces
     def _check_input(self, x: Tensor) -> Tensor:
@@ -97,6 +102,8 @@ class VAE(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         """Bernoulli logits (B, *input_shape) of p(x | z)."""
         logits = self.decoder(z)
+        if not self._separate_bias:
+            return logits
         # in logits' dtype: under autocast the decoder gives bfloat16 logits, which stay bfloat16
         return logits + self.output_bias.to(logits.dtype)
 
@@ -164,26 +171,30 @@ class MLPVAE(VAE):
 
     def __init__(self, input_shape=(1, 28, 28), hidden: Union[int, Sequence[int]] = (400,),
                  latent_dim: int = 40, activation: str = "relu", fused: bool = True, beta: float = 1.0):
-        super().__init__(input_shape, latent_dim, fused, beta)
+        # the last Linear's bias is the per-pixel output bias: added inside its matmul, so no
+        # extra pass over the (B, D) logits forward or backward
+        super().__init__(input_shape, latent_dim, fused, beta, separate_bias=False)
         hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
         for h in hidden:
             _positive_int("hidden width", h)
         act = _activation(activation)
         D = math.prod(self.input_shape)
 
-        def mlp(sizes, last_bias=True):
+        def mlp(sizes):
             layers = []
-            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-                last = i == len(sizes) - 2
-                layers.append(nn.Linear(a, b, bias=last_bias or not last))
-                if not last:
-                    layers.append(act())
-            return layers
+            for a, b in zip(sizes[:-1], sizes[1:]):
+                layers += [nn.Linear(a, b), act()]
+            return layers[:-1]
 
         self.hidden = hidden
         self.encoder = nn.Sequential(nn.Flatten(), *mlp((D, *hidden, 2 * self.latent_dim)))
-        self.decoder = nn.Sequential(*mlp((self.latent_dim, *hidden[::-1], D), last_bias=False),
+        self.decoder = nn.Sequential(*mlp((self.latent_dim, *hidden[::-1], D)),
                                      nn.Unflatten(1, self.input_shape))
+
+    @property
+    def output_bias(self) -> Tensor:
+        """The decoder's last Linear bias, viewed as input_shape."""
+        return self.decoder[-2].bias.view(self.input_shape)
 
 
 class ConvVAE(VAE):
