@@ -1,6 +1,6 @@
 """Input validation shared by the fused ops and their references (metadata only: no sync)."""
 
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 
@@ -52,6 +52,17 @@ def check_bernoulli(logits, x):
     if x.dtype not in FLOAT_DTYPES + (torch.bool, torch.uint8):
         raise TypeError(f"x must be {_FLOAT_NAMES}, bool, or uint8 holding 0/1, got dtype {x.dtype}")
     _same("logits", logits, "x", x)
+
+
+def check_int(name, value, minimum=None):
+    """``value`` as an int (NumPy integers accepted); TypeError for any other type, ValueError
+    below ``minimum``. The one integer-argument check of the package."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
 
 
 def check_reduction(reduction):

@@ -34,6 +34,8 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
+from ._checks import check_int
+
 __all__ = [
     "DATASETS",
     "Dataset",
@@ -69,15 +71,6 @@ _DOWNLOADS = {
 # --------------------------------------------------------------------------------------------
 # argument checks
 # --------------------------------------------------------------------------------------------
-
-def _int(name, value, minimum=None):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
 
 def _check_name(name):
     if name not in DATASETS:
@@ -159,8 +152,8 @@ def _shapes(n, size, rng, channels):
 
 
 def _check_shapes_args(image_size, channels):
-    _int("image_size", image_size)
-    _int("channels", channels)
+    check_int("image_size", image_size)
+    check_int("channels", channels)
     if image_size not in SHAPES_SIZES:
         raise ValueError(f"image_size must be one of {SHAPES_SIZES} for shapes, got {image_size}")
     if channels not in (1, 3):
@@ -176,9 +169,9 @@ def make_shapes(n: int, image_size: int = 28, *, seed: int = 0, channels: int = 
     RGB colour that is not black; the geometry is the same as with ``channels=1`` for the same
     seed (``make_shapes(.., channels=3).max(1) == make_shapes(.., channels=1)[:, 0]``).
     """
-    n = _int("n", n, 0)
+    n = check_int("n", n, 0)
     _check_shapes_args(image_size, channels)
-    seed = _int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     return _shapes(n, image_size, np.random.default_rng(seed), channels)
 
 
@@ -444,7 +437,7 @@ class Dataset:
         """A fixed binarization (uint8 0/1, on the split's device) of ``split``, a pure function
         of ``(seed, split)``: the evaluation set for dynamic data. Static data is returned as is."""
         data = self.split(split)
-        seed = _int("seed", seed)
+        seed = check_int("seed", seed)
         if not self.dynamic:
             return data
         return _binarize(data, _generator(data.device, _seed_for(seed, SPLITS.index(split), 0xB1)))
@@ -453,7 +446,7 @@ class Dataset:
 def _truncate(name, arr, n, arg):
     if n is None:
         return arr
-    n = _int(arg, n, 0)
+    n = check_int(arg, n, 0)
     if n > arr.shape[0]:
         raise ValueError(f"{arg}={n} is larger than the {name} split ({arr.shape[0]} images)")
     return arr[:n]
@@ -526,19 +519,19 @@ def load_dataset(name: str, data_dir: Optional[str] = None, *, seed: int = 0, im
     ``num_*`` keep the first n images of a split; ``seed`` is unused (the splits are fixed).
     """
     _check_name(name)
-    seed = _int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     nums = {"train": num_train, "valid": num_valid, "test": num_test}
     if name == "shapes":
         _check_shapes_args(image_size, channels)
         splits = {}
         for k, s in enumerate(SPLITS):
-            n = SHAPES_DEFAULT_COUNTS[s] if nums[s] is None else _int(f"num_{s}", nums[s], 0)
+            n = SHAPES_DEFAULT_COUNTS[s] if nums[s] is None else check_int(f"num_{s}", nums[s], 0)
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,)))
             splits[s] = torch.from_numpy(_shapes(n, image_size, rng, channels))
         return Dataset(name, splits["train"], splits["valid"], splits["test"], dynamic=False)
 
-    _int("image_size", image_size)
-    _int("channels", channels)
+    check_int("image_size", image_size)
+    check_int("channels", channels)
     if image_size != 28:
         raise ValueError(f"image_size must be 28 for {name} (MNIST images are 28x28), got {image_size}")
     if channels != 1:
@@ -588,10 +581,10 @@ class DeviceLoader:
                             f"got dtype {data.dtype}")
         if data.dim() < 1 or data.shape[0] == 0:
             raise ValueError(f"data must hold at least one example, got shape {tuple(data.shape)}")
-        self.batch_size = _int("batch_size", batch_size, 1)
-        self.seed = _int("seed", seed)
-        self.world_size = _int("world_size", world_size, 1)
-        self.rank = _int("rank", rank)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.seed = check_int("seed", seed)
+        self.world_size = check_int("world_size", world_size, 1)
+        self.rank = check_int("rank", rank)
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank must be in [0, world_size) = [0, {self.world_size}), got {self.rank}")
         for arg, v in (("shuffle", shuffle), ("drop_last", drop_last), ("dynamic", dynamic)):
@@ -617,7 +610,7 @@ class DeviceLoader:
 
     def order(self, epoch: int) -> torch.Tensor:
         """Indices into ``data`` of this rank's examples for ``epoch``, in the order served."""
-        epoch = _int("epoch", epoch, 0)
+        epoch = check_int("epoch", epoch, 0)
         if not self.shuffle:
             return self._positions
         g = _generator(self.data.device, _seed_for(self.seed, epoch, 0x5E))
@@ -627,8 +620,8 @@ class DeviceLoader:
     def epoch(self, epoch: int, start: int = 0) -> Iterator[torch.Tensor]:
         """Yield this rank's batches of ``epoch`` from batch ``start`` on: uint8 (batch_size, C, H, W)
         of 0/1 (the last one smaller with ``drop_last=False``)."""
-        epoch = _int("epoch", epoch, 0)
-        start = _int("start", start, 0)
+        epoch = check_int("epoch", epoch, 0)
+        start = check_int("start", start, 0)
         n = len(self)
         if start > n:
             raise ValueError(f"start={start} is past the {n} batches of an epoch")

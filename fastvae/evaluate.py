@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from . import reference
+from ._checks import check_int
 from .ops import bernoulli_log_likelihood
 
 __all__ = ["log_likelihood", "elbo"]
@@ -30,11 +31,6 @@ def _batches(data: Data, batch_size: int):
             yield data[i:i + batch_size]
     else:
         yield from data
-
-
-def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 class _EvalMode:
@@ -80,8 +76,8 @@ def log_likelihood(model, data: Data, num_samples: int = 1000, *, max_rows: int 
         (N,) float64 log-likelihood estimates (nats) on the data's device; the test NLL is
         ``-log_likelihood(...).mean()``.
     """
-    _check_count("num_samples", num_samples)
-    _check_count("max_rows", max_rows)
+    check_int("num_samples", num_samples, 1)
+    check_int("max_rows", max_rows, 1)
     per_batch = max(1, max_rows // num_samples)
     chunk = min(num_samples, max_rows)
     out = []
@@ -105,7 +101,7 @@ def log_likelihood(model, data: Data, num_samples: int = 1000, *, max_rows: int 
 def elbo(model, data: Data, *, batch_size: int = 4096) -> Tensor:
     """The single-sample ELBO per example, (N,) float32 (float64 for a float64 model): minus
     ``model.loss(x, reduction='none')`` with beta = 1, on ``data`` as for ``log_likelihood``."""
-    _check_count("batch_size", batch_size)
+    check_int("batch_size", batch_size, 1)
     with _EvalMode(model):
         out = [-model.loss(x, beta=1.0, reduction="none") for x in _batches(data, batch_size)]
     if not out:

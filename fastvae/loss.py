@@ -7,8 +7,9 @@ import torch
 from . import reference
 from ._backend import use_triton
 from ._checks import check_elbo
-from .ops import _bernoulli_ll_scaled, gaussian_kl
-from .reference import ELBOTerms, _reduce
+from ._rows import reduce_rows
+from .ops import bernoulli_ll_scaled, gaussian_kl
+from .reference import ELBOTerms
 
 __all__ = ["ELBOLoss", "ELBOTerms", "elbo_loss"]
 
@@ -45,10 +46,10 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
     # The upstream gradient log p(x|z) will receive from `loss.backward()`: folded into the
     # gradient the forward stores, so that backward has nothing left to do over (B, D).
     grad_scale = -1.0 / B if (reduction == "mean" and B > 0) else -1.0
-    ll = _bernoulli_ll_scaled(recon_logits, x, grad_scale)
+    ll = bernoulli_ll_scaled(recon_logits, x, grad_scale)
     if kl is None:
         kl = gaussian_kl(mu, logvar)
-    loss = _reduce(beta * kl - ll, reduction)
+    loss = reduce_rows(beta * kl - ll, reduction)
     return ELBOTerms(loss, ll, kl) if return_terms else loss
 
 

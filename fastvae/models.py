@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from . import reference
-from .loss import ELBOLoss
+from ._checks import check_int
+from .loss import elbo_loss
 from .ops import reparameterize_kl
 
 __all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "ACTIVATIONS"]
@@ -48,12 +49,6 @@ def _shape(input_shape):
     return shape
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 class VAE(nn.Module):
     """Base class: subclasses build ``self.encoder`` (x -> (B, 2 * latent_dim)) and
     ``self.decoder`` (z -> (B, *input_shape) logits). ``output_bias`` (input_shape) is the
@@ -69,7 +64,7 @@ class VAE(nn.Module):
                  separate_bias: bool = True):
         super().__init__()
         self.input_shape = _shape(input_shape)
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        self.latent_dim = check_int("latent_dim", latent_dim, 1)
         self.fused = bool(fused)
         self.beta = float(beta)
         self._separate_bias = separate_bias
@@ -120,22 +115,22 @@ class VAE(nn.Module):
 
     def loss(self, x: Tensor, *, beta: Optional[float] = None, reduction: str = "mean",
              return_terms: bool = False, eps: Optional[Tensor] = None):
-        """Negative ELBO of x: ``ELBOLoss(beta, reduction, return_terms)`` on ``forward(x)``.
+        """Negative ELBO of x: ``elbo_loss(..., beta, reduction, return_terms)`` on ``forward(x)``.
 
         ``beta`` defaults to the model's ``beta`` (KL warm-up changes it per step).
         Mean reduction: nats per example.
         """
         x = self._check_input(x)
         out = self(x, eps=eps)
-        loss_cls = ELBOLoss if self.fused else reference.ELBOLoss
+        loss_fn = elbo_loss if self.fused else reference.elbo_loss
         beta = self.beta if beta is None else beta
-        return loss_cls(beta=beta, reduction=reduction, return_terms=return_terms)(out.logits, x, kl=out.kl)
+        return loss_fn(out.logits, x, beta=beta, reduction=reduction, return_terms=return_terms, kl=out.kl)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: Optional[torch.Generator] = None, binary: bool = False) -> Tensor:
         """n draws from the model: z ~ N(0, I), then the decoder's pixel probabilities
         (B, *input_shape) float, or Bernoulli draws of them (uint8 0/1) when ``binary``."""
-        _positive_int("n", n)
+        check_int("n", n, 1)
         p = self.output_bias
         z = torch.randn(n, self.latent_dim, device=p.device, dtype=p.dtype, generator=generator)
         probs = torch.sigmoid(self.decode(z).float())
@@ -176,7 +171,7 @@ class MLPVAE(VAE):
         super().__init__(input_shape, latent_dim, fused, beta, separate_bias=False)
         hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
         for h in hidden:
-            _positive_int("hidden width", h)
+            check_int("hidden width", h, 1)
         act = _activation(activation)
         D = math.prod(self.input_shape)
 
@@ -215,7 +210,7 @@ class ConvVAE(VAE):
         C, H, W = self.input_shape
         if channels is None:
             channels = (32, 64) if max(H, W) <= 32 else (32, 32, 64, 64)
-        channels = tuple(_positive_int("channels", c) for c in channels)
+        channels = tuple(check_int("channels", c, 1) for c in channels)
         if not channels:
             raise ValueError("channels must not be empty")
         k = 2 ** len(channels)

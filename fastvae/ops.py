@@ -6,7 +6,6 @@ functions at the bottom validate their inputs, then run the Triton kernels or
 ``fastvae.reference`` according to the backend (see ``fastvae._backend``).
 """
 
-import math
 from typing import Optional
 
 import torch
@@ -14,6 +13,7 @@ import torch
 from . import reference
 from ._backend import use_triton
 from ._checks import check_bernoulli, check_gaussian
+from ._rows import as_rows, per_row, sum_dtype
 
 Tensor = torch.Tensor
 
@@ -23,20 +23,6 @@ def _kernels():
     from . import kernels
 
     return kernels
-
-
-def _rows(t: Tensor) -> Tensor:
-    """(B, ...) -> a (B, N) view (a copy only when the strides allow no view)."""
-    return t.reshape(t.shape[0], math.prod(t.shape[1:]))
-
-
-def _sum_dtype(t: Tensor):
-    return torch.float64 if t.dtype == torch.float64 else torch.float32
-
-
-def _per_row(g: Tensor, like: Tensor) -> Tensor:
-    """(B,) -> (B, 1, ..., 1) to broadcast against ``like``."""
-    return g.view((-1,) + (1,) * (like.dim() - 1))
 
 
 def _no_double_backward(op):
@@ -75,14 +61,14 @@ def _seed(device, generator):
 def _reparameterize_kl(mu: Tensor, logvar: Tensor, eps: Optional[Tensor], seed: Optional[Tensor],
                        write_z: bool, write_kl: bool) -> tuple[Tensor, Tensor]:
     z, kl = _kernels().reparameterize_kl_fwd(
-        _rows(mu), _rows(logvar), None if eps is None else _rows(eps), seed, write_z, write_kl)
+        as_rows(mu), as_rows(logvar), None if eps is None else as_rows(eps), seed, write_z, write_kl)
     return (z.view(mu.shape) if write_z else z), kl
 
 
 @_reparameterize_kl.register_fake
 def _(mu, logvar, eps, seed, write_z, write_kl):
     z = mu.new_empty(mu.shape if write_z else (0,))
-    kl = mu.new_empty((mu.shape[0],) if write_kl else (0,), dtype=_sum_dtype(mu))
+    kl = mu.new_empty((mu.shape[0],) if write_kl else (0,), dtype=sum_dtype(mu.dtype))
     return z, kl
 
 
@@ -90,8 +76,8 @@ def _(mu, logvar, eps, seed, write_z, write_kl):
 def _reparameterize_kl_backward(mu: Tensor, logvar: Tensor, eps: Optional[Tensor], seed: Optional[Tensor],
                                 grad_z: Optional[Tensor], grad_kl: Optional[Tensor]) -> tuple[Tensor, Tensor]:
     gmu, glv = _kernels().reparameterize_kl_bwd(
-        _rows(mu), _rows(logvar), None if eps is None else _rows(eps), seed,
-        None if grad_z is None else _rows(grad_z), grad_kl)
+        as_rows(mu), as_rows(logvar), None if eps is None else as_rows(eps), seed,
+        None if grad_z is None else as_rows(grad_z), grad_kl)
     return gmu.view(mu.shape), glv.view(logvar.shape)
 
 
@@ -118,7 +104,7 @@ def _rkl_backward(ctx, grad_z, grad_kl):
         gmu, glv = _reparameterize_kl_backward(mu, logvar, eps, seed if eps is None else None, grad_z, grad_kl)
     if eps is not None and ctx.needs_input_grad[2] and grad_z is not None:
         # d z / d eps = std (a caller's own noise that requires grad; rare, so plain torch)
-        geps = (grad_z * torch.exp(0.5 * logvar.to(_sum_dtype(logvar)))).to(eps.dtype)
+        geps = (grad_z * torch.exp(0.5 * logvar.to(sum_dtype(logvar.dtype)))).to(eps.dtype)
     return gmu, glv, geps, None, None, None
 
 
@@ -129,13 +115,13 @@ _reparameterize_kl.register_autograd(_rkl_backward, setup_context=_rkl_setup)
 
 @torch.library.custom_op("fastvae::bernoulli_ll", mutates_args=())
 def _bernoulli_ll(logits: Tensor, x: Tensor, grad_scale: float, store_grad: bool) -> tuple[Tensor, Tensor]:
-    ll, grad = _kernels().bernoulli_ll_fwd(_rows(logits), _rows(x), grad_scale, store_grad)
+    ll, grad = _kernels().bernoulli_ll_fwd(as_rows(logits), as_rows(x), grad_scale, store_grad)
     return ll, (grad.view(logits.shape) if store_grad else grad)
 
 
 @_bernoulli_ll.register_fake
 def _(logits, x, grad_scale, store_grad):
-    ll = logits.new_empty((logits.shape[0],), dtype=_sum_dtype(logits))
+    ll = logits.new_empty((logits.shape[0],), dtype=sum_dtype(logits.dtype))
     grad = logits.new_empty(logits.shape if store_grad else (0,))
     return ll, grad
 
@@ -144,7 +130,7 @@ def _(logits, x, grad_scale, store_grad):
 def _bernoulli_ll_scale_grad_(grad: Tensor, grad_ll: Tensor, grad_scale: float) -> None:
     """In place on the forward's own gradient buffer: rows times grad_ll / grad_scale; the
     kernel's programs return at once where grad_ll == grad_scale (no host sync)."""
-    _kernels().bernoulli_ll_scale_grad_(_rows(grad), grad_ll, grad_scale)
+    _kernels().bernoulli_ll_scale_grad_(as_rows(grad), grad_ll, grad_scale)
 
 
 @_bernoulli_ll_scale_grad_.register_fake
@@ -155,7 +141,7 @@ def _(grad, grad_ll, grad_scale):
 @torch.library.custom_op("fastvae::bernoulli_ll_backward", mutates_args=())
 def _bernoulli_ll_backward(logits: Tensor, x: Tensor, grad_ll: Tensor) -> Tensor:
     """The recomputed gradient ``grad_ll * (x - sigmoid(logits))``, one pass over logits and x."""
-    return _kernels().bernoulli_ll_bwd(_rows(logits), _rows(x), grad_ll).view(logits.shape)
+    return _kernels().bernoulli_ll_bwd(as_rows(logits), as_rows(x), grad_ll).view(logits.shape)
 
 
 @_bernoulli_ll_backward.register_fake
@@ -191,14 +177,14 @@ def _bll_backward(ctx, grad_ll, _grad_buffer):
             grad_logits = _bernoulli_ll_backward(logits, x, grad_ll)
         elif torch.compiler.is_compiling():
             # traced graphs stay functional: one scaled copy, fused by the compiler
-            factor = _per_row(grad_ll / ctx.grad_scale, grad)
+            factor = per_row(grad_ll / ctx.grad_scale, grad)
             grad_logits = (grad.to(factor.dtype) * factor).to(grad.dtype)
         else:
             ctx.consumed = True
             _bernoulli_ll_scale_grad_(grad, grad_ll, ctx.grad_scale)
             grad_logits = grad
     if ctx.needs_input_grad[1]:
-        grad_x = (_per_row(grad_ll, logits) * logits).to(ctx.x_dtype)
+        grad_x = (per_row(grad_ll, logits) * logits).to(ctx.x_dtype)
     return grad_logits, grad_x, None, None
 
 
@@ -260,7 +246,7 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return _reparameterize_kl(mu, logvar, None, None, False, True)[1]
 
 
-def _bernoulli_ll_scaled(logits: Tensor, x: Tensor, grad_scale: float) -> Tensor:
+def bernoulli_ll_scaled(logits: Tensor, x: Tensor, grad_scale: float) -> Tensor:
     """The fused op with ``grad_scale``: the upstream gradient the caller expects for ll.
 
     float32/bfloat16/float64 logits: the forward stores ``grad_scale * d ll / d logits``; when
@@ -296,4 +282,4 @@ def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
     check_bernoulli(logits, x)
     if not use_triton(logits):
         return reference.bernoulli_log_likelihood(logits, x)
-    return _bernoulli_ll_scaled(logits, x, 1.0)
+    return bernoulli_ll_scaled(logits, x, 1.0)

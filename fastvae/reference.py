@@ -7,7 +7,6 @@ Results that are sums (log-likelihood, KL) are float32 for float16/bfloat16/floa
 and float64 for float64 inputs; z and gradients have their inputs' dtypes.
 """
 
-import math
 from typing import NamedTuple, Optional
 
 import torch
@@ -15,16 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_bernoulli, check_beta, check_elbo, check_gaussian, check_reduction
-
-
-def _acc(t):
-    # the dtype sums are formed in: float64 stays, everything else goes to float32
-    return t if t.dtype == torch.float64 else t.float()
-
-
-def _row_sum(t):
-    # sum over every non-batch dimension; (B,) stays (B,) (torch's sum(dim=()) would sum all)
-    return t.reshape(t.shape[0], math.prod(t.shape[1:])).sum(1)
+from ._rows import reduce_rows, row_sum, to_sum
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -33,10 +23,10 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     mu, logvar: (B, ...) of one float dtype. Returns (B,) float32 (float64 for float64).
     """
     check_gaussian(mu, logvar)
-    mu, logvar = _acc(mu), _acc(logvar)
+    mu, logvar = to_sum(mu), to_sum(logvar)
     # -0.5 * (1 + logvar - mu^2 - exp(logvar)), with expm1 so that logvar near 0 (a collapsed
     # posterior) does not cancel as badly (the kernels use a series there and do better still)
-    return 0.5 * _row_sum(mu.pow(2) + (torch.expm1(logvar) - logvar))
+    return 0.5 * row_sum(mu.pow(2) + (torch.expm1(logvar) - logvar))
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torch.Tensor] = None,
@@ -52,7 +42,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torc
             torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
     # float32 math for half inputs, like the kernels: exp(logvar / 2) may exceed float16's range
     # where z itself does not
-    return (_acc(mu) + torch.exp(0.5 * _acc(logvar)) * _acc(eps)).to(mu.dtype)
+    return (to_sum(mu) + torch.exp(0.5 * to_sum(logvar)) * to_sum(eps)).to(mu.dtype)
 
 
 def reparameterize_kl(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torch.Tensor] = None,
@@ -68,9 +58,9 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     Returns (B,) float32 (float64 for float64 logits). Stable for any finite logits.
     """
     check_bernoulli(logits, x)
-    logits = _acc(logits)
+    logits = to_sum(logits)
     nll = F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none")
-    return -_row_sum(nll)
+    return -row_sum(nll)
 
 
 class ELBOTerms(NamedTuple):
@@ -81,14 +71,6 @@ class ELBOTerms(NamedTuple):
     kl: torch.Tensor              # (B,) KL(q(z | x) || N(0, I))
 
 
-def _reduce(rows, reduction):
-    if reduction == "mean":
-        return rows.mean()
-    if reduction == "sum":
-        return rows.sum()
-    return rows
-
-
 def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Tensor] = None,
               logvar: Optional[torch.Tensor] = None, beta: float = 1.0, reduction: str = "mean",
               return_terms: bool = False, *, kl: Optional[torch.Tensor] = None):
@@ -97,7 +79,7 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
     ll = bernoulli_log_likelihood(recon_logits, x)
     if kl is None:
         kl = gaussian_kl(mu, logvar)
-    loss = _reduce(beta * kl - ll, reduction)
+    loss = reduce_rows(beta * kl - ll, reduction)
     return ELBOTerms(loss, ll, kl) if return_terms else loss
 
 

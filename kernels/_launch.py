@@ -1,19 +1,14 @@
 """Block-size choice shared by the launchers (host side only)."""
 
-import os
-
 import triton
 import triton.language as tl
+
+from .._backend import INTERPRET
+from .._rows import sum_dtype
 
 # Kernels decorated while TRITON_INTERPRET=1 run on CPU tensors through NumPy. The
 # interpreter costs ~1 ms per program instance whatever the block size, so it gets
 # larger tiles (fewer programs); a GPU gets tiles that keep registers in budget.
-try:  # triton >= 3.4 reads its environment through `knobs`
-    from triton import knobs as _knobs
-
-    INTERPRET = bool(_knobs.runtime.interpret)
-except (ImportError, AttributeError):  # pragma: no cover - older triton
-    INTERPRET = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 
 MAX_BLOCK_COLS = 1024
 # Elements per program on a GPU. Streaming kernels get 4096 (16 per thread at 8 warps, 122
@@ -46,7 +41,7 @@ def tile(n_rows: int, n_cols: int, block_rows=None, block_cols=None, max_elems=S
 
 
 def acc_dtype(torch_dtype):
-    """Accumulation/compute dtype: float64 for float64 inputs, float32 otherwise."""
+    """The Triton compute dtype of ``fastvae._rows.sum_dtype``: float64 for float64, else float32."""
     import torch
 
-    return tl.float64 if torch_dtype == torch.float64 else tl.float32
+    return tl.float64 if sum_dtype(torch_dtype) == torch.float64 else tl.float32

@@ -34,6 +34,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .._rows import sum_dtype
 from ._launch import acc_dtype, tile
 
 
@@ -132,8 +133,7 @@ def bernoulli_ll_fwd(logits, x, grad_scale=1.0, store_grad=False, block_rows=Non
     or an empty tensor when ``store_grad`` is False.
     """
     B, D = logits.shape
-    out_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    ll = torch.empty(B, device=logits.device, dtype=out_dtype)
+    ll = torch.empty(B, device=logits.device, dtype=sum_dtype(logits.dtype))
     if store_grad:
         grad = torch.empty((B, D), device=logits.device, dtype=logits.dtype)
     else:

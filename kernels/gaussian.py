@@ -22,6 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .._rows import sum_dtype
 from ._launch import RNG_TILE, acc_dtype, tile
 
 
@@ -137,7 +138,7 @@ def reparameterize_kl_fwd(mu, logvar, eps=None, seed=None, write_z=True, write_k
     """
     B, L = mu.shape
     dev = mu.device
-    kl_dtype = torch.float64 if mu.dtype == torch.float64 else torch.float32
+    kl_dtype = sum_dtype(mu.dtype)
     z = torch.empty((B, L) if write_z else (0,), device=dev, dtype=mu.dtype)
     kl = torch.empty((B,) if write_kl else (0,), device=dev, dtype=kl_dtype)
     if B == 0 or not (write_z or write_kl):
