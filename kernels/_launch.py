@@ -1,4 +1,15 @@
-"""Block-size choice shared by the launchers (host side only)."""
+"""Host-side launch helpers shared by the kernels: tile choice and the one call into Triton.
+
+Every kernel walks rows in blocks of ``BLOCK_B`` rows (one program per block) and, inside a
+row, the D columns in chunks of ``BLOCK_D``. D is a compile-time constant (Triton's
+interpreter on triton 3.6 fails on run-time loop bounds), and ``BLOCK_D`` is the largest power
+of two that divides D, up to 256: D = 784 gives 49 chunks of 16, so no lane is ever masked off,
+each thread holds four consecutive elements of a row (16-byte loads and stores of fp32), and
+every tensor of the kernel has the same layout (no shuffle through shared memory). D with no
+power-of-two factor of at least 16 gets chunks of 16 and a masked last chunk.
+"""
+
+import functools
 
 import triton
 import triton.language as tl
@@ -6,38 +17,76 @@ import triton.language as tl
 from .._backend import INTERPRET
 from .._rows import sum_dtype
 
-# Kernels decorated while TRITON_INTERPRET=1 run on CPU tensors through NumPy. The
-# interpreter costs ~1 ms per program instance whatever the block size, so it gets
-# larger tiles (fewer programs); a GPU gets tiles that keep registers in budget.
-
-MAX_BLOCK_COLS = 1024
-# Elements per program on a GPU. Streaming kernels get 4096 (16 per thread at 8 warps, 122
-# registers for the Bernoulli forward on sm_90); kernels that run Philox per element get 1024
-# (4 per thread): at 4096 the Gaussian kernels needed 255 registers and spilled 168 bytes of
-# stack (cuobjdump --dump-resource-usage of the sm_90 cubin, triton 3.9, 2026-11-23).
-STREAM_TILE = 4096
-RNG_TILE = 1024
+MAX_BLOCK_D = 256
+GPU_TILE = 1024        # elements of one chunk: 4 per thread at 8 warps
+# The interpreter costs ~1 ms per program instance whatever the tile: larger tiles there.
 _INTERPRET_TILE = 16384
 
 
-def tile(n_rows: int, n_cols: int, block_rows=None, block_cols=None, max_elems=STREAM_TILE):
-    """Return (BLOCK_ROWS, BLOCK_COLS, num_warps) for a (n_rows, n_cols) row-reduction.
+def launch(kernel, programs, *args, **meta):
+    """``kernel[(programs,)](*args, **meta)``: the one place where fastvae hands work to Triton."""
+    return kernel[(programs,)](*args, **meta)
 
-    Rows are tiled several per program when the row is short; columns loop in blocks of at
-    most MAX_BLOCK_COLS. ``max_elems`` bounds a tile on a GPU (the interpreter, whose cost is
-    per program, gets larger tiles). ``block_rows``/``block_cols`` override (powers of two),
-    which the tests use to force the column loop on small shapes.
-    """
-    max_elems = _INTERPRET_TILE if INTERPRET else max_elems
-    if block_cols is None:
-        block_cols = min(triton.next_power_of_2(max(n_cols, 1)), MAX_BLOCK_COLS, max_elems)
-    if block_rows is None:
-        block_rows = max(1, min(triton.next_power_of_2(max(n_rows, 1)), max_elems // block_cols))
-    for name, v in (("block_rows", block_rows), ("block_cols", block_cols)):
-        if v < 1 or v & (v - 1):
-            raise ValueError(f"{name} must be a power of two, got {v}")
-    num_warps = 8 if block_rows * block_cols >= 1024 else 4
-    return block_rows, block_cols, num_warps
+
+def _pow2(name, v):
+    if v < 1 or v & (v - 1):
+        raise ValueError(f"{name} must be a power of two, got {v}")
+    return v
+
+
+def block_cols_for(n_cols: int) -> int:
+    """The column chunk: the largest power of two dividing ``n_cols`` (at most 256), or 16
+    (a masked last chunk) when that is below 16. The interpreter, whose cost is per operation,
+    takes a row in one masked chunk of up to 1024 (the tests force the GPU's chunking with
+    ``block_cols``)."""
+    if INTERPRET:
+        return min(triton.next_power_of_2(max(n_cols, 1)), 1024)
+    even = min(n_cols & -n_cols, MAX_BLOCK_D) if n_cols else 1
+    return even if even >= min(16, triton.next_power_of_2(max(n_cols, 1))) else 16
+
+
+@functools.lru_cache(maxsize=1024)
+def tile(n_rows: int, n_cols: int, block_rows=None, block_cols=None, max_elems=GPU_TILE):
+    """``(BLOCK_B, BLOCK_D, num_warps)`` for a (n_rows, n_cols) row reduction, with chunks of
+    about ``max_elems`` elements (pass ``4096 // itemsize`` for 16 bytes per thread at 8 warps);
+    ``block_rows`` / ``block_cols`` (powers of two) override, which the tests use to force
+    several chunks."""
+    cols = _pow2("block_cols", block_cols) if block_cols else block_cols_for(n_cols)
+    if block_rows:
+        rows = _pow2("block_rows", block_rows)
+    else:
+        budget = _INTERPRET_TILE if INTERPRET else max_elems
+        rows = max(1, min(triton.next_power_of_2(max(n_rows, 1)), budget // cols))
+    warps = max(1, min(8, rows * cols * 8 // max_elems))  # max_elems / 256 elements per thread
+    return rows, cols, warps
+
+
+def loop_meta(n_rows: int, n_cols: int, rows: int, cols: int, max_unroll: int = 8) -> dict:
+    """``EVEN``: no lane of any chunk is masked (rows and columns divide evenly), so loads and
+    stores take no mask; ``UNROLL``: how many column chunks one trip of the loop handles (a
+    divisor of their number, at most ``max_unroll``), so the loop's bookkeeping is paid once per
+    UNROLL chunks."""
+    trips = -(-n_cols // cols)
+    return dict(EVEN=n_rows % rows == 0 and n_cols % cols == 0,
+                UNROLL=max(u for u in range(1, max_unroll + 1) if trips % u == 0))
+
+
+@triton.jit
+def load(ptrs, mask, EVEN: tl.constexpr):
+    """``tl.load`` with ``mask`` (0 where masked), or without one when ``EVEN``."""
+    if EVEN:
+        return tl.load(ptrs)
+    else:
+        return tl.load(ptrs, mask=mask, other=0)
+
+
+@triton.jit
+def store(ptrs, value, mask, EVEN: tl.constexpr):
+    """``tl.store`` with ``mask``, or without one when ``EVEN``."""
+    if EVEN:
+        tl.store(ptrs, value)
+    else:
+        tl.store(ptrs, value, mask=mask)
 
 
 def acc_dtype(torch_dtype):

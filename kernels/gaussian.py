@@ -10,11 +10,18 @@ and with upstream gradients gz (B, L) and gkl (B,):
     grad_mu     = gz + gkl * mu
     grad_logvar = gz * 0.5 * std * eps + gkl * 0.5 * (exp(logvar) - 1)
 
-``exp(v) - 1 - v`` and ``exp(v) - 1`` are formed without cancellation near v = 0 (a
-collapsed posterior, where the KL is tiny; the eager formula loses it there). eps is drawn inside the kernel with Philox,
-``tl.randn(seed, b * L + j)``: the element's flat index is its counter, so the backward
-regenerates exactly the forward's eps from the saved int64 seed and eps never touches memory.
-Forward is one pass (read mu, logvar; write z and kl), backward is one pass (read mu,
+``exp(v) - 1 - v`` and ``exp(v) - 1`` are formed without cancellation near v = 0 (a collapsed
+posterior, where the KL is tiny; the eager formula loses it there).
+
+The noise never touches memory: the forward draws it in registers and the backward draws the
+same numbers again. Element (b, j) takes output ``j // Q`` of the Philox-4x32-10 block at counter
+``(j % Q, b mod 2**32, b >> 32, 0)`` under the 64-bit key ``seed``, with ``Q = 4 * ceil(L / 16)``:
+one Philox call feeds four elements (one in each quarter of the row, so the four quarters are
+four contiguous column ranges, read with 16-byte loads), and each pair of its 32-bit outputs
+becomes two normals by Box-Muller (``sqrt(-2 ln u1) * (cos, sin)(2 pi u2 - pi)``). The
+logarithm, sine and cosine are short polynomials (1e-6 relative, 5e-8 absolute), the square
+root and exp2 the GPU's special-function unit: the normals are float32 whatever the input
+dtype. Forward is one pass (read mu, logvar; write z and kl), backward is one pass (read mu,
 logvar, gz, gkl; write grad_mu, grad_logvar). Math in float32 (float64 for float64 input).
 """
 
@@ -23,100 +30,207 @@ import triton
 import triton.language as tl
 
 from .._rows import sum_dtype
-from ._launch import RNG_TILE, acc_dtype, tile
+from .._backend import INTERPRET
+from ._launch import acc_dtype, launch, load, store
+
+LOG2E = tl.constexpr(1.4426950408889634)
+LN2 = tl.constexpr(0.6931471805599453)
 
 
 @triton.jit
-def _expm1_parts(v, SERIES_MAX: tl.constexpr):
-    # Returns (exp(v) - 1 - v, exp(v) - 1) without cancellation for small |v|: for
-    # |v| < SERIES_MAX the series v^2/2 * (1 + v/3 * (1 + v/4 * (1 + ... v/8))) with exact integer
-    # divisors, exp(v) directly otherwise. SERIES_MAX balances the series' truncation error
-    # (2 v^7 / 9!) against exp's cancellation (2 ulp / (v^2 / 2)): 0.5 in float32 (relative
-    # error ~1e-6 at the switch, far less elsewhere), 0.075 in float64 (~1e-13).
+def _radius(a):
+    # sqrt(-2 ln u), u = (a + 0.5) / 2**32 in (0, 1] for a uint32 a; ln u = k ln 2 + ln(m),
+    # m = u / 2**k in [2/3, 4/3), ln(m) = f * P(f) with f = m - 1 (degree 6, 1e-6 relative)
+    u = a.to(tl.float32) * 2.3283064365386963e-10 + 1.1641532182693481e-10
+    bits = u.to(tl.int32, bitcast=True)
+    k = (bits - 0x3F2AAAAB) >> 23
+    f = (bits - (k << 23)).to(tl.float32, bitcast=True) - 1.0
+    p = 0.17065296 * f - 0.19407688
+    p = p * f + 0.19802687
+    p = p * f - 0.24841659
+    p = p * f + 0.3333767
+    p = p * f - 0.5000224
+    p = p * f + 0.99999988
+    return tl.sqrt(k.to(tl.float32) * (-2.0 * LN2) - 2.0 * (f * p))
+
+
+@triton.jit
+def _turn(b):
+    # (cos, sin)(2 pi t) for t = b / 2**32 - 1/2: half-angle polynomials in t (5e-8), doubled
+    t = b.to(tl.float32) * 2.3283064365386963e-10 - 0.5
+    t2 = t * t
+    s = 0.07756040 * t2 - 0.59824216
+    s = s * t2 + 2.5500698
+    s = s * t2 - 5.1677098
+    s = (s * t2 + 3.1415927) * t  # sin(pi t)
+    c = 0.21969683 * t2 - 1.3318802
+    c = c * t2 + 4.058412
+    c = c * t2 - 4.934793
+    c = c * t2 + 0.99999994  # cos(pi t)
+    return 1.0 - 2.0 * (s * s), 2.0 * (s * c)
+
+
+@triton.jit
+def _normals(seed, rows, q):
+    # four [rows, q] blocks of N(0, 1), for the quarters 0..3 (see the module docstring)
+    zero = tl.zeros([rows.shape[0], q.shape[0]], dtype=tl.uint32)
+    c0 = q.to(tl.uint32)[None, :] + zero
+    c1 = rows.to(tl.uint32)[:, None] + zero
+    c2 = (rows >> 32).to(tl.uint32)[:, None] + zero
+    r0, r1, r2, r3 = tl.philox(seed, c0, c1, c2, zero)
+    ra, rb = _radius(r0), _radius(r2)
+    ca, sa = _turn(r1)
+    cb, sb = _turn(r3)
+    return ra * ca, ra * sa, rb * cb, rb * sb
+
+
+@triton.jit
+def _expm1_parts(v, ex, SERIES_MAX: tl.constexpr):
+    # (exp(v) - 1 - v, exp(v) - 1) without cancellation for small |v|, given ex = exp(v): the
+    # Taylor series v^2/2! + ... + v^8/8! for |v| < SERIES_MAX, ex directly otherwise. SERIES_MAX
+    # balances the series' truncation (v^9 / 9!) against ex's cancellation (~4 ulp / (v^2 / 2)):
+    # 0.5 in float32 (~5e-6 relative at the switch), 0.075 in float64 (~1e-13).
     small = tl.abs(v) < SERIES_MAX
     w = tl.where(small, v, 0.0)  # the series only ever sees small values (no inf for v = -1e8)
-    p = 1.0 + w / 8.0
-    p = 1.0 + w / 7.0 * p
-    p = 1.0 + w / 6.0 * p
-    p = 1.0 + w / 5.0 * p
-    p = 1.0 + w / 4.0 * p
-    p = 1.0 + w / 3.0 * p
-    s = 0.5 * p * w * w
-    ex = tl.exp(tl.where(small, 0.0, v))
+    p = 2.48015873015873e-05 * w + 1.984126984126984e-04
+    p = p * w + 1.388888888888889e-03
+    p = p * w + 8.333333333333333e-03
+    p = p * w + 4.1666666666666664e-02
+    p = p * w + 0.16666666666666666
+    s = (p * w + 0.5) * (w * w)
     # each formed directly: (ex - 1 - v) + v would lose the -1 for v << 0 (e.g. -1e8)
     return tl.where(small, s, ex - 1.0 - v), tl.where(small, s + w, ex - 1.0)
 
 
 @triton.jit
+def _std(lv, ACC: tl.constexpr):
+    # exp(lv / 2); its square is exp(lv) for the KL
+    if ACC == tl.float64:
+        return tl.exp(0.5 * lv)
+    else:
+        return tl.exp2(lv * (0.5 * LOG2E))
+
+
+@triton.jit
+def _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, cols, col_ok, eps, smb, sml, svb, svl, seb, sel,
+                 L: tl.constexpr, ACC: tl.constexpr, SERIES_MAX: tl.constexpr, HAS_EPS: tl.constexpr,
+                 WRITE_Z: tl.constexpr, WRITE_KL: tl.constexpr, EVEN: tl.constexpr):
+    # z for one quarter of the columns; returns its KL terms mu^2 + exp(v) - 1 - v
+    mask = row_ok[:, None] & col_ok[None, :]
+    lv = load(lv_ptr + rows[:, None] * svb + cols[None, :] * svl, mask, EVEN).to(ACC)
+    mu = load(mu_ptr + rows[:, None] * smb + cols[None, :] * sml, mask, EVEN).to(ACC)
+    std = _std(lv, ACC)
+    if WRITE_Z:
+        if HAS_EPS:
+            eps = load(eps_ptr + rows[:, None] * seb + cols[None, :] * sel, mask, EVEN)
+        z = mu + std * eps.to(ACC)
+        store(z_ptr + rows[:, None] * L + cols[None, :], z.to(z_ptr.dtype.element_ty), mask, EVEN)
+    terms = tl.zeros(mask.shape, ACC)
+    if WRITE_KL:
+        em1_mv, _ = _expm1_parts(lv, std * std, SERIES_MAX)
+        terms = tl.where(mask, mu * mu + em1_mv, 0.0)
+    return terms
+
+
+@triton.jit
 def _reparameterize_kl_fwd_kernel(
-    mu_ptr, lv_ptr, eps_ptr, seed_ptr, z_ptr, kl_ptr,
-    B, L,
+    mu_ptr, lv_ptr, eps_ptr, seed_ptr, z_ptr, kl_ptr, B,
     stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
-    ACC: tl.constexpr, SERIES_MAX: tl.constexpr, HAS_EPS: tl.constexpr, WRITE_Z: tl.constexpr, WRITE_KL: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_L: tl.constexpr,
+    L: tl.constexpr, Q: tl.constexpr, ACC: tl.constexpr, SERIES_MAX: tl.constexpr, HAS_EPS: tl.constexpr,
+    WRITE_Z: tl.constexpr, WRITE_KL: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_Q: tl.constexpr, EVEN: tl.constexpr,
 ):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rows < B
-    if WRITE_Z and not HAS_EPS:
+    DRAW: tl.constexpr = WRITE_Z and not HAS_EPS
+    if DRAW:
         seed = tl.load(seed_ptr)
-    acc = tl.zeros([BLOCK_B, BLOCK_L], dtype=ACC)
-    for j0 in range(0, L, BLOCK_L):
-        cols = j0 + tl.arange(0, BLOCK_L).to(tl.int64)
-        mask = row_ok[:, None] & (cols < L)[None, :]
-        mu = tl.load(mu_ptr + rows[:, None] * stride_mb + cols[None, :] * stride_ml, mask=mask, other=0.0).to(ACC)
-        lv = tl.load(lv_ptr + rows[:, None] * stride_vb + cols[None, :] * stride_vl, mask=mask, other=0.0).to(ACC)
-        flat = rows[:, None] * L + cols[None, :]
-        if WRITE_Z:
-            if HAS_EPS:
-                eps = tl.load(eps_ptr + rows[:, None] * stride_eb + cols[None, :] * stride_el, mask=mask, other=0.0)
-            else:
-                eps = tl.randn(seed, flat)
-            z = mu + tl.exp(0.5 * lv) * eps.to(ACC)
-            tl.store(z_ptr + flat, z.to(z_ptr.dtype.element_ty), mask=mask)
-        if WRITE_KL:
-            em1_mv, _ = _expm1_parts(lv, SERIES_MAX)
-            acc += tl.where(mask, mu * mu + em1_mv, 0.0)
+    acc = tl.zeros([BLOCK_B, BLOCK_Q], ACC)
+    for q0 in tl.range(0, Q, BLOCK_Q):
+        q = q0 + tl.arange(0, BLOCK_Q)
+        e0 = tl.zeros([BLOCK_B, BLOCK_Q], tl.float32)
+        e1 = e0
+        e2 = e0
+        e3 = e0
+        if DRAW:
+            e0, e1, e2, e3 = _normals(seed, rows, q)
+        q_ok = q < Q
+        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, q, q_ok & (q < L), e0,
+                            stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
+                            L, ACC, SERIES_MAX, HAS_EPS, WRITE_Z, WRITE_KL, EVEN)
+        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, Q + q, q_ok & (Q + q < L), e1,
+                            stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
+                            L, ACC, SERIES_MAX, HAS_EPS, WRITE_Z, WRITE_KL, EVEN)
+        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, 2 * Q + q, q_ok & (2 * Q + q < L), e2,
+                            stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
+                            L, ACC, SERIES_MAX, HAS_EPS, WRITE_Z, WRITE_KL, EVEN)
+        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, 3 * Q + q, q_ok & (3 * Q + q < L), e3,
+                            stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
+                            L, ACC, SERIES_MAX, HAS_EPS, WRITE_Z, WRITE_KL, EVEN)
     if WRITE_KL:
-        tl.store(kl_ptr + rows, (0.5 * tl.sum(acc, axis=1)).to(kl_ptr.dtype.element_ty), mask=row_ok)
+        store(kl_ptr + rows, (0.5 * tl.sum(acc, axis=1)).to(kl_ptr.dtype.element_ty), row_ok, EVEN)
+
+
+@triton.jit
+def _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok, cols, col_ok, eps, gkl,
+                 smb, sml, svb, svl, seb, sel, sgb, sgl, L: tl.constexpr, ACC: tl.constexpr, SERIES_MAX: tl.constexpr,
+                 HAS_EPS: tl.constexpr, HAS_GZ: tl.constexpr, HAS_GKL: tl.constexpr, EVEN: tl.constexpr):
+    mask = row_ok[:, None] & col_ok[None, :]
+    lv = load(lv_ptr + rows[:, None] * svb + cols[None, :] * svl, mask, EVEN).to(ACC)
+    std = _std(lv, ACC)
+    gmu = tl.zeros(mask.shape, ACC)
+    glv = tl.zeros(mask.shape, ACC)
+    if HAS_GZ:
+        gz = load(gz_ptr + rows[:, None] * sgb + cols[None, :] * sgl, mask, EVEN).to(ACC)
+        if HAS_EPS:
+            eps = load(eps_ptr + rows[:, None] * seb + cols[None, :] * sel, mask, EVEN)
+        gmu += gz
+        glv += (0.5 * gz) * (std * eps.to(ACC))
+    if HAS_GKL:
+        mu = load(mu_ptr + rows[:, None] * smb + cols[None, :] * sml, mask, EVEN).to(ACC)
+        _, em1 = _expm1_parts(lv, std * std, SERIES_MAX)
+        gmu += gkl[:, None] * mu
+        glv += (0.5 * gkl[:, None]) * em1
+    out = rows[:, None] * L + cols[None, :]
+    store(gmu_ptr + out, gmu.to(gmu_ptr.dtype.element_ty), mask, EVEN)
+    store(glv_ptr + out, glv.to(glv_ptr.dtype.element_ty), mask, EVEN)
 
 
 @triton.jit
 def _reparameterize_kl_bwd_kernel(
-    mu_ptr, lv_ptr, eps_ptr, seed_ptr, gz_ptr, gkl_ptr, gmu_ptr, glv_ptr,
-    B, L,
+    mu_ptr, lv_ptr, eps_ptr, seed_ptr, gz_ptr, gkl_ptr, gmu_ptr, glv_ptr, B,
     stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, stride_gzb, stride_gzl, stride_gkl,
-    ACC: tl.constexpr, SERIES_MAX: tl.constexpr, HAS_EPS: tl.constexpr, HAS_GZ: tl.constexpr, HAS_GKL: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_L: tl.constexpr,
+    L: tl.constexpr, Q: tl.constexpr, ACC: tl.constexpr, SERIES_MAX: tl.constexpr, HAS_EPS: tl.constexpr,
+    HAS_GZ: tl.constexpr, HAS_GKL: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_Q: tl.constexpr, EVEN: tl.constexpr,
 ):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rows < B
-    if HAS_GZ and not HAS_EPS:
+    DRAW: tl.constexpr = HAS_GZ and not HAS_EPS
+    if DRAW:
         seed = tl.load(seed_ptr)
+    gkl = tl.zeros([BLOCK_B], ACC)
     if HAS_GKL:
-        gkl = tl.load(gkl_ptr + rows * stride_gkl, mask=row_ok, other=0.0).to(ACC)
-    for j0 in range(0, L, BLOCK_L):
-        cols = j0 + tl.arange(0, BLOCK_L).to(tl.int64)
-        mask = row_ok[:, None] & (cols < L)[None, :]
-        flat = rows[:, None] * L + cols[None, :]
-        lv = tl.load(lv_ptr + rows[:, None] * stride_vb + cols[None, :] * stride_vl, mask=mask, other=0.0).to(ACC)
-        gmu = tl.zeros([BLOCK_B, BLOCK_L], dtype=ACC)
-        glv = tl.zeros([BLOCK_B, BLOCK_L], dtype=ACC)
-        if HAS_GZ:
-            gz = tl.load(gz_ptr + rows[:, None] * stride_gzb + cols[None, :] * stride_gzl, mask=mask, other=0.0)
-            gz = gz.to(ACC)
-            if HAS_EPS:
-                eps = tl.load(eps_ptr + rows[:, None] * stride_eb + cols[None, :] * stride_el, mask=mask, other=0.0)
-            else:
-                eps = tl.randn(seed, flat)
-            gmu += gz
-            glv += gz * 0.5 * tl.exp(0.5 * lv) * eps.to(ACC)
-        if HAS_GKL:
-            mu = tl.load(mu_ptr + rows[:, None] * stride_mb + cols[None, :] * stride_ml, mask=mask, other=0.0).to(ACC)
-            _, em1 = _expm1_parts(lv, SERIES_MAX)
-            gmu += gkl[:, None] * mu
-            glv += gkl[:, None] * 0.5 * em1
-        tl.store(gmu_ptr + flat, gmu.to(gmu_ptr.dtype.element_ty), mask=mask)
-        tl.store(glv_ptr + flat, glv.to(glv_ptr.dtype.element_ty), mask=mask)
+        gkl = load(gkl_ptr + rows * stride_gkl, row_ok, EVEN).to(ACC)
+    for q0 in tl.range(0, Q, BLOCK_Q):
+        q = q0 + tl.arange(0, BLOCK_Q)
+        e0 = tl.zeros([BLOCK_B, BLOCK_Q], tl.float32)
+        e1 = e0
+        e2 = e0
+        e3 = e0
+        if DRAW:
+            e0, e1, e2, e3 = _normals(seed, rows, q)
+        q_ok = q < Q
+        _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok, q, q_ok & (q < L), e0, gkl,
+                     stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, stride_gzb, stride_gzl,
+                     L, ACC, SERIES_MAX, HAS_EPS, HAS_GZ, HAS_GKL, EVEN)
+        _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok, Q + q, q_ok & (Q + q < L), e1,
+                     gkl, stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, stride_gzb, stride_gzl,
+                     L, ACC, SERIES_MAX, HAS_EPS, HAS_GZ, HAS_GKL, EVEN)
+        _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok, 2 * Q + q, q_ok & (2 * Q + q < L),
+                     e2, gkl, stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, stride_gzb, stride_gzl,
+                     L, ACC, SERIES_MAX, HAS_EPS, HAS_GZ, HAS_GKL, EVEN)
+        _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok, 3 * Q + q, q_ok & (3 * Q + q < L),
+                     e3, gkl, stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, stride_gzb, stride_gzl,
+                     L, ACC, SERIES_MAX, HAS_EPS, HAS_GZ, HAS_GKL, EVEN)
 
 
 def _series_max(dtype):
@@ -127,6 +241,15 @@ def _strides(t):
     return (t.stride(0), t.stride(1)) if t is not None else (0, 0)
 
 
+def _plan(B, L, block_rows, block_cols):
+    """Q (columns per quarter), and the tile: (BLOCK_B, BLOCK_Q, num_warps, EVEN)."""
+    Q = 4 * triton.cdiv(L, 16)
+    bq = block_cols or min(triton.next_power_of_2(Q), 1024 if INTERPRET else 64)
+    bb = block_rows or max(1, min(triton.next_power_of_2(B), (8192 if INTERPRET else 512) // bq))
+    even = B % bb == 0 and Q % bq == 0 and 4 * Q == L
+    return Q, bb, bq, max(1, min(8, bb * bq // 128)), even
+
+
 def reparameterize_kl_fwd(mu, logvar, eps=None, seed=None, write_z=True, write_kl=True,
                           block_rows=None, block_cols=None):
     """Launch the forward on 2-D (B, L) views (any strides).
@@ -134,27 +257,24 @@ def reparameterize_kl_fwd(mu, logvar, eps=None, seed=None, write_z=True, write_k
     mu, logvar: same float dtype. eps: (B, L) of any float dtype, or None to draw it from
     ``seed`` (a one-element int64 device tensor). Returns ``(z, kl)``: z contiguous (B, L) of
     mu's dtype (empty when not ``write_z``), kl (B,) float32 (float64 for float64 input;
-    empty when not ``write_kl``).
+    empty when not ``write_kl``). ``block_cols`` overrides the counters per row chunk (tests).
     """
     B, L = mu.shape
     dev = mu.device
-    kl_dtype = sum_dtype(mu.dtype)
     z = torch.empty((B, L) if write_z else (0,), device=dev, dtype=mu.dtype)
-    kl = torch.empty((B,) if write_kl else (0,), device=dev, dtype=kl_dtype)
+    kl = torch.empty((B,) if write_kl else (0,), device=dev, dtype=sum_dtype(mu.dtype))
     if B == 0 or not (write_z or write_kl):
         return z, kl
     if L == 0:
-        kl.zero_()
-        return z, kl
+        return z, kl.zero_()
     if write_z and eps is None and seed is None:
         raise ValueError("reparameterize_kl_fwd: give eps or seed to draw z")
-    BB, BL, warps = tile(B, L, block_rows, block_cols, RNG_TILE)
-    _reparameterize_kl_fwd_kernel[(triton.cdiv(B, BB),)](
-        mu, logvar, eps if eps is not None else mu, seed if seed is not None else mu, z, kl,
-        B, L, *_strides(mu), *_strides(logvar), *_strides(eps),
-        ACC=acc_dtype(mu.dtype), SERIES_MAX=_series_max(mu.dtype), HAS_EPS=eps is not None, WRITE_Z=bool(write_z), WRITE_KL=bool(write_kl),
-        BLOCK_B=BB, BLOCK_L=BL, num_warps=warps,
-    )
+    Q, bb, bq, warps, even = _plan(B, L, block_rows, block_cols)
+    launch(_reparameterize_kl_fwd_kernel, triton.cdiv(B, bb),
+           mu, logvar, eps if eps is not None else mu, seed if seed is not None else mu, z, kl, B,
+           *_strides(mu), *_strides(logvar), *_strides(eps),
+           L=L, Q=Q, ACC=acc_dtype(mu.dtype), SERIES_MAX=_series_max(mu.dtype), HAS_EPS=eps is not None,
+           WRITE_Z=bool(write_z), WRITE_KL=bool(write_kl), BLOCK_B=bb, BLOCK_Q=bq, EVEN=even, num_warps=warps)
     return z, kl
 
 
@@ -171,13 +291,13 @@ def reparameterize_kl_bwd(mu, logvar, eps, seed, grad_z, grad_kl, block_rows=Non
         return gmu.zero_(), glv.zero_()
     if grad_z is not None and eps is None and seed is None:
         raise ValueError("reparameterize_kl_bwd: give eps or seed to regenerate eps")
-    BB, BL, warps = tile(B, L, block_rows, block_cols, RNG_TILE)
-    _reparameterize_kl_bwd_kernel[(triton.cdiv(B, BB),)](
-        mu, logvar, eps if eps is not None else mu, seed if seed is not None else mu,
-        grad_z if grad_z is not None else mu, grad_kl if grad_kl is not None else mu, gmu, glv,
-        B, L, *_strides(mu), *_strides(logvar), *_strides(eps), *_strides(grad_z),
-        grad_kl.stride(0) if grad_kl is not None else 0,
-        ACC=acc_dtype(mu.dtype), SERIES_MAX=_series_max(mu.dtype), HAS_EPS=eps is not None, HAS_GZ=grad_z is not None, HAS_GKL=grad_kl is not None,
-        BLOCK_B=BB, BLOCK_L=BL, num_warps=warps,
-    )
+    Q, bb, bq, warps, even = _plan(B, L, block_rows, block_cols)
+    launch(_reparameterize_kl_bwd_kernel, triton.cdiv(B, bb),
+           mu, logvar, eps if eps is not None else mu, seed if seed is not None else mu,
+           grad_z if grad_z is not None else mu, grad_kl if grad_kl is not None else mu, gmu, glv, B,
+           *_strides(mu), *_strides(logvar), *_strides(eps), *_strides(grad_z),
+           grad_kl.stride(0) if grad_kl is not None else 0,
+           L=L, Q=Q, ACC=acc_dtype(mu.dtype), SERIES_MAX=_series_max(mu.dtype), HAS_EPS=eps is not None,
+           HAS_GZ=grad_z is not None, HAS_GKL=grad_kl is not None, BLOCK_B=bb, BLOCK_Q=bq, EVEN=even,
+           num_warps=warps)
     return gmu, glv

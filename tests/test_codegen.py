@@ -1,24 +1,57 @@
-"""The kernels compile for an sm_90 GPU (H100/H200), checked ahead of time without a GPU."""
+"""The kernels' sm_90 machine code (H100/H200), counted without a GPU: benchmarks/sass_report.py.
 
+The interpreter runs the kernels' math on CPU but never lowers them to GPU code. The report
+compiles every variant the library launches through its own launchers, with the specialisation
+a real launch gets, and counts the SASS: this test holds the kernels to their budgets.
+"""
+
+import json
 import os
 import pathlib
 import subprocess
 import sys
 
 import pytest
-import torch
+
+REPORT = pathlib.Path(__file__).parents[1] / "benchmarks" / "sass_report.py"
+HOT = ("bernoulli_forward_grad", "bernoulli_forward", "gaussian_forward", "gaussian_backward")
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    try:
+        from triton import knobs  # noqa: F401
+    except ImportError as e:  # pragma: no cover
+        pytest.skip(f"this triton cannot compile ahead of time here: {e}")
+    out = tmp_path_factory.mktemp("sass") / "report.json"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    run = subprocess.run([sys.executable, str(REPORT), "--json", str(out)], env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    return json.loads(out.read_text())
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the suite compiles and runs the kernels for real")
-def test_every_kernel_variant_compiles_for_sm90():
-    try:
-        from triton.backends.compiler import GPUTarget  # noqa: F401
-        from triton.compiler import ASTSource  # noqa: F401
-    except ImportError as e:  # pragma: no cover
-        pytest.skip(f"this triton has no ahead-of-time compile API: {e}")
-    script = pathlib.Path(__file__).with_name("aot_compile_check.py")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    assert out.stdout.strip().endswith("0 failed")
+def test_every_variant_compiles_and_meets_its_budget(rows):
+    kernels = {r["kernel"] for r in rows}
+    assert set(HOT) <= kernels and "bernoulli_backward" in kernels
+    for r in rows:
+        assert r["stack_bytes"] == 0, f"{r['kernel']} {r['variant']}: local memory"
+        if r["budget"] is not None:
+            assert r["instructions_per_element"] <= r["budget"], r
+
+
+@pytest.mark.slow
+def test_streamed_fp32_tensors_move_16_bytes_per_access(rows):
+    for r in rows:
+        if r["logits_dtype"] == "fp32":
+            assert r["widest_load_bits"] == 128, r
+            if r["kernel"] != "bernoulli_forward" and r["variant"] != "kl only":  # those store (B,) sums only
+                assert r["widest_store_bits"] == 128, r
+
+
+@pytest.mark.slow
+def test_hot_kernels_leave_room_for_four_blocks_of_256_threads(rows):
+    for r in rows:
+        if r["kernel"] in HOT and r["logits_dtype"] in ("fp32", "bf16"):
+            assert r["registers"] <= 64, r

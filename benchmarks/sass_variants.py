@@ -1,0 +1,106 @@
+"""Every kernel variant fastvae launches, at the headline shape, for ``sass_report.py``.
+
+Each ``Variant`` calls one of fastvae's launchers (``fastvae.kernels``) exactly as the ops do,
+on tensors of the headline shape (B = 65536, D = 784, latent 64) on the given device (``meta``
+without a GPU). Budgets (instructions per useful element, fp32 logits with uint8 targets;
+bfloat16 within 10%) are the issue's: the Bernoulli pass must stay under the rate at which an
+H100/H200 issues instructions while it streams its bytes at full memory bandwidth.
+"""
+
+import math
+from typing import Callable, NamedTuple, Optional
+
+import torch
+
+from fastvae import kernels as K
+
+B, D, L = 65536, 784, 64
+DT = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64,
+      "u8": torch.uint8, "bool": torch.bool}
+BUDGET = {"bernoulli_forward_grad": 36, "bernoulli_forward": 28, "gaussian_forward": 60, "gaussian_backward": 75}
+
+
+class Variant(NamedTuple):
+    kernel: str                  # the report's kernel name
+    name: str                    # what distinguishes this variant
+    dtype: str                   # logits (or mu/logvar) dtype
+    target: Optional[str]        # targets' dtype where it applies
+    elements: int                # useful elements the whole launch covers
+    launch: Callable             # launch(device): one kernel launch through fastvae's launcher
+    trips: Callable = lambda kw: math.ceil(D / kw.get("BLOCK_D", D))  # main-loop trips per program
+    loads_per_trip: Optional[int] = None  # global load instructions per thread in one trip
+    budget: Optional[float] = None
+
+
+def _budget(kernel, dtype, target):
+    base = BUDGET.get(kernel)
+    if base is None or target not in (None, "u8"):
+        return None
+    return {"fp32": base, "bf16": round(base * 1.1, 1)}.get(dtype)
+
+
+def _t(shape, dtype, dev):
+    return torch.empty(shape, dtype=DT[dtype], device=dev)
+
+
+def _bernoulli(kernel, ld, xd):
+    def fwd(store_grad):
+        return lambda dev: K.bernoulli_ll_fwd(_t((B, D), ld, dev), _t((B, D), xd, dev), -1.0 / B, store_grad)
+
+    run = {
+        "bernoulli_forward_grad": fwd(True),
+        "bernoulli_forward": fwd(False),
+        "bernoulli_backward": lambda dev: K.bernoulli_ll_bwd(_t((B, D), ld, dev), _t((B, D), xd, dev),
+                                                              _t((B,), "fp64" if ld == "fp64" else "fp32", dev)),
+        "bernoulli_rescale": lambda dev: K.bernoulli_ll_scale_grad_(_t((B, D), ld, dev),
+                                                                     _t((B,), "fp64" if ld == "fp64" else "fp32", dev),
+                                                                     -1.0 / B),
+    }[kernel]
+    return Variant(kernel, f"B={B} D={D}", ld, xd if kernel != "bernoulli_rescale" else None, B * D, run,
+                   loads_per_trip=1 if kernel == "bernoulli_rescale" else 2, budget=_budget(kernel, ld, xd))
+
+
+def _gaussian(kernel, dt, name, **kw):
+    def seed(dev):
+        return torch.empty(1, dtype=torch.int64, device=dev)
+
+    if kernel == "gaussian_forward":
+        def run(dev):
+            eps = _t((B, L), dt, dev) if kw.get("eps") else None
+            K.reparameterize_kl_fwd(_t((B, L), dt, dev), _t((B, L), dt, dev), eps, None if eps is not None else seed(dev),
+                                    kw.get("z", True), kw.get("kl", True))
+    else:
+        def run(dev):
+            eps = _t((B, L), dt, dev) if kw.get("eps") else None
+            gz = _t((B, L), dt, dev) if kw.get("gz", True) else None
+            gkl = _t((B,), "fp64" if dt == "fp64" else "fp32", dev) if kw.get("gkl", True) else None
+            K.reparameterize_kl_bwd(_t((B, L), dt, dev), _t((B, L), dt, dev), eps,
+                                    None if eps is not None else seed(dev), gz, gkl)
+    headline = not kw.get("eps") and kw.get("z", True) and kw.get("kl", True) and kw.get("gz", True) and kw.get("gkl", True)
+    return Variant(kernel, name, dt, None, B * L, run, trips=lambda k: math.ceil(k["Q"] / k["BLOCK_Q"]),
+                   loads_per_trip=None, budget=_budget(kernel, dt, None) if headline else None)
+
+
+def _variants():
+    out = []
+    for ld, xd in [("fp32", "u8"), ("fp32", "fp32"), ("bf16", "u8"), ("bf16", "bf16"), ("fp64", "fp64")]:
+        out.append(_bernoulli("bernoulli_forward_grad", ld, xd))
+    for ld, xd in [("fp32", "u8"), ("fp32", "fp32"), ("bf16", "u8"), ("fp16", "u8"), ("fp64", "fp64")]:
+        out.append(_bernoulli("bernoulli_forward", ld, xd))
+    for ld, xd in [("fp16", "u8"), ("fp16", "fp16"), ("fp32", "u8")]:
+        out.append(_bernoulli("bernoulli_backward", ld, xd))
+    for ld in ("fp32", "bf16"):
+        out.append(_bernoulli("bernoulli_rescale", ld, None))
+    for dt in ("fp32", "bf16", "fp16", "fp64"):
+        out.append(_gaussian("gaussian_forward", dt, "drawn noise, z and kl"))
+    out.append(_gaussian("gaussian_forward", "fp32", "given eps", eps=True))
+    out.append(_gaussian("gaussian_forward", "fp32", "kl only", z=False))
+    out.append(_gaussian("gaussian_forward", "fp32", "z only (drawn)", kl=False))
+    for dt in ("fp32", "bf16", "fp16", "fp64"):
+        out.append(_gaussian("gaussian_backward", dt, "drawn noise, grad z and kl"))
+    out.append(_gaussian("gaussian_backward", "fp32", "given eps", eps=True, gkl=False))
+    out.append(_gaussian("gaussian_backward", "fp32", "grad kl only", gz=False))
+    return out
+
+
+VARIANTS = _variants()
