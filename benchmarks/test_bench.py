@@ -14,27 +14,14 @@ backward is synchronized in its untimed setup). Without a GPU the sizes are smal
 timed there, and never through Triton's interpreter (those tests skip when it is on).
 """
 
-import importlib.util
-import pathlib
-import sys
-
 import pytest
 import torch
 
 import fastvae
 from fastvae import _backend
 
+import run  # benchmarks/run.py: pytest.ini puts benchmarks/ on the path
 
-def _load_run():
-    path = pathlib.Path(__file__).with_name("run.py")
-    spec = importlib.util.spec_from_file_location("fastvae_benchmarks_run", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load_run()
 CUDA = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if CUDA else "cpu")
 B = 65536 if CUDA else 1024

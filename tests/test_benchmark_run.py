@@ -1,6 +1,5 @@
 """``benchmarks/run.py``: the CPU quick run end to end, and its pieces in-process."""
 
-import importlib.util
 import json
 import math
 import os
@@ -14,6 +13,8 @@ import torch
 import fastvae
 from fastvae import _backend
 
+import run  # benchmarks/run.py: pytest.ini puts benchmarks/ on the path
+
 ROOT = pathlib.Path(__file__).parents[1]
 RUN = ROOT / "benchmarks" / "run.py"
 RECORD_KEYS = {"op", "mode", "impl", "batch", "dtype", "dim", "latent", "targets", "model", "status", "error",
@@ -21,17 +22,6 @@ RECORD_KEYS = {"op", "mode", "impl", "batch", "dtype", "dim", "latent", "targets
                "checked_against", "least_bytes", "gb_per_s", "fraction_of_copy_bandwidth",
                "time_fastvae_over_eager", "time_fastvae_over_compile", "peak_memory_fastvae_over_eager",
                "peak_memory_fastvae_over_compile"}
-
-
-def _load_run():
-    spec = importlib.util.spec_from_file_location("fastvae_benchmarks_run", RUN)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load_run()
 
 
 def _check_records(records, copy_gbs):
