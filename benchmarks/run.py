@@ -48,7 +48,6 @@ if __name__ == "__main__" and os.environ.pop("TRITON_INTERPRET", "0").strip().lo
     print("note: TRITON_INTERPRET unset for this run (the interpreter is never timed)", file=sys.stderr)
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
 import copy  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
@@ -57,7 +56,6 @@ import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -66,7 +64,12 @@ from typing import Callable, NamedTuple, Optional  # noqa: E402
 import torch  # noqa: E402
 
 import fastvae  # noqa: E402
-from fastvae import _backend, reference  # noqa: E402
+from fastvae import reference  # noqa: E402
+
+import checks  # noqa: E402
+import timing  # noqa: E402
+from checks import Fatal, Mismatch, compare  # noqa: E402,F401 - for the tests, until they import checks
+from timing import CpuTimer, CudaTimer  # noqa: E402,F401 - for the tests, until they import timing
 
 HERE = Path(__file__).resolve().parent
 IMPLS = ("eager", "compile", "fastvae")
@@ -76,15 +79,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # largest relative error (2-norm, in float64) allowed against eager PyTorch, per dtype
 TOL = {"float32": 1e-4, "bfloat16": 3e-2}
 TRAIN_TOL = 1e-2  # whole models: convolutions may run in TF32 and pick different algorithms
-GIB = 2**30
-
-
-class Mismatch(Exception):
-    """An implementation disagrees with eager PyTorch: its timings would mean nothing."""
-
-
-class Fatal(Exception):
-    """Eager PyTorch or fastvae failed (not out of memory): the run stops, keeping what it has."""
 
 
 # --------------------------------------------------------------------------- configurations
@@ -298,147 +292,6 @@ def configs(op, sweep, dtypes, memory_bytes):
     return out
 
 
-# --------------------------------------------------------------------------- timers
-
-def _call(run, setup):
-    state = setup() if setup is not None else None
-    run(state)
-
-
-class CpuTimer:
-    """``time.perf_counter`` around each call; median after warm-up calls."""
-
-    def __init__(self, warmup=3, min_reps=5, max_reps=1000, budget_s=1.0):
-        self.warmup, self.min_reps, self.max_reps, self.budget_s = warmup, min_reps, max_reps, budget_s
-        self.describe = (f"time.perf_counter per call, median of {min_reps}-{max_reps} calls "
-                         f"(~{budget_s} s) after {warmup} warm-up calls")
-
-    @classmethod
-    def for_run(cls, quick):
-        return cls(1, 3, 200, 0.1) if quick else cls(2, 5, 1000, 0.3)
-
-    def sync(self):
-        pass
-
-    def time(self, run, setup=None):
-        for _ in range(self.warmup):
-            _call(run, setup)
-        times, stop = [], time.perf_counter() + self.budget_s
-        while len(times) < self.max_reps and (len(times) < self.min_reps or time.perf_counter() < stop):
-            state = setup() if setup is not None else None
-            t0 = time.perf_counter()
-            run(state)
-            times.append(time.perf_counter() - t0)
-            del state
-        return statistics.median(times) * 1e3
-
-    def peak_memory(self, run, setup=None):
-        return None, None
-
-
-class CudaTimer:
-    """``triton.testing.do_bench`` (CUDA events, L2 flushed before each call, median); a timed
-    call after an untimed ``setup`` (the backward after its forward) uses the same method with
-    its own events. At least ``MIN_REPS`` calls are timed whatever the time budget."""
-
-    MIN_REPS = 10
-
-    def __init__(self, quick):
-        self.warmup_ms, self.rep_ms = (10, 40) if quick else (25, 100)
-        self.describe = (f"triton.testing.do_bench(warmup={self.warmup_ms}, rep={self.rep_ms} ms or "
-                         f"{self.MIN_REPS} calls, return_mode='median'): CUDA events, L2 flushed")
-
-    def sync(self):
-        torch.cuda.synchronize()
-
-    def _estimate_ms(self, run, setup):
-        self.sync()
-        t0 = time.perf_counter()
-        for _ in range(2):
-            _call(run, setup)
-        self.sync()
-        return (time.perf_counter() - t0) * 1e3 / 2
-
-    def time(self, run, setup=None):
-        import triton.testing
-
-        est = self._estimate_ms(run, setup)
-        rep = max(self.rep_ms, self.MIN_REPS * est)
-        if setup is None:
-            return float(triton.testing.do_bench(lambda: run(None), warmup=self.warmup_ms, rep=rep,
-                                                 quantiles=None, return_mode="median"))
-        return self._time_with_setup(run, setup, est, rep)
-
-    def _time_with_setup(self, run, setup, est, rep):
-        # freed on return, so it never counts in a peak-memory measurement
-        flush = torch.empty(256 * 2**20, dtype=torch.int8, device="cuda")
-        for _ in range(max(1, int(self.warmup_ms / max(est, 1e-3)))):
-            _call(run, setup)
-        n = max(self.MIN_REPS, min(1000, int(rep / max(est, 1e-3))))
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
-        for s, e in zip(starts, ends):
-            state = setup()
-            flush.zero_()  # as do_bench: no call finds its inputs in L2
-            s.record()
-            run(state)
-            e.record()
-            del state
-        self.sync()
-        return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends))
-
-    def peak_memory(self, run, setup=None):
-        """(peak bytes allocated during one call, the same above what was allocated before it)."""
-        state = setup() if setup is not None else None
-        self.sync()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        run(state)
-        self.sync()
-        peak = torch.cuda.max_memory_allocated()
-        del state
-        return int(peak), int(peak - base)
-
-
-def copy_bandwidth(dev, timer, quick):
-    """Device-to-device copy bandwidth: a large ``dst.copy_(src)``, bytes moved = 2 x size."""
-    if dev.type == "cuda":
-        n = min(2 * GIB, torch.cuda.get_device_properties(dev).total_memory // 8)
-    else:
-        n = (64 if quick else 256) * 2**20
-    src = torch.empty(n, dtype=torch.uint8, device=dev).random_()
-    dst = torch.empty_like(src)
-    ms = timer.time(lambda _: dst.copy_(src))
-    return {"bytes_copied": n, "bytes_moved": 2 * n, "median_ms": ms, "gb_per_s": 2 * n / ms / 1e6}
-
-
-# --------------------------------------------------------------------------- equality check
-
-def rel_err(a, b, chunk=2**24):
-    """||a - b|| / ||b|| in float64, in chunks (no float64 copy of a whole large tensor);
-    inf when anything is not finite."""
-    a, b = a.detach().reshape(-1), b.detach().reshape(-1)
-    if a.shape != b.shape:
-        return math.inf
-    num = den = 0.0
-    for i in range(0, a.numel(), chunk):
-        x, y = a[i:i + chunk].double(), b[i:i + chunk].double()
-        num += (x - y).square().sum().item()
-        den += y.square().sum().item()
-    if not (math.isfinite(num) and math.isfinite(den)):
-        return math.inf
-    return math.sqrt(num) / max(math.sqrt(den), 1e-300)
-
-
-def compare(label, names, got, want, baseline, tol):
-    """Raise ``Mismatch`` naming the first value of ``got`` that differs from ``want``."""
-    for name, a, b in zip(names, got, want):
-        err = rel_err(a, b)
-        if not err <= tol:  # NaN fails too
-            raise Mismatch(f"{label}: {name} differs from {baseline}: relative error {err:.2e} "
-                           f"(limit {tol:.0e})")
-
-
 # --------------------------------------------------------------------------- running one configuration
 
 def _op_fn(op, impl):
@@ -541,56 +394,10 @@ def train_variants(c, dev):
     return variants, names, TRAIN_TOL
 
 
-def _is_oom(e):
-    # cuBLAS/cuDNN report some allocation failures as a RuntimeError
-    return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
-
-
 def _free(dev):
     gc.collect()
     if dev.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def _guard(fn):
-    """(value, None), or (None, 'oom' | error message); never swallows a Mismatch."""
-    try:
-        return fn(), None
-    except Mismatch:
-        raise
-    except Exception as e:  # noqa: BLE001 - reported per variant in the results
-        return None, "oom" if _is_oom(e) else f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-
-
-def _check_all(c, variants, names, tol):
-    """Run every variant once with the same noise and compare it with eager PyTorch (with the
-    compiled reference where eager failed, e.g. out of memory).
-    -> (impl -> error, impl -> "baseline", the impl it matched, or None when unchecked)."""
-    errors, checked, want, baseline = {}, {}, None, None
-    for impl, (check, _) in variants.items():
-        got, err = _guard(check)
-        if err is not None:
-            errors[impl] = err
-            continue
-        if want is None and impl in ("eager", "compile"):
-            want, baseline = got, impl
-            checked[impl] = "baseline"
-        elif want is not None:
-            compare(f"{c.op} {c.label()} {c.dtype}, {impl}", names, got, want, baseline, tol)
-            checked[impl] = baseline
-        else:
-            checked[impl] = None
-        del got
-    return errors, checked
-
-
-def _measure(timer, setup, run):
-    for _ in range(2):  # warm-up: compiles, autotuning, allocator
-        _call(run, setup)
-    timer.sync()
-    ms = timer.time(run, setup)
-    peak, extra = timer.peak_memory(run, setup)
-    return ms, peak, extra
 
 
 def bench_config(c, dev, timer):
@@ -598,13 +405,13 @@ def bench_config(c, dev, timer):
     error string ('oom' for out of memory)."""
     torch._dynamo.reset()  # fresh compile caches: each shape compiled once, no stale graphs
     build = train_variants if c.op == "train_step" else op_variants
-    built, err = _guard(lambda: build(c, dev))
+    built, err = checks.guard(lambda: build(c, dev))
     impls = TRAIN_IMPLS if c.op == "train_step" else IMPLS
     modes = OPS[c.op].modes
     if err is not None:
         return {impl: {m: err for m in modes} for impl in impls}
     variants, names, tol = built
-    errors, checked = _check_all(c, variants, names, tol)
+    errors, checked = checks.check_all(c, variants, names, tol)
     results = {}
     for impl, (_, runs) in variants.items():
         results[impl] = {}
@@ -612,7 +419,7 @@ def bench_config(c, dev, timer):
             if impl in errors:
                 results[impl][mode] = errors[impl]
                 continue
-            value, err = _guard(lambda: _measure(timer, *runs[mode]))
+            value, err = checks.guard(lambda: timing.measure(timer, *runs[mode]))
             results[impl][mode] = value + (checked.get(impl),) if err is None else err
             if err == "oom":
                 _free(dev)
@@ -933,39 +740,6 @@ def parse_args(argv):
     return a
 
 
-def _problem(dev):
-    """Why this device cannot be benchmarked, or None."""
-    if _backend.INTERPRET:
-        return ("fastvae was imported with TRITON_INTERPRET=1: the interpreter is never timed. "
-                "Run benchmarks/run.py as a script (it unsets the variable) or unset it yourself.")
-    if dev.type == "cuda" and not _backend.TRITON_AVAILABLE:
-        return "triton is not installed: the fused kernels cannot run on this GPU"
-    return None
-
-
-@contextlib.contextmanager
-def _settings(dev, threads):
-    """Backend, threads and compiler settings for the run; all restored afterwards."""
-    import torch._inductor.config
-
-    dynamo = {name: 64 for name in ("recompile_limit", "cache_size_limit") if hasattr(torch._dynamo.config, name)}
-    if hasattr(torch._dynamo.config, "fail_on_recompile_limit_hit"):
-        # a compiled variant that silently fell back to eager would be timed as "compile"
-        dynamo["fail_on_recompile_limit_hit"] = True
-    # CPU: small C++ kernels, no worker pool to start
-    inductor = {"compile_threads": 1} if dev.type == "cpu" else {}
-    previous_threads = torch.get_num_threads()
-    try:
-        if threads:
-            torch.set_num_threads(threads)
-        # CUDA: the kernels; CPU tensors: fastvae's CPU path, its PyTorch reference
-        with fastvae.backend("triton" if dev.type == "cuda" else "auto"), \
-                torch._dynamo.config.patch(**dynamo), torch._inductor.config.patch(**inductor):
-            yield
-    finally:
-        torch.set_num_threads(previous_threads)
-
-
 def _failures(records):
     out = []
     for r in records:
@@ -1008,11 +782,10 @@ def run_benchmarks(a, dev, timer, meta, save=lambda: None):
                 for g in group_rows(recs):
                     print(table_row(g), flush=True)
                 save()
-                broken = [f"{impl} {mode}: {v}" for impl in ("eager", "fastvae")
-                          for mode, v in results.get(impl, {}).items() if isinstance(v, str) and v != "oom"]
-                if broken:
-                    raise Fatal(f"{c.op} {c.label()} {c.dtype}: " + "; ".join(broken))
-                if any(v == "oom" for r in results.values() for v in r.values()):
+                failed = checks.broken(results)
+                if failed:
+                    raise Fatal(f"{c.op} {c.label()} {c.dtype}: " + "; ".join(failed))
+                if checks.out_of_memory(results):
                     print(f"  (out of memory at B={c.batch}: larger batches of this shape skipped)")
                     break
     print(f"({len(records)} records in {time.perf_counter() - t0:.0f} s)")
@@ -1054,18 +827,18 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     a = parse_args(argv)
     dev = torch.device(a.device)
-    problem = _problem(dev)
+    problem = timing.problem(dev)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
-    with _settings(dev, a.threads):
-        timer = CudaTimer(a.quick) if dev.type == "cuda" else CpuTimer.for_run(a.quick)
+    with timing.settings(dev, a.threads):
+        timer = timing.timer_for(dev, a.quick)
         meta = metadata(dev, argv, a.quick)
         meta["timer"] = timer.describe
         meta["cpu_threads"] = torch.get_num_threads()
         for line in header_lines(meta):
             print(line)
-        meta["copy_bandwidth"] = copy_bandwidth(dev, timer, a.quick)
+        meta["copy_bandwidth"] = timing.copy_bandwidth(dev, timer, a.quick)
         print(f"copy bandwidth: {meta['copy_bandwidth']['gb_per_s']:.1f} GB/s")
         meta["records"] = []
         stem = _stem(meta, a)
