@@ -48,7 +48,6 @@ if __name__ == "__main__" and os.environ.pop("TRITON_INTERPRET", "0").strip().lo
     print("note: TRITON_INTERPRET unset for this run (the interpreter is never timed)", file=sys.stderr)
 
 import argparse  # noqa: E402
-import copy  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
 import gc  # noqa: E402
@@ -59,341 +58,21 @@ import re  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable, NamedTuple, Optional  # noqa: E402
 
 import torch  # noqa: E402
 
 import fastvae  # noqa: E402
-from fastvae import reference  # noqa: E402
 
+import cases  # noqa: E402
 import checks  # noqa: E402
 import timing  # noqa: E402
 from checks import Fatal, Mismatch, compare  # noqa: E402,F401 - for the tests, until they import checks
 from timing import CpuTimer, CudaTimer  # noqa: E402,F401 - for the tests, until they import timing
+from case_types import IMPLS, PEERS, TRAIN_IMPLS, TOL, DTYPES, Config  # noqa: E402
+from cases import CASES as OPS, configs, least_bytes, DEFAULT_DTYPES  # noqa: E402,F401 - OPS for the tests, until they import cases
+from train_step import TRAIN_TOL  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-IMPLS = ("eager", "compile", "fastvae")
-TRAIN_IMPLS = IMPLS + ("fastvae_compile",)
-PEERS = ("compile", "fastvae_compile")  # their failures are reported, not fatal
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-# largest relative error (2-norm, in float64) allowed against eager PyTorch, per dtype
-TOL = {"float32": 1e-4, "bfloat16": 3e-2}
-TRAIN_TOL = 1e-2  # whole models: convolutions may run in TF32 and pick different algorithms
-
-
-# --------------------------------------------------------------------------- configurations
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    op: str
-    batch: int
-    dtype: str
-    dim: Optional[int] = None       # D: elements per example of the data / logits
-    latent: Optional[int] = None    # L: latent size
-    targets: Optional[str] = None   # "uint8" (0/1, one byte) or "float" (logits' dtype)
-    model: Optional[str] = None     # train_step: "mlp" or "conv"
-
-    def label(self, batch=True):
-        parts = [f"B={self.batch}"] if batch else []
-        parts += [f"{k}={v}" for k, v in (("model", self.model), ("D", self.dim), ("L", self.latent),
-                                          ("x", self.targets)) if v is not None]
-        return " ".join(parts)
-
-
-def _sizes(c):
-    """(e, t, B): bytes per element of the float inputs and of the targets, and the batch."""
-    e = DTYPES[c.dtype].itemsize
-    t = 1 if c.targets == "uint8" else e
-    return e, t, c.batch
-
-
-# Least bytes each (op, mode) must move: every input read once, every output written once.
-# The per-row (B,) results are float32 (4 bytes). "fwd+bwd" of the Gaussian needs both passes
-# (the upstream gradient only exists after the forward); the Bernoulli gradient can be formed
-# in the forward pass, so its "fwd+bwd" reads logits and targets once.
-LEAST_BYTES = {
-    ("reparameterize_kl", "fwd"): (
-        "read mu, logvar (B*L each); write z (B*L), kl (B, float32)",
-        lambda c, e, t, B: B * (3 * c.latent * e + 4)),
-    ("reparameterize_kl", "bwd"): (
-        "read mu, logvar, grad_z (B*L each), grad_kl (B, float32); write grad_mu, grad_logvar",
-        lambda c, e, t, B: B * (5 * c.latent * e + 4)),
-    ("reparameterize_kl", "fwd+bwd"): (
-        "fwd + bwd",
-        lambda c, e, t, B: B * (8 * c.latent * e + 8)),
-    ("bernoulli_ll", "fwd"): (
-        "read logits (B*D), targets (B*D, 1 byte for uint8); write ll (B, float32)",
-        lambda c, e, t, B: B * (c.dim * (e + t) + 4)),
-    ("bernoulli_ll", "bwd"): (
-        "read logits, targets, grad_ll (B, float32); write grad_logits (B*D)",
-        lambda c, e, t, B: B * (c.dim * (2 * e + t) + 4)),
-    ("bernoulli_ll", "fwd+bwd"): (
-        "read logits and targets once; write grad_logits once; ll and grad_ll (B, float32)",
-        lambda c, e, t, B: B * (c.dim * (2 * e + t) + 8)),
-    ("elbo_loss", "fwd+bwd"): (
-        "bernoulli_ll fwd+bwd (D) + reparameterize_kl fwd+bwd (L)",
-        lambda c, e, t, B: B * (c.dim * (2 * e + t) + 8) + B * (8 * c.latent * e + 8)),
-}
-
-
-def least_bytes(c, mode):
-    entry = LEAST_BYTES.get((c.op, mode))
-    return None if entry is None else int(entry[1](c, *_sizes(c)))
-
-
-# --------------------------------------------------------------------------- the ops
-
-class Case(NamedTuple):
-    args: tuple                   # the op's tensor arguments
-    wrt: tuple                    # the arguments that get gradients
-    upstream: tuple               # the gradients of the outputs (what the loss sends back)
-    eps: Optional[torch.Tensor]   # noise for the equality check (None: the op draws none)
-
-
-def _randn(shape, dtype, dev, scale=1.0, grad=False):
-    t = torch.randn(shape, dtype=dtype, device=dev)
-    return (t.mul_(scale) if scale != 1.0 else t).requires_grad_(grad)
-
-
-def _gaussian_case(c, dev):
-    dt, B, L = DTYPES[c.dtype], c.batch, c.latent
-    mu, logvar = _randn((B, L), dt, dev, grad=True), _randn((B, L), dt, dev, 0.5, grad=True)
-    # grad_z: what a decoder sends back to z; grad_kl = 1: kl.sum()
-    upstream = (_randn((B, L), dt, dev), torch.ones(B, device=dev))
-    return Case((mu, logvar), (mu, logvar), upstream, _randn((B, L), dt, dev))
-
-
-def _logits_and_targets(c, dev):
-    dt, B, D = DTYPES[c.dtype], c.batch, c.dim
-    logits = _randn((B, D), dt, dev, 3.0, grad=True)
-    if c.targets == "uint8":  # binarized data, one byte per element
-        return logits, torch.randint(0, 2, (B, D), dtype=torch.uint8, device=dev)
-    return logits, torch.rand((B, D), dtype=dt, device=dev)  # soft targets in the logits' dtype
-
-
-def _bernoulli_case(c, dev):
-    logits, x = _logits_and_targets(c, dev)
-    # upstream 1 per row: what ll.sum().backward() sends
-    return Case((logits, x), (logits,), (torch.ones(c.batch, device=dev),), None)
-
-
-def _elbo_case(c, dev):
-    logits, x = _logits_and_targets(c, dev)
-    g = _gaussian_case(c, dev)
-    mu, logvar = g.args
-    # loss.backward() sends 1 to the loss; the decoder sends grad_z to z
-    return Case((logits, x, mu, logvar), (logits, mu, logvar),
-                (torch.ones((), device=dev), g.upstream[0]), g.eps)
-
-
-def _gaussian_fwd(lib, mu, logvar, eps=None):
-    return lib.reparameterize_kl(mu, logvar, eps=eps)
-
-
-def _bernoulli_fwd(lib, logits, x, eps=None):
-    return (lib.bernoulli_log_likelihood(logits, x),)
-
-
-def _elbo_fwd(lib, logits, x, mu, logvar, eps=None):
-    # the way a model uses it: z and kl in one call, the kl handed to the loss
-    z, kl = lib.reparameterize_kl(mu, logvar, eps=eps)
-    return lib.elbo_loss(logits, x, kl=kl), z
-
-
-@dataclasses.dataclass(frozen=True)
-class Op:
-    name: str
-    modes: tuple
-    forward: Optional[Callable]   # forward(lib, *args, eps=None) -> tuple of outputs
-    case: Optional[Callable]      # case(config, device) -> Case
-    outputs: tuple                # names of the outputs, for messages
-    what: str
-    noise_free: tuple = ()        # values that do not depend on the noise (checked on the timed path too)
-
-
-OPS = {
-    "reparameterize_kl": Op("reparameterize_kl", ("fwd", "bwd", "fwd+bwd"), _gaussian_fwd, _gaussian_case,
-                            ("z", "kl"), "z, kl = reparameterize_kl(mu, logvar); backward from z and kl.sum()",
-                            ("kl", "grad mu")),
-    "bernoulli_ll": Op("bernoulli_ll", ("fwd", "bwd", "fwd+bwd"), _bernoulli_fwd, _bernoulli_case,
-                       ("ll",), "ll = bernoulli_log_likelihood(logits, x); backward as ll.sum()"),
-    "elbo_loss": Op("elbo_loss", ("fwd+bwd",), _elbo_fwd, _elbo_case, ("loss", "z"),
-                    "z, kl = reparameterize_kl(mu, logvar); loss = elbo_loss(logits, x, kl=kl); "
-                    "backward from loss and z", ("loss", "grad logits", "grad mu")),
-    "train_step": Op("train_step", ("train",), None, None, ("loss",),
-                     "opt.zero_grad(); model.loss(x).backward(); opt.step() with Adam; uint8 1x28x28 images"),
-}
-
-# Sweeps: families (everything but the batch) and batch sizes, per op. Not a full product of
-# all axes: the latent size barely matters next to D for the whole loss.
-_ELBO_FAMILIES = [dict(dim=784, latent=64, targets="uint8"), dict(dim=784, latent=64, targets="float"),
-                  dict(dim=3072, latent=64, targets="uint8"), dict(dim=12288, latent=64, targets="uint8"),
-                  dict(dim=784, latent=32, targets="uint8"), dict(dim=784, latent=128, targets="uint8")]
-SWEEPS = {
-    "gpu": {
-        "reparameterize_kl": [dict(latent=L) for L in (32, 64, 128)],
-        "bernoulli_ll": [dict(dim=D, targets=t) for D in (784, 3072, 12288) for t in ("float", "uint8")],
-        "elbo_loss": _ELBO_FAMILIES,
-        "train_step": [dict(model="mlp"), dict(model="conv")],
-    },
-    "gpu_quick": {
-        "reparameterize_kl": [dict(latent=64)],
-        "bernoulli_ll": [dict(dim=784, targets="float"), dict(dim=784, targets="uint8")],
-        "elbo_loss": [dict(dim=784, latent=64, targets="uint8")],
-        "train_step": [dict(model="mlp"), dict(model="conv")],
-    },
-    "cpu": {
-        "reparameterize_kl": [dict(latent=32), dict(latent=128)],
-        "bernoulli_ll": [dict(dim=D, targets=t) for D in (784, 3072) for t in ("float", "uint8")],
-        "elbo_loss": [dict(dim=784, latent=64, targets="uint8"), dict(dim=3072, latent=64, targets="uint8")],
-        "train_step": [dict(model="mlp"), dict(model="conv")],
-    },
-    "cpu_quick": {
-        "reparameterize_kl": [dict(latent=64)],
-        "bernoulli_ll": [dict(dim=784, targets="uint8")],
-        "elbo_loss": [dict(dim=784, latent=64, targets="uint8")],
-        "train_step": [dict(model="mlp")],
-    },
-}
-TRAIN_BATCHES = {"gpu": [256, 1024, 4096, 16384, 65536], "gpu_quick": [4096], "cpu": [256, 1024],
-                 "cpu_quick": [256]}
-OP_BATCHES = {"gpu_quick": [256, 65536], "cpu": [256, 1024, 4096, 16384], "cpu_quick": [256, 2048]}
-DEFAULT_DTYPES = {"gpu": ["float32", "bfloat16"], "gpu_quick": ["float32", "bfloat16"],
-                  "cpu": ["float32", "bfloat16"], "cpu_quick": ["float32"]}
-
-
-def gpu_batches(op, family, dtype, memory_bytes):
-    """256, 1024, ... while the least bytes of fwd+bwd fit in 60% of the GPU's memory (the run
-    also stops a family at the first size where any implementation runs out of memory)."""
-    mode = OPS[op].modes[-1]
-    out = []
-    for k in range(16):
-        c = Config(op, 256 * 4**k, dtype, **family)
-        if least_bytes(c, mode) > 0.6 * memory_bytes:
-            break
-        out.append(c.batch)
-    return out
-
-
-def configs(op, sweep, dtypes, memory_bytes):
-    """The configurations of ``op`` in ``sweep`` order: family by family, batch ascending."""
-    out = []
-    for dtype in (["float32"] if op == "train_step" else dtypes):
-        if op == "train_step" and "float32" not in dtypes:
-            continue
-        for fam in SWEEPS[sweep][op]:
-            if op == "train_step":
-                batches = TRAIN_BATCHES[sweep]
-            elif sweep == "gpu":
-                batches = gpu_batches(op, fam, dtype, memory_bytes)
-            else:
-                batches = OP_BATCHES[sweep]
-            out.append([Config(op, B, dtype, **fam) for B in batches])
-    return out
-
-
-# --------------------------------------------------------------------------- running one configuration
-
-def _op_fn(op, impl):
-    lib = fastvae if impl == "fastvae" else reference
-
-    def fn(*args, eps=None):
-        return op.forward(lib, *args, eps=eps)
-
-    # fullgraph: a graph break would time eager pieces under the "compile" name
-    return torch.compile(fn, dynamic=False, fullgraph=True) if impl == "compile" else fn
-
-
-def _op_check_values(fn, case):
-    outs = fn(*case.args, eps=case.eps)
-    grads = torch.autograd.grad(outs, case.wrt, case.upstream)
-    return [o.detach() for o in outs] + list(grads)
-
-
-def op_modes(fn, case):
-    """mode -> (setup, run): ``setup()`` runs untimed, ``run(state)`` is timed."""
-    def forward(_=None):
-        return fn(*case.args)
-
-    def backward(outs):
-        torch.autograd.grad(outs, case.wrt, case.upstream)
-
-    def forward_backward(_=None):
-        backward(forward())
-
-    return {"fwd": (None, forward), "bwd": (forward, backward), "fwd+bwd": (None, forward_backward)}
-
-
-def op_variants(c, dev):
-    """impl -> (check(): values compared with eager, modes: mode -> (setup, run)), and names."""
-    op = OPS[c.op]
-    case = op.case(c, dev)
-    grads = ["grad " + n for n in {"reparameterize_kl": ("mu", "logvar"), "bernoulli_ll": ("logits",),
-                                   "elbo_loss": ("logits", "mu", "logvar")}[c.op]]
-    names = list(op.outputs) + grads
-    # The timed calls draw their own noise (eps=None: fastvae's in-kernel Philox path, the
-    # reference's randn); the values that do not depend on it are compared on that path too.
-    drawn = [names.index(n) for n in op.noise_free] if case.eps is not None else []
-
-    def check(fn):
-        values = _op_check_values(fn, case)
-        if drawn:
-            timed = _op_check_values(fn, case._replace(eps=None))
-            values += [timed[i] for i in drawn]
-        return values
-
-    variants = {}
-    for impl in IMPLS:
-        fn = _op_fn(op, impl)
-        variants[impl] = (lambda fn=fn: check(fn), op_modes(fn, case))
-    return variants, names + [f"{names[i]} (noise drawn in the op, as timed)" for i in drawn], TOL[c.dtype]
-
-
-def _models():
-    try:
-        from fastvae import models
-    except ImportError:
-        return None
-    return models
-
-
-def _make_model(models, name, fused):
-    if name == "mlp":
-        return models.MLPVAE(input_shape=(1, 28, 28), hidden=(400,), latent_dim=40, activation="relu", fused=fused)
-    return models.ConvVAE(input_shape=(1, 28, 28), latent_dim=32, fused=fused)
-
-
-def train_variants(c, dev):
-    """The four training steps of one model, same initial weights, each with its own Adam."""
-    models = _models()
-    if models is None:
-        raise RuntimeError("models not available (fastvae.models is missing)")
-    torch.manual_seed(0)
-    base = _make_model(models, c.model, fused=False).to(dev)
-    x = torch.randint(0, 2, (c.batch, 1, 28, 28), dtype=torch.uint8, device=dev)
-    eps = torch.randn(c.batch, base.latent_dim, device=dev)
-    variants = {}
-    for impl in TRAIN_IMPLS:
-        model = copy.deepcopy(base)
-        model.fused = impl in ("fastvae", "fastvae_compile")
-        loss = torch.compile(model.loss, dynamic=False) if impl.endswith("compile") else model.loss
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        params = list(model.parameters())
-
-        def check(loss=loss, params=params):
-            value = loss(x, eps=eps)
-            return [value.detach()] + list(torch.autograd.grad(value, params))
-
-        def step(_=None, loss=loss, opt=opt):
-            opt.zero_grad(set_to_none=True)
-            loss(x).backward()
-            opt.step()
-
-        variants[impl] = (check, {"train": (None, step)})
-    names = ["loss"] + [f"grad {n}" for n, _ in base.named_parameters()]
-    return variants, names, TRAIN_TOL
-
-
 def _free(dev):
     gc.collect()
     if dev.type == "cuda":
@@ -404,12 +83,11 @@ def bench_config(c, dev, timer):
     """-> impl -> mode -> (ms, peak bytes, peak bytes above the inputs, checked against), or an
     error string ('oom' for out of memory)."""
     torch._dynamo.reset()  # fresh compile caches: each shape compiled once, no stale graphs
-    build = train_variants if c.op == "train_step" else op_variants
-    built, err = checks.guard(lambda: build(c, dev))
-    impls = TRAIN_IMPLS if c.op == "train_step" else IMPLS
-    modes = OPS[c.op].modes
+    case = cases.CASES[c.op]
+    built, err = checks.guard(lambda: case.variants(c, dev))
+    modes = case.modes
     if err is not None:
-        return {impl: {m: err for m in modes} for impl in impls}
+        return {impl: {m: err for m in modes} for impl in case.impls}
     variants, names, tol = built
     errors, checked = checks.check_all(c, variants, names, tol)
     results = {}
@@ -693,7 +371,7 @@ def metadata(dev, argv, quick):
         "timestamp_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["benchmarks/run.py", *argv]),
         "quick": quick,
-        "least_bytes_formulas": {f"{op} {mode}": text for (op, mode), (text, _) in LEAST_BYTES.items()},
+        "least_bytes_formulas": cases.least_bytes_formulas(),
         "tolerances": {"relative_error_vs_eager": TOL, "train_step": TRAIN_TOL},
     }
 
@@ -754,7 +432,7 @@ def run_benchmarks(a, dev, timer, meta, save=lambda: None):
     """Run the sweep, appending to ``meta["records"]`` and calling ``save()`` after every
     configuration (so a run stopped for any reason keeps its results). Raises ``Mismatch`` or
     ``Fatal`` after saving; stops early at ``--max-minutes``."""
-    sweep = ("gpu" if dev.type == "cuda" else "cpu") + ("_quick" if a.quick else "")
+    sweep = cases.sweep_name(dev, a.quick)
     dtypes = a.dtype or DEFAULT_DTYPES[sweep]
     memory = torch.cuda.get_device_properties(dev).total_memory if dev.type == "cuda" else 0
     records = meta["records"]
@@ -762,11 +440,9 @@ def run_benchmarks(a, dev, timer, meta, save=lambda: None):
     deadline = t0 + 60 * a.max_minutes if a.max_minutes else None
     print(TABLE_HEAD)
     for op in a.only:
-        if op == "train_step" and _models() is None:
-            print("train_step: models not available (fastvae.models is missing); skipped")
-            continue
-        if op == "train_step" and "float32" not in dtypes:
-            print("train_step: the models train in float32 only; skipped for this --dtype")
+        reason = cases.CASES[op].skip_reason(dtypes)
+        if reason:
+            print(f"{op}: {reason}")
             continue
         for family in configs(op, sweep, dtypes, memory):
             for c in family:
