@@ -77,10 +77,12 @@ def check_all(c, variants, names, tol):
     return errors, checked
 
 
-def broken(results):
-    """What failed in eager PyTorch or fastvae (not out of memory): ``impl mode: error`` each."""
-    return [f"{impl} {mode}: {v}" for impl in ("eager", "fastvae")
-            for mode, v in results.get(impl, {}).items() if isinstance(v, str) and v != "oom"]
+def stop_if_broken(c, results):
+    """Raise ``Fatal`` when eager PyTorch or fastvae failed at ``c`` (not out of memory)."""
+    failed = [f"{impl} {mode}: {v}" for impl in ("eager", "fastvae")
+              for mode, v in results.get(impl, {}).items() if isinstance(v, str) and v != "oom"]
+    if failed:
+        raise Fatal(f"{c.op} {c.label()} {c.dtype}: " + "; ".join(failed))
 
 
 def out_of_memory(results):
