@@ -4,33 +4,9 @@
 Usage: ``python benchmarks/run.py [--quick] [--only OP] [--dtype DTYPE] [--device cuda|cpu]
 [--out DIR] [--no-plots]``. OP: reparameterize_kl, bernoulli_ll, elbo_loss, train_step.
 
-Three implementations of the same computation, checked equal before they are timed:
-
-* ``eager``: ``fastvae.reference``, plain PyTorch, what a user writes without fastvae;
-* ``compile``: ``torch.compile(dynamic=False)`` of the same reference code, compiled per
-  shape (Inductor fuses the elementwise work too: the strongest peer);
-* ``fastvae``: fastvae's public functions (the Triton kernels on a GPU).
-
-The training step adds ``fastvae_compile``: ``torch.compile`` of the fused model.
-
-How to read the output (console table, ``<out>/<device>-<date>.json``, a Markdown summary
-next to it and PNG plots in ``<device>-<date>-plots/``):
-
-* ``ms`` is the median time of one call (a forward ``fwd``, a backward ``bwd`` after an untimed
-  forward, or both ``fwd+bwd``; for ``train_step`` one optimizer step: zero_grad, loss,
-  backward, Adam). On a GPU: ``triton.testing.do_bench`` (CUDA events, L2 flushed, warm-up
-  first); on a CPU: ``time.perf_counter``. Compile time is never timed.
-* ``fv/eager`` and ``fv/compile`` are time ratios in the same run: fastvae's time divided by
-  the other's. Below 1 fastvae is faster (0.25 = four times as fast).
-* ``GB/s`` is the op's *least bytes* (``LEAST_BYTES``: what any implementation must read and
-  write at the least) divided by the time; ``%copy`` compares it with this device's
-  device-to-device copy bandwidth, measured in the same run (a large ``dst.copy_(src)``).
-  Memory-bound ops cannot exceed about 100%.
-* ``peak MB`` is ``torch.cuda.max_memory_allocated`` during one call, after a reset, with the
-  inputs already allocated (GPU only; null on CPU).
-* Inputs of the forward require grad (a training forward); fastvae's Bernoulli forward then also
-  writes the gradient, which its backward does not redo. That is why fastvae's ``bwd`` of
-  ``bernoulli_ll`` can look faster than the copy bandwidth allows: compare ``fwd+bwd``.
+This is the command: its arguments and the order of the work. What is measured: ``cases.py``,
+one entry per case (add a case there); checked, timed, measured: ``checks.py``, ``timing.py``,
+``measure.py``; written: ``report.py`` (how to read it), ``plots.py``, ``metadata.py``.
 
 Without a CUDA GPU it still runs, on small sizes, but the Triton kernels are NOT timed: the
 ``fastvae`` column is then fastvae's CPU path, its PyTorch reference, and the ratios only
@@ -48,867 +24,36 @@ if __name__ == "__main__" and os.environ.pop("TRITON_INTERPRET", "0").strip().lo
     print("note: TRITON_INTERPRET unset for this run (the interpreter is never timed)", file=sys.stderr)
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import copy  # noqa: E402
-import dataclasses  # noqa: E402
-import datetime  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
-import re  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable, NamedTuple, Optional  # noqa: E402
 
 import torch  # noqa: E402
 
-import fastvae  # noqa: E402
-from fastvae import _backend, reference  # noqa: E402
+import cases  # noqa: E402
+import checks  # noqa: E402
+import measure  # noqa: E402
+import report  # noqa: E402
+import timing  # noqa: E402
+from case_types import DTYPES, PEERS  # noqa: E402
+from metadata import metadata  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-IMPLS = ("eager", "compile", "fastvae")
-TRAIN_IMPLS = IMPLS + ("fastvae_compile",)
-PEERS = ("compile", "fastvae_compile")  # their failures are reported, not fatal
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-# largest relative error (2-norm, in float64) allowed against eager PyTorch, per dtype
-TOL = {"float32": 1e-4, "bfloat16": 3e-2}
-TRAIN_TOL = 1e-2  # whole models: convolutions may run in TF32 and pick different algorithms
-GIB = 2**30
 
-
-class Mismatch(Exception):
-    """An implementation disagrees with eager PyTorch: its timings would mean nothing."""
-
-
-class Fatal(Exception):
-    """Eager PyTorch or fastvae failed (not out of memory): the run stops, keeping what it has."""
-
-
-# --------------------------------------------------------------------------- configurations
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    op: str
-    batch: int
-    dtype: str
-    dim: Optional[int] = None       # D: elements per example of the data / logits
-    latent: Optional[int] = None    # L: latent size
-    targets: Optional[str] = None   # "uint8" (0/1, one byte) or "float" (logits' dtype)
-    model: Optional[str] = None     # train_step: "mlp" or "conv"
-
-    def label(self, batch=True):
-        parts = [f"B={self.batch}"] if batch else []
-        parts += [f"{k}={v}" for k, v in (("model", self.model), ("D", self.dim), ("L", self.latent),
-                                          ("x", self.targets)) if v is not None]
-        return " ".join(parts)
-
-
-def _sizes(c):
-    """(e, t, B): bytes per element of the float inputs and of the targets, and the batch."""
-    e = DTYPES[c.dtype].itemsize
-    t = 1 if c.targets == "uint8" else e
-    return e, t, c.batch
-
-
-# Least bytes each (op, mode) must move: every input read once, every output written once.
-# The per-row (B,) results are float32 (4 bytes). "fwd+bwd" of the Gaussian needs both passes
-# (the upstream gradient only exists after the forward); the Bernoulli gradient can be formed
-# in the forward pass, so its "fwd+bwd" reads logits and targets once.
-LEAST_BYTES = {
-    ("reparameterize_kl", "fwd"): (
-        "read mu, logvar (B*L each); write z (B*L), kl (B, float32)",
-        lambda c, e, t, B: B * (3 * c.latent * e + 4)),
-    ("reparameterize_kl", "bwd"): (
-        "read mu, logvar, grad_z (B*L each), grad_kl (B, float32); write grad_mu, grad_logvar",
-        lambda c, e, t, B: B * (5 * c.latent * e + 4)),
-    ("reparameterize_kl", "fwd+bwd"): (
-        "fwd + bwd",
-        lambda c, e, t, B: B * (8 * c.latent * e + 8)),
-    ("bernoulli_ll", "fwd"): (
-        "read logits (B*D), targets (B*D, 1 byte for uint8); write ll (B, float32)",
-        lambda c, e, t, B: B * (c.dim * (e + t) + 4)),
-    ("bernoulli_ll", "bwd"): (
-        "read logits, targets, grad_ll (B, float32); write grad_logits (B*D)",
-        lambda c, e, t, B: B * (c.dim * (2 * e + t) + 4)),
-    ("bernoulli_ll", "fwd+bwd"): (
-        "read logits and targets once; write grad_logits once; ll and grad_ll (B, float32)",
-        lambda c, e, t, B: B * (c.dim * (2 * e + t) + 8)),
-    ("elbo_loss", "fwd+bwd"): (
-        "bernoulli_ll fwd+bwd (D) + reparameterize_kl fwd+bwd (L)",
-        lambda c, e, t, B: B * (c.dim * (2 * e + t) + 8) + B * (8 * c.latent * e + 8)),
-}
-
-
-def least_bytes(c, mode):
-    entry = LEAST_BYTES.get((c.op, mode))
-    return None if entry is None else int(entry[1](c, *_sizes(c)))
-
-
-# --------------------------------------------------------------------------- the ops
-
-class Case(NamedTuple):
-    args: tuple                   # the op's tensor arguments
-    wrt: tuple                    # the arguments that get gradients
-    upstream: tuple               # the gradients of the outputs (what the loss sends back)
-    eps: Optional[torch.Tensor]   # noise for the equality check (None: the op draws none)
-
-
-def _randn(shape, dtype, dev, scale=1.0, grad=False):
-    t = torch.randn(shape, dtype=dtype, device=dev)
-    return (t.mul_(scale) if scale != 1.0 else t).requires_grad_(grad)
-
-
-def _gaussian_case(c, dev):
-    dt, B, L = DTYPES[c.dtype], c.batch, c.latent
-    mu, logvar = _randn((B, L), dt, dev, grad=True), _randn((B, L), dt, dev, 0.5, grad=True)
-    # grad_z: what a decoder sends back to z; grad_kl = 1: kl.sum()
-    upstream = (_randn((B, L), dt, dev), torch.ones(B, device=dev))
-    return Case((mu, logvar), (mu, logvar), upstream, _randn((B, L), dt, dev))
-
-
-def _logits_and_targets(c, dev):
-    dt, B, D = DTYPES[c.dtype], c.batch, c.dim
-    logits = _randn((B, D), dt, dev, 3.0, grad=True)
-    if c.targets == "uint8":  # binarized data, one byte per element
-        return logits, torch.randint(0, 2, (B, D), dtype=torch.uint8, device=dev)
-    return logits, torch.rand((B, D), dtype=dt, device=dev)  # soft targets in the logits' dtype
-
-
-def _bernoulli_case(c, dev):
-    logits, x = _logits_and_targets(c, dev)
-    # upstream 1 per row: what ll.sum().backward() sends
-    return Case((logits, x), (logits,), (torch.ones(c.batch, device=dev),), None)
-
-
-def _elbo_case(c, dev):
-    logits, x = _logits_and_targets(c, dev)
-    g = _gaussian_case(c, dev)
-    mu, logvar = g.args
-    # loss.backward() sends 1 to the loss; the decoder sends grad_z to z
-    return Case((logits, x, mu, logvar), (logits, mu, logvar),
-                (torch.ones((), device=dev), g.upstream[0]), g.eps)
-
-
-def _gaussian_fwd(lib, mu, logvar, eps=None):
-    return lib.reparameterize_kl(mu, logvar, eps=eps)
-
-
-def _bernoulli_fwd(lib, logits, x, eps=None):
-    return (lib.bernoulli_log_likelihood(logits, x),)
-
-
-def _elbo_fwd(lib, logits, x, mu, logvar, eps=None):
-    # the way a model uses it: z and kl in one call, the kl handed to the loss
-    z, kl = lib.reparameterize_kl(mu, logvar, eps=eps)
-    return lib.elbo_loss(logits, x, kl=kl), z
-
-
-@dataclasses.dataclass(frozen=True)
-class Op:
-    name: str
-    modes: tuple
-    forward: Optional[Callable]   # forward(lib, *args, eps=None) -> tuple of outputs
-    case: Optional[Callable]      # case(config, device) -> Case
-    outputs: tuple                # names of the outputs, for messages
-    what: str
-    noise_free: tuple = ()        # values that do not depend on the noise (checked on the timed path too)
-
-
-OPS = {
-    "reparameterize_kl": Op("reparameterize_kl", ("fwd", "bwd", "fwd+bwd"), _gaussian_fwd, _gaussian_case,
-                            ("z", "kl"), "z, kl = reparameterize_kl(mu, logvar); backward from z and kl.sum()",
-                            ("kl", "grad mu")),
-    "bernoulli_ll": Op("bernoulli_ll", ("fwd", "bwd", "fwd+bwd"), _bernoulli_fwd, _bernoulli_case,
-                       ("ll",), "ll = bernoulli_log_likelihood(logits, x); backward as ll.sum()"),
-    "elbo_loss": Op("elbo_loss", ("fwd+bwd",), _elbo_fwd, _elbo_case, ("loss", "z"),
-                    "z, kl = reparameterize_kl(mu, logvar); loss = elbo_loss(logits, x, kl=kl); "
-                    "backward from loss and z", ("loss", "grad logits", "grad mu")),
-    "train_step": Op("train_step", ("train",), None, None, ("loss",),
-                     "opt.zero_grad(); model.loss(x).backward(); opt.step() with Adam; uint8 1x28x28 images"),
-}
-
-# Sweeps: families (everything but the batch) and batch sizes, per op. Not a full product of
-# all axes: the latent size barely matters next to D for the whole loss.
-_ELBO_FAMILIES = [dict(dim=784, latent=64, targets="uint8"), dict(dim=784, latent=64, targets="float"),
-                  dict(dim=3072, latent=64, targets="uint8"), dict(dim=12288, latent=64, targets="uint8"),
-                  dict(dim=784, latent=32, targets="uint8"), dict(dim=784, latent=128, targets="uint8")]
-SWEEPS = {
-    "gpu": {
-        "reparameterize_kl": [dict(latent=L) for L in (32, 64, 128)],
-        "bernoulli_ll": [dict(dim=D, targets=t) for D in (784, 3072, 12288) for t in ("float", "uint8")],
-        "elbo_loss": _ELBO_FAMILIES,
-        "train_step": [dict(model="mlp"), dict(model="conv")],
-    },
-    "gpu_quick": {
-        "reparameterize_kl": [dict(latent=64)],
-        "bernoulli_ll": [dict(dim=784, targets="float"), dict(dim=784, targets="uint8")],
-        "elbo_loss": [dict(dim=784, latent=64, targets="uint8")],
-        "train_step": [dict(model="mlp"), dict(model="conv")],
-    },
-    "cpu": {
-        "reparameterize_kl": [dict(latent=32), dict(latent=128)],
-        "bernoulli_ll": [dict(dim=D, targets=t) for D in (784, 3072) for t in ("float", "uint8")],
-        "elbo_loss": [dict(dim=784, latent=64, targets="uint8"), dict(dim=3072, latent=64, targets="uint8")],
-        "train_step": [dict(model="mlp"), dict(model="conv")],
-    },
-    "cpu_quick": {
-        "reparameterize_kl": [dict(latent=64)],
-        "bernoulli_ll": [dict(dim=784, targets="uint8")],
-        "elbo_loss": [dict(dim=784, latent=64, targets="uint8")],
-        "train_step": [dict(model="mlp")],
-    },
-}
-TRAIN_BATCHES = {"gpu": [256, 1024, 4096, 16384, 65536], "gpu_quick": [4096], "cpu": [256, 1024],
-                 "cpu_quick": [256]}
-OP_BATCHES = {"gpu_quick": [256, 65536], "cpu": [256, 1024, 4096, 16384], "cpu_quick": [256, 2048]}
-DEFAULT_DTYPES = {"gpu": ["float32", "bfloat16"], "gpu_quick": ["float32", "bfloat16"],
-                  "cpu": ["float32", "bfloat16"], "cpu_quick": ["float32"]}
-
-
-def gpu_batches(op, family, dtype, memory_bytes):
-    """256, 1024, ... while the least bytes of fwd+bwd fit in 60% of the GPU's memory (the run
-    also stops a family at the first size where any implementation runs out of memory)."""
-    mode = OPS[op].modes[-1]
-    out = []
-    for k in range(16):
-        c = Config(op, 256 * 4**k, dtype, **family)
-        if least_bytes(c, mode) > 0.6 * memory_bytes:
-            break
-        out.append(c.batch)
-    return out
-
-
-def configs(op, sweep, dtypes, memory_bytes):
-    """The configurations of ``op`` in ``sweep`` order: family by family, batch ascending."""
-    out = []
-    for dtype in (["float32"] if op == "train_step" else dtypes):
-        if op == "train_step" and "float32" not in dtypes:
-            continue
-        for fam in SWEEPS[sweep][op]:
-            if op == "train_step":
-                batches = TRAIN_BATCHES[sweep]
-            elif sweep == "gpu":
-                batches = gpu_batches(op, fam, dtype, memory_bytes)
-            else:
-                batches = OP_BATCHES[sweep]
-            out.append([Config(op, B, dtype, **fam) for B in batches])
-    return out
-
-
-# --------------------------------------------------------------------------- timers
-
-def _call(run, setup):
-    state = setup() if setup is not None else None
-    run(state)
-
-
-class CpuTimer:
-    """``time.perf_counter`` around each call; median after warm-up calls."""
-
-    def __init__(self, warmup=3, min_reps=5, max_reps=1000, budget_s=1.0):
-        self.warmup, self.min_reps, self.max_reps, self.budget_s = warmup, min_reps, max_reps, budget_s
-        self.describe = (f"time.perf_counter per call, median of {min_reps}-{max_reps} calls "
-                         f"(~{budget_s} s) after {warmup} warm-up calls")
-
-    @classmethod
-    def for_run(cls, quick):
-        return cls(1, 3, 200, 0.1) if quick else cls(2, 5, 1000, 0.3)
-
-    def sync(self):
-        pass
-
-    def time(self, run, setup=None):
-        for _ in range(self.warmup):
-            _call(run, setup)
-        times, stop = [], time.perf_counter() + self.budget_s
-        while len(times) < self.max_reps and (len(times) < self.min_reps or time.perf_counter() < stop):
-            state = setup() if setup is not None else None
-            t0 = time.perf_counter()
-            run(state)
-            times.append(time.perf_counter() - t0)
-            del state
-        return statistics.median(times) * 1e3
-
-    def peak_memory(self, run, setup=None):
-        return None, None
-
-
-class CudaTimer:
-    """``triton.testing.do_bench`` (CUDA events, L2 flushed before each call, median); a timed
-    call after an untimed ``setup`` (the backward after its forward) uses the same method with
-    its own events. At least ``MIN_REPS`` calls are timed whatever the time budget."""
-
-    MIN_REPS = 10
-
-    def __init__(self, quick):
-        self.warmup_ms, self.rep_ms = (10, 40) if quick else (25, 100)
-        self.describe = (f"triton.testing.do_bench(warmup={self.warmup_ms}, rep={self.rep_ms} ms or "
-                         f"{self.MIN_REPS} calls, return_mode='median'): CUDA events, L2 flushed")
-
-    def sync(self):
-        torch.cuda.synchronize()
-
-    def _estimate_ms(self, run, setup):
-        self.sync()
-        t0 = time.perf_counter()
-        for _ in range(2):
-            _call(run, setup)
-        self.sync()
-        return (time.perf_counter() - t0) * 1e3 / 2
-
-    def time(self, run, setup=None):
-        import triton.testing
-
-        est = self._estimate_ms(run, setup)
-        rep = max(self.rep_ms, self.MIN_REPS * est)
-        if setup is None:
-            return float(triton.testing.do_bench(lambda: run(None), warmup=self.warmup_ms, rep=rep,
-                                                 quantiles=None, return_mode="median"))
-        return self._time_with_setup(run, setup, est, rep)
-
-    def _time_with_setup(self, run, setup, est, rep):
-        # freed on return, so it never counts in a peak-memory measurement
-        flush = torch.empty(256 * 2**20, dtype=torch.int8, device="cuda")
-        for _ in range(max(1, int(self.warmup_ms / max(est, 1e-3)))):
-            _call(run, setup)
-        n = max(self.MIN_REPS, min(1000, int(rep / max(est, 1e-3))))
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
-        for s, e in zip(starts, ends):
-            state = setup()
-            flush.zero_()  # as do_bench: no call finds its inputs in L2
-            s.record()
-            run(state)
-            e.record()
-            del state
-        self.sync()
-        return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends))
-
-    def peak_memory(self, run, setup=None):
-        """(peak bytes allocated during one call, the same above what was allocated before it)."""
-        state = setup() if setup is not None else None
-        self.sync()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        run(state)
-        self.sync()
-        peak = torch.cuda.max_memory_allocated()
-        del state
-        return int(peak), int(peak - base)
-
-
-def copy_bandwidth(dev, timer, quick):
-    """Device-to-device copy bandwidth: a large ``dst.copy_(src)``, bytes moved = 2 x size."""
-    if dev.type == "cuda":
-        n = min(2 * GIB, torch.cuda.get_device_properties(dev).total_memory // 8)
-    else:
-        n = (64 if quick else 256) * 2**20
-    src = torch.empty(n, dtype=torch.uint8, device=dev).random_()
-    dst = torch.empty_like(src)
-    ms = timer.time(lambda _: dst.copy_(src))
-    return {"bytes_copied": n, "bytes_moved": 2 * n, "median_ms": ms, "gb_per_s": 2 * n / ms / 1e6}
-
-
-# --------------------------------------------------------------------------- equality check
-
-def rel_err(a, b, chunk=2**24):
-    """||a - b|| / ||b|| in float64, in chunks (no float64 copy of a whole large tensor);
-    inf when anything is not finite."""
-    a, b = a.detach().reshape(-1), b.detach().reshape(-1)
-    if a.shape != b.shape:
-        return math.inf
-    num = den = 0.0
-    for i in range(0, a.numel(), chunk):
-        x, y = a[i:i + chunk].double(), b[i:i + chunk].double()
-        num += (x - y).square().sum().item()
-        den += y.square().sum().item()
-    if not (math.isfinite(num) and math.isfinite(den)):
-        return math.inf
-    return math.sqrt(num) / max(math.sqrt(den), 1e-300)
-
-
-def compare(label, names, got, want, baseline, tol):
-    """Raise ``Mismatch`` naming the first value of ``got`` that differs from ``want``."""
-    for name, a, b in zip(names, got, want):
-        err = rel_err(a, b)
-        if not err <= tol:  # NaN fails too
-            raise Mismatch(f"{label}: {name} differs from {baseline}: relative error {err:.2e} "
-                           f"(limit {tol:.0e})")
-
-
-# --------------------------------------------------------------------------- running one configuration
-
-def _op_fn(op, impl):
-    lib = fastvae if impl == "fastvae" else reference
-
-    def fn(*args, eps=None):
-        return op.forward(lib, *args, eps=eps)
-
-    # fullgraph: a graph break would time eager pieces under the "compile" name
-    return torch.compile(fn, dynamic=False, fullgraph=True) if impl == "compile" else fn
-
-
-def _op_check_values(fn, case):
-    outs = fn(*case.args, eps=case.eps)
-    grads = torch.autograd.grad(outs, case.wrt, case.upstream)
-    return [o.detach() for o in outs] + list(grads)
-
-
-def op_modes(fn, case):
-    """mode -> (setup, run): ``setup()`` runs untimed, ``run(state)`` is timed."""
-    def forward(_=None):
-        return fn(*case.args)
-
-    def backward(outs):
-        torch.autograd.grad(outs, case.wrt, case.upstream)
-
-    def forward_backward(_=None):
-        backward(forward())
-
-    return {"fwd": (None, forward), "bwd": (forward, backward), "fwd+bwd": (None, forward_backward)}
-
-
-def op_variants(c, dev):
-    """impl -> (check(): values compared with eager, modes: mode -> (setup, run)), and names."""
-    op = OPS[c.op]
-    case = op.case(c, dev)
-    grads = ["grad " + n for n in {"reparameterize_kl": ("mu", "logvar"), "bernoulli_ll": ("logits",),
-                                   "elbo_loss": ("logits", "mu", "logvar")}[c.op]]
-    names = list(op.outputs) + grads
-    # The timed calls draw their own noise (eps=None: fastvae's in-kernel Philox path, the
-    # reference's randn); the values that do not depend on it are compared on that path too.
-    drawn = [names.index(n) for n in op.noise_free] if case.eps is not None else []
-
-    def check(fn):
-        values = _op_check_values(fn, case)
-        if drawn:
-            timed = _op_check_values(fn, case._replace(eps=None))
-            values += [timed[i] for i in drawn]
-        return values
-
-    variants = {}
-    for impl in IMPLS:
-        fn = _op_fn(op, impl)
-        variants[impl] = (lambda fn=fn: check(fn), op_modes(fn, case))
-    return variants, names + [f"{names[i]} (noise drawn in the op, as timed)" for i in drawn], TOL[c.dtype]
-
-
-def _models():
-    try:
-        from fastvae import models
-    except ImportError:
-        return None
-    return models
-
-
-def _make_model(models, name, fused):
-    if name == "mlp":
-        return models.MLPVAE(input_shape=(1, 28, 28), hidden=(400,), latent_dim=40, activation="relu", fused=fused)
-    return models.ConvVAE(input_shape=(1, 28, 28), latent_dim=32, fused=fused)
-
-
-def train_variants(c, dev):
-    """The four training steps of one model, same initial weights, each with its own Adam."""
-    models = _models()
-    if models is None:
-        raise RuntimeError("models not available (fastvae.models is missing)")
-    torch.manual_seed(0)
-    base = _make_model(models, c.model, fused=False).to(dev)
-    x = torch.randint(0, 2, (c.batch, 1, 28, 28), dtype=torch.uint8, device=dev)
-    eps = torch.randn(c.batch, base.latent_dim, device=dev)
-    variants = {}
-    for impl in TRAIN_IMPLS:
-        model = copy.deepcopy(base)
-        model.fused = impl in ("fastvae", "fastvae_compile")
-        loss = torch.compile(model.loss, dynamic=False) if impl.endswith("compile") else model.loss
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        params = list(model.parameters())
-
-        def check(loss=loss, params=params):
-            value = loss(x, eps=eps)
-            return [value.detach()] + list(torch.autograd.grad(value, params))
-
-        def step(_=None, loss=loss, opt=opt):
-            opt.zero_grad(set_to_none=True)
-            loss(x).backward()
-            opt.step()
-
-        variants[impl] = (check, {"train": (None, step)})
-    names = ["loss"] + [f"grad {n}" for n, _ in base.named_parameters()]
-    return variants, names, TRAIN_TOL
-
-
-def _is_oom(e):
-    # cuBLAS/cuDNN report some allocation failures as a RuntimeError
-    return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
-
-
-def _free(dev):
-    gc.collect()
-    if dev.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def _guard(fn):
-    """(value, None), or (None, 'oom' | error message); never swallows a Mismatch."""
-    try:
-        return fn(), None
-    except Mismatch:
-        raise
-    except Exception as e:  # noqa: BLE001 - reported per variant in the results
-        return None, "oom" if _is_oom(e) else f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-
-
-def _check_all(c, variants, names, tol):
-    """Run every variant once with the same noise and compare it with eager PyTorch (with the
-    compiled reference where eager failed, e.g. out of memory).
-    -> (impl -> error, impl -> "baseline", the impl it matched, or None when unchecked)."""
-    errors, checked, want, baseline = {}, {}, None, None
-    for impl, (check, _) in variants.items():
-        got, err = _guard(check)
-        if err is not None:
-            errors[impl] = err
-            continue
-        if want is None and impl in ("eager", "compile"):
-            want, baseline = got, impl
-            checked[impl] = "baseline"
-        elif want is not None:
-            compare(f"{c.op} {c.label()} {c.dtype}, {impl}", names, got, want, baseline, tol)
-            checked[impl] = baseline
-        else:
-            checked[impl] = None
-        del got
-    return errors, checked
-
-
-def _measure(timer, setup, run):
-    for _ in range(2):  # warm-up: compiles, autotuning, allocator
-        _call(run, setup)
-    timer.sync()
-    ms = timer.time(run, setup)
-    peak, extra = timer.peak_memory(run, setup)
-    return ms, peak, extra
-
-
-def bench_config(c, dev, timer):
-    """-> impl -> mode -> (ms, peak bytes, peak bytes above the inputs, checked against), or an
-    error string ('oom' for out of memory)."""
-    torch._dynamo.reset()  # fresh compile caches: each shape compiled once, no stale graphs
-    build = train_variants if c.op == "train_step" else op_variants
-    built, err = _guard(lambda: build(c, dev))
-    impls = TRAIN_IMPLS if c.op == "train_step" else IMPLS
-    modes = OPS[c.op].modes
-    if err is not None:
-        return {impl: {m: err for m in modes} for impl in impls}
-    variants, names, tol = built
-    errors, checked = _check_all(c, variants, names, tol)
-    results = {}
-    for impl, (_, runs) in variants.items():
-        results[impl] = {}
-        for mode in modes:
-            if impl in errors:
-                results[impl][mode] = errors[impl]
-                continue
-            value, err = _guard(lambda: _measure(timer, *runs[mode]))
-            results[impl][mode] = value + (checked.get(impl),) if err is None else err
-            if err == "oom":
-                _free(dev)
-    del variants, built
-    _free(dev)
-    return results
-
-
-# --------------------------------------------------------------------------- records
-
-def _ratio(a, b):
-    return a / b if a is not None and b else None
-
-
-def make_records(c, results, copy_gbs):
-    """One record per (mode, impl), with the configuration's ratios in each."""
-    records = []
-    for mode in OPS[c.op].modes:
-        ms = {impl: r[mode][0] if isinstance(r[mode], tuple) else None for impl, r in results.items()}
-        peak = {impl: r[mode][1] if isinstance(r[mode], tuple) else None for impl, r in results.items()}
-        ratios = {"time_fastvae_over_eager": _ratio(ms.get("fastvae"), ms.get("eager")),
-                  "time_fastvae_over_compile": _ratio(ms.get("fastvae"), ms.get("compile")),
-                  "peak_memory_fastvae_over_eager": _ratio(peak.get("fastvae"), peak.get("eager")),
-                  "peak_memory_fastvae_over_compile": _ratio(peak.get("fastvae"), peak.get("compile"))}
-        nbytes = least_bytes(c, mode)
-        for impl, r in results.items():
-            value = r[mode]
-            ok = isinstance(value, tuple)
-            t = value[0] if ok else None
-            gbs = nbytes / t / 1e6 if ok and nbytes else None
-            records.append({
-                **dataclasses.asdict(c), "mode": mode, "impl": impl,
-                "status": "ok" if ok else ("oom" if value == "oom" else "error"),
-                "error": None if ok or value == "oom" else value,
-                "median_ms": t,
-                "examples_per_s": c.batch / t * 1e3 if ok else None,
-                "peak_memory_bytes": value[1] if ok else None,
-                "peak_memory_over_inputs_bytes": value[2] if ok else None,
-                "checked_against": value[3] if ok else None,
-                "least_bytes": nbytes,
-                "gb_per_s": gbs,
-                "fraction_of_copy_bandwidth": gbs / copy_gbs if gbs is not None else None,
-                **ratios,
-            })
-    return records
-
-
-# --------------------------------------------------------------------------- output
-
-def _fmt(v, spec, none="-"):
-    return none if v is None else format(v, spec)
-
-
-def _cell(rec):
-    if rec is None:
-        return "-"
-    return _fmt(rec["median_ms"], ".4g") if rec["status"] == "ok" else rec["status"].upper()
-
-
-def _mb(rec):
-    peak = (rec or {}).get("peak_memory_bytes")
-    return "-" if peak is None else f"{peak / 1e6:.0f}"
-
-
-def _by_impl(records):
-    return {r["impl"]: r for r in records}
-
-
-TABLE_HEAD = (f"{'op':18s} {'mode':8s} {'dtype':9s} {'configuration':30s} {'eager ms':>9s} {'compile ms':>10s} "
-              f"{'fastvae ms':>10s} {'fv/eager':>8s} {'fv/compile':>10s} {'fv GB/s':>8s} {'%copy':>6s} "
-              f"{'peak MB eager/compile/fastvae':>30s}")
-
-
-def table_row(records):
-    r = _by_impl(records)
-    f = r.get("fastvae") or {}
-    any_ = records[0]
-    peaks = "/".join(_mb(r.get(i)) for i in IMPLS)
-    frac = f.get("fraction_of_copy_bandwidth")
-    cfg = Config(**{k: any_[k] for k in ("op", "batch", "dtype", "dim", "latent", "targets", "model")})
-    return (f"{any_['op']:18s} {any_['mode']:8s} {any_['dtype']:9s} {cfg.label():30s} {_cell(r.get('eager')):>9s} "
-            f"{_cell(r.get('compile')):>10s} {_cell(r.get('fastvae')):>10s} "
-            f"{_fmt(any_['time_fastvae_over_eager'], '.3f'):>8s} {_fmt(any_['time_fastvae_over_compile'], '.3f'):>10s} "
-            f"{_fmt(f.get('gb_per_s'), '.0f'):>8s} {_fmt(frac and frac * 100, '.0f'):>6s} {peaks:>30s}")
-
-
-def group_rows(records):
-    """Records grouped per configuration and mode, in run order."""
-    groups = {}
-    for r in records:
-        key = tuple(r[k] for k in ("op", "mode", "dtype", "dim", "latent", "targets", "model", "batch"))
-        groups.setdefault(key, []).append(r)
-    return list(groups.values())
-
-
-def header_lines(meta):
-    lines = [f"fastvae benchmark: {meta['device_name']} ({meta['device']}), torch {meta['torch_version']}, "
-             f"triton {meta['triton_version']}, python {meta['python_version']}, commit "
-             f"{(meta['git_commit'] or 'unknown')[:12]}{' (with local changes)' if meta['git_dirty'] else ''}, "
-             f"{meta['date']}",
-             f"fastvae column: {meta['fastvae_implementation']}"]
-    if not meta["triton_kernels_timed"]:
-        lines.append("NOTE: " + meta["note"])
-    return lines
-
-
-def _headline(records):
-    """The README's headline configurations that this run has."""
-    want = [("elbo_loss", "fwd+bwd", 65536, 784, 64, "uint8", "float32"),
-            ("elbo_loss", "fwd+bwd", 65536, 784, 64, "uint8", "bfloat16"),
-            ("reparameterize_kl", "fwd+bwd", 65536, None, 64, None, "float32"),
-            ("reparameterize_kl", "fwd+bwd", 256, None, 64, None, "float32")]
-    return [g for g in group_rows(records)
-            if (g[0]["op"], g[0]["mode"], g[0]["batch"], g[0]["dim"], g[0]["latent"], g[0]["targets"],
-                g[0]["dtype"]) in want]
-
-
-def _md_table(groups):
-    head = ("| op | mode | dtype | configuration | eager ms | compile ms | fastvae ms | fastvae/eager | "
-            "fastvae/compile | fastvae GB/s | % of copy | fastvae examples/s | peak MB eager / compile / fastvae |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for g in groups:
-        r, a = _by_impl(g), g[0]
-        f = r.get("fastvae") or {}
-        cfg = Config(**{k: a[k] for k in ("op", "batch", "dtype", "dim", "latent", "targets", "model")})
-        peaks = " / ".join(_mb(r.get(i)) for i in IMPLS)
-        frac = f.get("fraction_of_copy_bandwidth")
-        cells = [a["op"], a["mode"], a["dtype"], cfg.label(), _cell(r.get("eager")), _cell(r.get("compile")),
-                 _cell(r.get("fastvae")), _fmt(a["time_fastvae_over_eager"], ".3f"),
-                 _fmt(a["time_fastvae_over_compile"], ".3f"), _fmt(f.get("gb_per_s"), ".0f"),
-                 _fmt(frac and frac * 100, ".0f"), _fmt(f.get("examples_per_s"), ".3g"), peaks]
-        if "fastvae_compile" in r:
-            cells[6] += f" (compiled: {_cell(r['fastvae_compile'])})"
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def markdown(meta):
-    records = meta["records"]
-    cb = meta["copy_bandwidth"]
-    out = [f"# fastvae benchmark: {meta['device_name']}, {meta['date']}", ""]
-    out += [f"- {line}" for line in header_lines(meta)]
-    out += [f"- command: `{meta['command']}`", f"- timer: {meta['timer']}",
-            f"- copy bandwidth (device to device, {cb['bytes_copied'] / 2**20:.0f} MiB): "
-            f"{cb['gb_per_s']:.1f} GB/s", ""]
-    out += ["Times are medians per call; fastvae/eager and fastvae/compile are time ratios (below 1: fastvae "
-            "is faster). GB/s: the op's least bytes (see the JSON's `least_bytes_formulas`) over fastvae's "
-            "time; % of copy: that against the copy bandwidth above (over 100 only in a bwd row whose work the "
-            "forward already did: fastvae's Bernoulli forward writes the gradient). OOM: out of memory; ERROR: "
-            "see the JSON's failures.", ""]
-    head = _headline(records)
-    out += ["## Headline configurations", ""]
-    out += _md_table(head) if head else ["Not part of this run (they need the GPU sweep: B = 256 and 65536)."]
-    for op in OPS:
-        groups = [g for g in group_rows(records) if g[0]["op"] == op]
-        if groups:
-            out += ["", f"## {op}", "", OPS[op].what, ""] + _md_table(groups)
-    if meta.get("stopped_early"):
-        out += ["", f"Stopped early: {meta['stopped_early']}."]
-    if meta["failures"]:
-        out += ["", "## Failures", ""] + [f"- {f}" for f in meta["failures"]]
-    return "\n".join(out) + "\n"
-
-
-def _plot_panel(ax, recs, title):
-    from matplotlib.ticker import NullFormatter
-
-    batches = sorted({r["batch"] for r in recs})
-    for impl in TRAIN_IMPLS:
-        pts = sorted((r["batch"], r["median_ms"]) for r in recs if r["impl"] == impl)
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=impl)
-    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="median ms per call", title=title)
-    ax.set_xticks(batches, [str(b) for b in batches], rotation=30 if len(batches) > 4 else 0)
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
-
-
-def plot(meta, directory):
-    """One PNG per (op, mode, dtype): median time against batch size, log-log, one line per
-    implementation, one panel per shape. Returns the paths written."""
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed: no plots (pip install matplotlib, or pass --no-plots)")
-        return []
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figures = {}
-    for r in meta["records"]:
-        if r["status"] == "ok":
-            fam = Config(**{k: r[k] for k in ("op", "dtype", "dim", "latent", "targets", "model")}, batch=0)
-            figures.setdefault((r["op"], r["mode"], r["dtype"]), {}).setdefault(fam, []).append(r)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for (op, mode, dtype), fams in figures.items():
-        cols = min(3, len(fams))
-        rows = math.ceil(len(fams) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(max(6.4, 4.5 * cols), 4.2 * rows), squeeze=False)
-        for ax, (fam, recs) in zip(axes.flat, fams.items()):
-            _plot_panel(ax, recs, fam.label(batch=False) or op)
-        for ax in list(axes.flat)[len(fams):]:
-            ax.set_visible(False)
-        where = meta["device_name"] if meta["triton_kernels_timed"] else "CPU, Triton kernels NOT timed"
-        fig.suptitle(f"{op} {mode} {dtype} ({where})", fontsize=10)
-        fig.tight_layout()
-        path = directory / f"{op}-{mode.replace('+', '_')}-{dtype}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-    return paths
-
-
-# --------------------------------------------------------------------------- run metadata
-
-def _git(*args):
-    try:
-        out = subprocess.run(["git", "-C", str(HERE), *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def _cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
-
-
-def slug(text):
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "device"
-
-
-CPU_NOTE = ("no CUDA GPU here: the Triton kernels are NOT timed on this machine. The fastvae column runs "
-            "fastvae's CPU path, which is its plain PyTorch reference (the eager column's code), so "
-            "fastvae/eager and fastvae/compile only measure overheads. These are not GPU results.")
-
-
-def metadata(dev, argv, quick):
-    try:
-        import triton
-        triton_version = triton.__version__
-    except ImportError:
-        triton_version = None
-    cuda = dev.type == "cuda"
-    name = torch.cuda.get_device_name(dev) if cuda else _cpu_name()
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "schema_version": 1,
-        "device": dev.type,
-        "device_name": name,
-        "device_slug": slug(name) if cuda else "cpu",
-        "triton_kernels_timed": cuda,
-        "fastvae_implementation": ("fastvae's Triton kernels" if cuda else
-                                   "fastvae's CPU path = its PyTorch reference (Triton kernels NOT timed)"),
-        "note": None if cuda else CPU_NOTE,
-        "memory_measured": cuda,
-        "fastvae_version": fastvae.__version__,
-        "torch_version": torch.__version__,
-        "triton_version": triton_version,
-        "python_version": platform.python_version(),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(status) if status is not None else None,
-        "date": datetime.date.today().isoformat(),
-        "timestamp_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["benchmarks/run.py", *argv]),
-        "quick": quick,
-        "least_bytes_formulas": {f"{op} {mode}": text for (op, mode), (text, _) in LEAST_BYTES.items()},
-        "tolerances": {"relative_error_vs_eager": TOL, "train_step": TRAIN_TOL},
-    }
-
-
-# --------------------------------------------------------------------------- main
 
 def _names(values, allowed, what, parser):
-    out = []
-    for v in values or []:
-        for name in filter(None, (s.strip() for s in v.split(","))):
-            if name not in allowed:
-                parser.error(f"unknown {what} {name!r}; choose from {', '.join(allowed)}")
-            if name not in out:
-                out.append(name)
-    return out
+    names = [name for v in values or [] for name in (s.strip() for s in v.split(",")) if name]
+    for name in names:
+        if name not in allowed:
+            parser.error(f"unknown {what} {name!r}; choose from {', '.join(allowed)}")
+    return list(dict.fromkeys(names))  # each once, in order
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python benchmarks/run.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a few sizes, the headline configurations: minutes")
     p.add_argument("--only", action="append", metavar="OP",
-                   help=f"run only these ops (repeat or comma-separate): {', '.join(OPS)}")
+                   help=f"run only these ops (repeat or comma-separate): {', '.join(cases.CASES)}")
     p.add_argument("--dtype", action="append", metavar="DTYPE",
                    help=f"only these dtypes (repeat or comma-separate): {', '.join(DTYPES)}")
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
@@ -920,7 +65,7 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch (default: torch's choice); 1 is steadier on a shared machine")
     a = p.parse_args(argv)
-    a.only = _names(a.only, list(OPS), "op", p) or list(OPS)
+    a.only = _names(a.only, list(cases.CASES), "op", p) or list(cases.CASES)
     a.dtype = _names(a.dtype, list(DTYPES), "dtype", p)
     if a.threads is not None and a.threads < 1:
         p.error("--threads must be at least 1")
@@ -933,68 +78,23 @@ def parse_args(argv):
     return a
 
 
-def _problem(dev):
-    """Why this device cannot be benchmarked, or None."""
-    if _backend.INTERPRET:
-        return ("fastvae was imported with TRITON_INTERPRET=1: the interpreter is never timed. "
-                "Run benchmarks/run.py as a script (it unsets the variable) or unset it yourself.")
-    if dev.type == "cuda" and not _backend.TRITON_AVAILABLE:
-        return "triton is not installed: the fused kernels cannot run on this GPU"
-    return None
-
-
-@contextlib.contextmanager
-def _settings(dev, threads):
-    """Backend, threads and compiler settings for the run; all restored afterwards."""
-    import torch._inductor.config
-
-    dynamo = {name: 64 for name in ("recompile_limit", "cache_size_limit") if hasattr(torch._dynamo.config, name)}
-    if hasattr(torch._dynamo.config, "fail_on_recompile_limit_hit"):
-        # a compiled variant that silently fell back to eager would be timed as "compile"
-        dynamo["fail_on_recompile_limit_hit"] = True
-    # CPU: small C++ kernels, no worker pool to start
-    inductor = {"compile_threads": 1} if dev.type == "cpu" else {}
-    previous_threads = torch.get_num_threads()
-    try:
-        if threads:
-            torch.set_num_threads(threads)
-        # CUDA: the kernels; CPU tensors: fastvae's CPU path, its PyTorch reference
-        with fastvae.backend("triton" if dev.type == "cuda" else "auto"), \
-                torch._dynamo.config.patch(**dynamo), torch._inductor.config.patch(**inductor):
-            yield
-    finally:
-        torch.set_num_threads(previous_threads)
-
-
-def _failures(records):
-    out = []
-    for r in records:
-        if r["status"] == "error":
-            peer = r["impl"] in PEERS
-            out.append(f"{r['op']} {r['mode']} {r['dtype']} B={r['batch']} {r['impl']}"
-                       f"{' (peer, not fatal)' if peer else ''}: {r['error']}")
-    return out
-
-
 def run_benchmarks(a, dev, timer, meta, save=lambda: None):
     """Run the sweep, appending to ``meta["records"]`` and calling ``save()`` after every
     configuration (so a run stopped for any reason keeps its results). Raises ``Mismatch`` or
     ``Fatal`` after saving; stops early at ``--max-minutes``."""
-    sweep = ("gpu" if dev.type == "cuda" else "cpu") + ("_quick" if a.quick else "")
-    dtypes = a.dtype or DEFAULT_DTYPES[sweep]
+    sweep = cases.sweep_name(dev, a.quick)
+    dtypes = a.dtype or cases.DEFAULT_DTYPES[sweep]
     memory = torch.cuda.get_device_properties(dev).total_memory if dev.type == "cuda" else 0
     records = meta["records"]
     t0 = time.perf_counter()
     deadline = t0 + 60 * a.max_minutes if a.max_minutes else None
-    print(TABLE_HEAD)
+    print(report.TABLE_HEAD)
     for op in a.only:
-        if op == "train_step" and _models() is None:
-            print("train_step: models not available (fastvae.models is missing); skipped")
+        reason = cases.CASES[op].skip_reason(dtypes)
+        if reason:
+            print(f"{op}: {reason}")
             continue
-        if op == "train_step" and "float32" not in dtypes:
-            print("train_step: the models train in float32 only; skipped for this --dtype")
-            continue
-        for family in configs(op, sweep, dtypes, memory):
+        for family in cases.configs(op, sweep, dtypes, memory):
             for c in family:
                 if a.max_batch and c.batch > a.max_batch:
                     break
@@ -1002,82 +102,45 @@ def run_benchmarks(a, dev, timer, meta, save=lambda: None):
                     meta["stopped_early"] = f"--max-minutes {a.max_minutes} reached before {c.op} {c.label()} {c.dtype}"
                     print(f"({meta['stopped_early']}; {len(records)} records)")
                     return records
-                results = bench_config(c, dev, timer)
-                recs = make_records(c, results, meta["copy_bandwidth"]["gb_per_s"])
+                results = measure.bench_config(c, dev, timer)
+                recs = measure.make_records(c, results, meta["copy_bandwidth"]["gb_per_s"])
                 records += recs
-                for g in group_rows(recs):
-                    print(table_row(g), flush=True)
+                for g in report.group_rows(recs):
+                    print(report.table_row(g), flush=True)
                 save()
-                broken = [f"{impl} {mode}: {v}" for impl in ("eager", "fastvae")
-                          for mode, v in results.get(impl, {}).items() if isinstance(v, str) and v != "oom"]
-                if broken:
-                    raise Fatal(f"{c.op} {c.label()} {c.dtype}: " + "; ".join(broken))
-                if any(v == "oom" for r in results.values() for v in r.values()):
+                checks.stop_if_broken(c, results)
+                if checks.out_of_memory(results):
                     print(f"  (out of memory at B={c.batch}: larger batches of this shape skipped)")
                     break
     print(f"({len(records)} records in {time.perf_counter() - t0:.0f} s)")
     return records
 
 
-def _stem(meta, a):
-    """``<device>-<date>``, plus what a partial run covers, so that the parts of a sweep run
-    separately (``--only``, ``--dtype``, ``--quick``) do not overwrite one another."""
-    parts = [meta["device_slug"], meta["date"]]
-    if a.only != list(OPS):
-        parts += a.only
-    parts += a.dtype
-    if a.quick:
-        parts.append("quick")
-    return "-".join(parts)
-
-
-def _write_atomic(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_results(meta, out, stem, plots):
-    """The JSON and the Markdown (each written whole, then renamed), then the plots."""
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    meta["failures"] = _failures(meta["records"]) + ([meta["aborted"]] if meta.get("aborted") else [])
-    _write_atomic(json_path, json.dumps(meta, indent=1, allow_nan=False) + "\n")
-    _write_atomic(md_path, markdown(meta))
-    if plots:
-        meta["plots"] = [p.name for p in plot(meta, out / f"{stem}-plots")]
-        _write_atomic(json_path, json.dumps(meta, indent=1, allow_nan=False) + "\n")
-    return json_path, md_path
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     a = parse_args(argv)
     dev = torch.device(a.device)
-    problem = _problem(dev)
+    problem = timing.problem(dev)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
-    with _settings(dev, a.threads):
-        timer = CudaTimer(a.quick) if dev.type == "cuda" else CpuTimer.for_run(a.quick)
-        meta = metadata(dev, argv, a.quick)
-        meta["timer"] = timer.describe
-        meta["cpu_threads"] = torch.get_num_threads()
-        for line in header_lines(meta):
+    with timing.settings(dev, a.threads):
+        timer = timing.timer_for(dev, a.quick)
+        meta = metadata(dev, argv, a.quick, timer)
+        for line in report.header_lines(meta):
             print(line)
-        meta["copy_bandwidth"] = copy_bandwidth(dev, timer, a.quick)
+        meta["copy_bandwidth"] = timing.copy_bandwidth(dev, timer, a.quick)
         print(f"copy bandwidth: {meta['copy_bandwidth']['gb_per_s']:.1f} GB/s")
         meta["records"] = []
-        stem = _stem(meta, a)
+        stem = report.stem(meta, a.only, a.dtype, a.quick)
         try:
-            run_benchmarks(a, dev, timer, meta, save=lambda: write_results(meta, a.out, stem, plots=False))
-        except (Mismatch, Fatal) as e:
-            kind = "MISMATCH" if isinstance(e, Mismatch) else "FAILED"
-            meta["aborted"] = f"{kind}, benchmark stopped: {e}"
-            json_path, _ = write_results(meta, a.out, stem, plots=False)
+            run_benchmarks(a, dev, timer, meta, save=lambda: report.write_results(meta, a.out, stem, False))
+        except (checks.Mismatch, checks.Fatal) as e:
+            meta["aborted"] = f"{'MISMATCH' if isinstance(e, checks.Mismatch) else 'FAILED'}, benchmark stopped: {e}"
+            json_path, _ = report.write_results(meta, a.out, stem, False)
             print(f"{meta['aborted']} (the results before it are in {json_path})", file=sys.stderr)
             return 1
-    json_path, md_path = write_results(meta, a.out, stem, plots=not a.no_plots)
+    json_path, md_path = report.write_results(meta, a.out, stem, with_plots=not a.no_plots)
     print(f"wrote {json_path} and {md_path}")
     for f in meta["failures"]:
         print(f"FAILED: {f}", file=sys.stderr)

@@ -14,40 +14,28 @@ backward is synchronized in its untimed setup). Without a GPU the sizes are smal
 timed there, and never through Triton's interpreter (those tests skip when it is on).
 """
 
-import importlib.util
-import pathlib
-import sys
-
 import pytest
 import torch
 
 import fastvae
 from fastvae import _backend
 
+# benchmarks/ modules: pytest.ini puts benchmarks/ on the path
+from case_types import Config
+from cases import CASES, least_bytes
+from checks import compare
 
-def _load_run():
-    path = pathlib.Path(__file__).with_name("run.py")
-    spec = importlib.util.spec_from_file_location("fastvae_benchmarks_run", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load_run()
 CUDA = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if CUDA else "cpu")
-B = 65536 if CUDA else 1024
-CASES = [
-    run.Config("reparameterize_kl", B, "float32", latent=64),
-    run.Config("bernoulli_ll", B, "float32", dim=784, targets="uint8"),
-    run.Config("bernoulli_ll", B, "float32", dim=784, targets="float"),
-    run.Config("elbo_loss", B, "float32", dim=784, latent=64, targets="uint8"),
-    run.Config("train_step", 4096 if CUDA else 256, "float32", model="mlp"),
-]
+B = {"train_step": 4096 if CUDA else 256}  # the batch per case; any other, the default
+DEFAULT_B = 65536 if CUDA else 1024
+# one size per case: the families tracked so far; any other case, its first quick GPU family
+FAMILIES = {"bernoulli_ll": [dict(dim=784, targets="uint8"), dict(dim=784, targets="float")],
+            "train_step": [dict(model="mlp")]}
+CONFIGS = [Config(name, B.get(name, DEFAULT_B), "float32", **fam)
+           for name, case in CASES.items() for fam in FAMILIES.get(name, case.sweeps["gpu_quick"][:1])]
 PARAMS = [pytest.param(c, mode, impl, id=f"{c.op}-{mode}-{impl}-{c.label().replace(' ', '-')}")
-          for c in CASES for mode in run.OPS[c.op].modes
-          for impl in (run.TRAIN_IMPLS if c.op == "train_step" else run.IMPLS)]
+          for c in CONFIGS for mode in CASES[c.op].modes for impl in CASES[c.op].impls]
 
 
 @pytest.fixture(autouse=True)
@@ -75,17 +63,16 @@ def _synced(fn):
 
 @pytest.mark.parametrize("config, mode, impl", PARAMS)
 def test_bench(benchmark, config, mode, impl):
-    build = run.train_variants if config.op == "train_step" else run.op_variants
-    variants, names, tol = build(config, DEVICE)
+    variants, names, tol = CASES[config.op].variants(config, DEVICE)
     check, runs = variants[impl]
     if impl != "eager":  # the same values as eager PyTorch before anything is timed
-        run.compare(f"{config.op} {impl}", names, check(), variants["eager"][0](), "eager PyTorch", tol)
+        compare(f"{config.op} {impl}", names, check(), variants["eager"][0](), "eager PyTorch", tol)
     setup, fn = runs[mode]
     for _ in range(2):  # warm-up: compiles, allocator
         fn(setup() if setup else None)
     benchmark.group = f"{config.op} {mode} {config.label()}"
     benchmark.extra_info.update(device=str(DEVICE), triton_kernels_timed=CUDA,
-                                least_bytes=run.least_bytes(config, mode))
+                                least_bytes=least_bytes(config, mode))
     if setup is None:
         benchmark(_synced(fn), None)
     else:

@@ -1,8 +1,7 @@
-"""``benchmarks/run.py``: the CPU quick run end to end, and its pieces in-process."""
+"""``benchmarks/run.py``: the CPU quick run end to end, and the command's arguments, stops and
+failures in-process."""
 
-import importlib.util
 import json
-import math
 import os
 import pathlib
 import subprocess
@@ -14,50 +13,13 @@ import torch
 import fastvae
 from fastvae import _backend
 
+# benchmarks/ modules: pytest.ini puts benchmarks/ on the path
+import run
+from bench_helpers import check_records
+from case_types import TRAIN_IMPLS
+
 ROOT = pathlib.Path(__file__).parents[1]
 RUN = ROOT / "benchmarks" / "run.py"
-RECORD_KEYS = {"op", "mode", "impl", "batch", "dtype", "dim", "latent", "targets", "model", "status", "error",
-               "median_ms", "examples_per_s", "peak_memory_bytes", "peak_memory_over_inputs_bytes",
-               "checked_against", "least_bytes", "gb_per_s", "fraction_of_copy_bandwidth",
-               "time_fastvae_over_eager", "time_fastvae_over_compile", "peak_memory_fastvae_over_eager",
-               "peak_memory_fastvae_over_compile"}
-
-
-def _load_run():
-    spec = importlib.util.spec_from_file_location("fastvae_benchmarks_run", RUN)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load_run()
-
-
-def _check_records(records, copy_gbs):
-    assert records
-    groups = {}
-    for r in records:
-        assert set(r) == RECORD_KEYS, set(r) ^ RECORD_KEYS
-        assert r["status"] == "ok", r
-        assert r["impl"] in run.TRAIN_IMPLS and r["mode"] in run.OPS[r["op"]].modes
-        assert math.isfinite(r["median_ms"]) and r["median_ms"] > 0
-        assert r["examples_per_s"] == pytest.approx(r["batch"] / r["median_ms"] * 1e3)
-        assert r["checked_against"] == ("baseline" if r["impl"] == "eager" else "eager")
-        cfg = run.Config(**{k: r[k] for k in ("op", "batch", "dtype", "dim", "latent", "targets", "model")})
-        assert r["least_bytes"] == run.least_bytes(cfg, r["mode"])
-        if r["least_bytes"] is not None:
-            assert r["gb_per_s"] == pytest.approx(r["least_bytes"] / r["median_ms"] / 1e6)
-            assert r["fraction_of_copy_bandwidth"] == pytest.approx(r["gb_per_s"] / copy_gbs)
-        key = tuple(r[k] for k in ("op", "mode", "batch", "dtype", "dim", "latent", "targets", "model"))
-        groups.setdefault(key, {})[r["impl"]] = r
-    for impls in groups.values():
-        assert {"eager", "compile", "fastvae"} <= set(impls)
-        ms = {i: r["median_ms"] for i, r in impls.items()}
-        for r in impls.values():  # the configuration's ratios, in every record of it
-            assert r["time_fastvae_over_eager"] == pytest.approx(ms["fastvae"] / ms["eager"])
-            assert r["time_fastvae_over_compile"] == pytest.approx(ms["fastvae"] / ms["compile"])
-    return groups
 
 
 @pytest.mark.slow
@@ -81,36 +43,16 @@ def test_quick_cpu_run_end_to_end(tmp_path):
     assert meta["copy_bandwidth"]["gb_per_s"] > 0
     for key in ("triton_version", "git_commit", "timer", "least_bytes_formulas", "tolerances", "cpu_threads"):
         assert key in meta
-    groups = _check_records(meta["records"], meta["copy_bandwidth"]["gb_per_s"])
+    groups = check_records(meta["records"], meta["copy_bandwidth"]["gb_per_s"])
     assert {k[:2] for k in groups} == {("reparameterize_kl", "fwd"), ("reparameterize_kl", "bwd"),
                                       ("reparameterize_kl", "fwd+bwd"), ("train_step", "train")}
-    assert {r["impl"] for r in meta["records"] if r["op"] == "train_step"} == set(run.TRAIN_IMPLS)
+    assert {r["impl"] for r in meta["records"] if r["op"] == "train_step"} == set(TRAIN_IMPLS)
     assert all(r["peak_memory_bytes"] is None for r in meta["records"])  # no memory figures on CPU
     md = json_path.with_suffix(".md").read_text()
     assert "the Triton kernels are NOT timed on this machine" in md
     assert "## reparameterize_kl" in md and "## train_step" in md and "| fastvae ms |" in md
     plots = sorted(p.name for p in (tmp_path / f"{json_path.stem}-plots").glob("*.png"))
     assert plots == sorted(meta["plots"]) and len(plots) == 4
-
-
-@pytest.mark.parametrize("op, config", [
-    ("bernoulli_ll", dict(dim=50, targets="float")),
-    ("bernoulli_ll", dict(dim=50, targets="uint8")),
-    ("elbo_loss", dict(dim=50, latent=3, targets="uint8")),
-])
-def test_other_ops_in_process(op, config, device, monkeypatch):
-    # Here fastvae runs the real kernels (Triton's interpreter on CPU): the check that precedes
-    # the timing compares them with eager PyTorch; the times mean nothing. torch.compile is
-    # replaced by the function itself to save compile time (the subprocess run compiles).
-    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
-    timer = run.CpuTimer(warmup=0, min_reps=1, max_reps=1, budget_s=0) if device.type == "cpu" else \
-        run.CudaTimer(quick=True)
-    c = run.Config(op, 8, "float32", **config)
-    results = run.bench_config(c, device, timer)
-    records = run.make_records(c, results, copy_gbs=10.0)
-    groups = _check_records(records, 10.0)
-    assert len(groups) == len(run.OPS[op].modes)
-    assert {r["impl"] for r in records} == set(run.IMPLS)
 
 
 def test_a_wrong_result_aborts_the_run(tmp_path, monkeypatch, capsys):
@@ -132,12 +74,6 @@ def test_a_wrong_result_aborts_the_run(tmp_path, monkeypatch, capsys):
     assert torch.get_num_threads() == threads
 
 
-def test_plots_are_optional(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
-    assert run.plot({"records": []}, tmp_path) == []
-    assert "matplotlib is not installed" in capsys.readouterr().out
-
-
 def test_the_interpreter_is_never_timed(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(_backend, "INTERPRET", True)
     assert run.main(["--quick", "--device", "cpu", "--out", str(tmp_path)]) == 1
@@ -152,28 +88,6 @@ def test_bad_arguments(args, capsys):
         run.main(args)
     assert e.value.code == 2
     assert "error" in capsys.readouterr().err
-
-
-def test_least_bytes_table_covers_every_timed_mode():
-    for name, op in run.OPS.items():
-        for mode in op.modes:
-            c = run.Config(name, 4, "bfloat16", dim=10, latent=3, targets="uint8", model="mlp")
-            nbytes = run.least_bytes(c, mode)
-            assert (nbytes is None) == (name == "train_step")
-    # bfloat16 logits, uint8 targets: 2 + 1 bytes read, 2 written per element; 8 bytes per row
-    c = run.Config("bernoulli_ll", 4, "bfloat16", dim=10, targets="uint8")
-    assert run.least_bytes(c, "fwd+bwd") == 4 * (10 * 5 + 8)
-
-
-def test_sweep_includes_the_headline_configurations():
-    memory = 141 * 2**30  # an H200
-    elbo = [c for fam in run.configs("elbo_loss", "gpu", ["float32", "bfloat16"], memory) for c in fam]
-    for dtype in ("float32", "bfloat16"):
-        assert run.Config("elbo_loss", 65536, dtype, dim=784, latent=64, targets="uint8") in elbo
-    rkl = [c for fam in run.configs("reparameterize_kl", "gpu", ["float32"], memory) for c in fam]
-    for batch in (256, 65536):
-        assert run.Config("reparameterize_kl", batch, "float32", latent=64) in rkl
-    assert max(c.batch for c in rkl) >= 2**22  # up to sizes that fill the GPU's memory
 
 
 def test_the_timed_path_with_drawn_noise_is_checked_too(tmp_path, monkeypatch, capsys):
@@ -191,19 +105,6 @@ def test_the_timed_path_with_drawn_noise_is_checked_too(tmp_path, monkeypatch, c
                      "--no-plots"])
     assert code == 1
     assert "kl (noise drawn in the op, as timed) differs" in capsys.readouterr().err
-
-
-def test_least_bytes_formulas():
-    f32 = dict(batch=1000, dtype="float32")
-    # Gaussian: mu, logvar read and z written (4 B each), kl written (4 B per row)
-    assert run.least_bytes(run.Config("reparameterize_kl", latent=64, **f32), "fwd") == 1000 * (3 * 64 * 4 + 4)
-    # backward: mu, logvar, grad_z read, grad_mu, grad_logvar written; grad_kl read per row
-    assert run.least_bytes(run.Config("reparameterize_kl", latent=64, **f32), "bwd") == 1000 * (5 * 64 * 4 + 4)
-    # bf16 logits, uint8 targets: logits 2 B + targets 1 B read, grad 2 B written; ll and grad_ll per row
-    c = run.Config("bernoulli_ll", batch=1000, dtype="bfloat16", dim=784, targets="uint8")
-    assert run.least_bytes(c, "fwd+bwd") == 1000 * (784 * 5 + 8)
-    c = run.Config("elbo_loss", dim=784, latent=64, targets="uint8", **f32)
-    assert run.least_bytes(c, "fwd+bwd") == 1000 * (784 * 9 + 8) + 1000 * (8 * 64 * 4 + 8)
 
 
 def test_max_batch_and_budget_bound_the_sweep(tmp_path, monkeypatch):

@@ -1,0 +1,86 @@
+"""One configuration, measured: its case's implementations built, checked against eager
+PyTorch, each mode of each timed, and the results turned into the JSON's records."""
+
+import dataclasses
+import gc
+
+import torch
+
+import cases
+import checks
+import timing
+
+
+def free(dev):
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def bench_config(c, dev, timer):
+    """-> impl -> mode -> (ms, peak bytes, peak bytes above the inputs, checked against), or an
+    error string ('oom' for out of memory)."""
+    torch._dynamo.reset()  # fresh compile caches: each shape compiled once, no stale graphs
+    case = cases.CASES[c.op]
+    built, err = checks.guard(lambda: case.variants(c, dev))
+    modes = case.modes
+    if err is not None:
+        return {impl: {m: err for m in modes} for impl in case.impls}
+    variants, names, tol = built
+    errors, checked = checks.check_all(c, variants, names, tol)
+    results = {}
+    for impl, (_, runs) in variants.items():
+        results[impl] = {}
+        for mode in modes:
+            if impl in errors:
+                results[impl][mode] = errors[impl]
+                continue
+            value, err = checks.guard(lambda: timing.measure(timer, *runs[mode]))
+            results[impl][mode] = value + (checked.get(impl),) if err is None else err
+            if err == "oom":
+                free(dev)
+    del variants, built
+    free(dev)
+    return results
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def _ratios(results, mode):
+    """The configuration's fastvae-over-peer ratios of time and peak memory in ``mode``."""
+    ms = {impl: r[mode][0] if isinstance(r[mode], tuple) else None for impl, r in results.items()}
+    peak = {impl: r[mode][1] if isinstance(r[mode], tuple) else None for impl, r in results.items()}
+    return {"time_fastvae_over_eager": _ratio(ms.get("fastvae"), ms.get("eager")),
+            "time_fastvae_over_compile": _ratio(ms.get("fastvae"), ms.get("compile")),
+            "peak_memory_fastvae_over_eager": _ratio(peak.get("fastvae"), peak.get("eager")),
+            "peak_memory_fastvae_over_compile": _ratio(peak.get("fastvae"), peak.get("compile"))}
+
+
+def make_records(c, results, copy_gbs):
+    """One record per (mode, impl), with the configuration's ratios in each."""
+    records = []
+    for mode in cases.CASES[c.op].modes:
+        ratios = _ratios(results, mode)
+        nbytes = cases.least_bytes(c, mode)
+        for impl, r in results.items():
+            value = r[mode]
+            ok = isinstance(value, tuple)
+            t = value[0] if ok else None
+            gbs = nbytes / t / 1e6 if ok and nbytes else None
+            records.append({
+                **dataclasses.asdict(c), "mode": mode, "impl": impl,
+                "status": "ok" if ok else ("oom" if value == "oom" else "error"),
+                "error": None if ok or value == "oom" else value,
+                "median_ms": t,
+                "examples_per_s": c.batch / t * 1e3 if ok else None,
+                "peak_memory_bytes": value[1] if ok else None,
+                "peak_memory_over_inputs_bytes": value[2] if ok else None,
+                "checked_against": value[3] if ok else None,
+                "least_bytes": nbytes,
+                "gb_per_s": gbs,
+                "fraction_of_copy_bandwidth": gbs / copy_gbs if gbs is not None else None,
+                **ratios,
+            })
+    return records

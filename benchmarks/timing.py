@@ -1,0 +1,180 @@
+"""How a call is timed: the CPU and CUDA timers, peak memory, the copy bandwidth, and the
+settings a run is timed under.
+
+A timer has ``describe`` (a sentence for the results), ``sync()``, ``time(run, setup=None)``
+(median milliseconds of ``run(state)``, where ``state = setup()`` runs untimed before each call)
+and ``peak_memory(run, setup=None)`` (bytes, or ``(None, None)`` where not measured). Another
+way of timing (host overhead with the kernel launches stubbed, say) is another class with the
+same four members.
+"""
+
+import contextlib
+import statistics
+import time
+
+import torch
+
+import fastvae
+from fastvae import _backend
+
+GIB = 2**30
+
+
+def call(run, setup):
+    """One untimed call: ``run(setup())``, or ``run(None)`` without a setup."""
+    state = setup() if setup is not None else None
+    run(state)
+
+
+class CpuTimer:
+    """``time.perf_counter`` around each call; median after warm-up calls."""
+
+    def __init__(self, warmup=3, min_reps=5, max_reps=1000, budget_s=1.0):
+        self.warmup, self.min_reps, self.max_reps, self.budget_s = warmup, min_reps, max_reps, budget_s
+        self.describe = (f"time.perf_counter per call, median of {min_reps}-{max_reps} calls "
+                         f"(~{budget_s} s) after {warmup} warm-up calls")
+
+    @classmethod
+    def for_run(cls, quick):
+        return cls(1, 3, 200, 0.1) if quick else cls(2, 5, 1000, 0.3)
+
+    def sync(self):
+        pass
+
+    def time(self, run, setup=None):
+        for _ in range(self.warmup):
+            call(run, setup)
+        times, stop = [], time.perf_counter() + self.budget_s
+        while len(times) < self.max_reps and (len(times) < self.min_reps or time.perf_counter() < stop):
+            state = setup() if setup is not None else None
+            t0 = time.perf_counter()
+            run(state)
+            times.append(time.perf_counter() - t0)
+            del state
+        return statistics.median(times) * 1e3
+
+    def peak_memory(self, run, setup=None):
+        return None, None
+
+
+class CudaTimer:
+    """``triton.testing.do_bench`` (CUDA events, L2 flushed before each call, median); a timed
+    call after an untimed ``setup`` (the backward after its forward) uses the same method with
+    its own events. At least ``MIN_REPS`` calls are timed whatever the time budget."""
+
+    MIN_REPS = 10
+
+    def __init__(self, quick):
+        self.warmup_ms, self.rep_ms = (10, 40) if quick else (25, 100)
+        self.describe = (f"triton.testing.do_bench(warmup={self.warmup_ms}, rep={self.rep_ms} ms or "
+                         f"{self.MIN_REPS} calls, return_mode='median'): CUDA events, L2 flushed")
+
+    def sync(self):
+        torch.cuda.synchronize()
+
+    def _estimate_ms(self, run, setup):
+        self.sync()
+        t0 = time.perf_counter()
+        for _ in range(2):
+            call(run, setup)
+        self.sync()
+        return (time.perf_counter() - t0) * 1e3 / 2
+
+    def time(self, run, setup=None):
+        import triton.testing
+
+        est = self._estimate_ms(run, setup)
+        rep = max(self.rep_ms, self.MIN_REPS * est)
+        if setup is None:
+            return float(triton.testing.do_bench(lambda: run(None), warmup=self.warmup_ms, rep=rep,
+                                                 quantiles=None, return_mode="median"))
+        return self._time_with_setup(run, setup, est, rep)
+
+    def _time_with_setup(self, run, setup, est, rep):
+        # freed on return, so it never counts in a peak-memory measurement
+        flush = torch.empty(256 * 2**20, dtype=torch.int8, device="cuda")
+        for _ in range(max(1, int(self.warmup_ms / max(est, 1e-3)))):
+            call(run, setup)
+        n = max(self.MIN_REPS, min(1000, int(rep / max(est, 1e-3))))
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
+        for s, e in zip(starts, ends):
+            state = setup()
+            flush.zero_()  # as do_bench: no call finds its inputs in L2
+            s.record()
+            run(state)
+            e.record()
+            del state
+        self.sync()
+        return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends))
+
+    def peak_memory(self, run, setup=None):
+        """(peak bytes allocated during one call, the same above what was allocated before it)."""
+        state = setup() if setup is not None else None
+        self.sync()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        run(state)
+        self.sync()
+        peak = torch.cuda.max_memory_allocated()
+        del state
+        return int(peak), int(peak - base)
+
+
+def timer_for(dev, quick):
+    return CudaTimer(quick) if dev.type == "cuda" else CpuTimer.for_run(quick)
+
+
+def measure(timer, setup, run):
+    """(median ms, peak bytes, peak bytes above the inputs) of ``run`` after its warm-up."""
+    for _ in range(2):  # warm-up: compiles, autotuning, allocator
+        call(run, setup)
+    timer.sync()
+    ms = timer.time(run, setup)
+    peak, extra = timer.peak_memory(run, setup)
+    return ms, peak, extra
+
+
+def copy_bandwidth(dev, timer, quick):
+    """Device-to-device copy bandwidth: a large ``dst.copy_(src)``, bytes moved = 2 x size."""
+    if dev.type == "cuda":
+        n = min(2 * GIB, torch.cuda.get_device_properties(dev).total_memory // 8)
+    else:
+        n = (64 if quick else 256) * 2**20
+    src = torch.empty(n, dtype=torch.uint8, device=dev).random_()
+    dst = torch.empty_like(src)
+    ms = timer.time(lambda _: dst.copy_(src))
+    return {"bytes_copied": n, "bytes_moved": 2 * n, "median_ms": ms, "gb_per_s": 2 * n / ms / 1e6}
+
+
+def problem(dev):
+    """Why this device cannot be benchmarked, or None."""
+    if _backend.INTERPRET:
+        return ("fastvae was imported with TRITON_INTERPRET=1: the interpreter is never timed. "
+                "Run benchmarks/run.py as a script (it unsets the variable) or unset it yourself.")
+    if dev.type == "cuda" and not _backend.TRITON_AVAILABLE:
+        return "triton is not installed: the fused kernels cannot run on this GPU"
+    return None
+
+
+@contextlib.contextmanager
+def settings(dev, threads):
+    """Backend, threads and compiler settings for the run; all restored afterwards."""
+    import torch._inductor.config
+
+    dynamo = {name: 64 for name in ("recompile_limit", "cache_size_limit") if hasattr(torch._dynamo.config, name)}
+    if hasattr(torch._dynamo.config, "fail_on_recompile_limit_hit"):
+        # a compiled variant that silently fell back to eager would be timed as "compile"
+        dynamo["fail_on_recompile_limit_hit"] = True
+    # CPU: small C++ kernels, no worker pool to start
+    inductor = {"compile_threads": 1} if dev.type == "cpu" else {}
+    previous_threads = torch.get_num_threads()
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        # CUDA: the kernels; CPU tensors: fastvae's CPU path, its PyTorch reference
+        with fastvae.backend("triton" if dev.type == "cuda" else "auto"), \
+                torch._dynamo.config.patch(**dynamo), torch._inductor.config.patch(**inductor):
+            yield
+    finally:
+        torch.set_num_threads(previous_threads)
