@@ -52,7 +52,7 @@ def _bernoulli(kernel, ld, xd):
         "bernoulli_forward": fwd(False),
         "bernoulli_backward": lambda dev: K.bernoulli_ll_bwd(_t((B, D), ld, dev), _t((B, D), xd, dev),
                                                               _t((B,), "fp64" if ld == "fp64" else "fp32", dev)),
-        "bernoulli_rescale": lambda dev: K.bernoulli_ll_scale_grad_(_t((B, D), ld, dev),
+        "bernoulli_rescale": lambda dev: K.bernoulli_ll_scale_grad(_t((B, D), ld, dev),
                                                                      _t((B,), "fp64" if ld == "fp64" else "fp32", dev),
                                                                      -1.0 / B),
     }[kernel]

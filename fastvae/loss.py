@@ -6,9 +6,10 @@ import torch
 
 from . import reference
 from ._backend import use_triton
-from ._checks import check_elbo
+from ._checks import check_beta, check_elbo, check_reduction
 from ._rows import reduce_rows
-from .ops import bernoulli_ll_scaled, gaussian_kl
+from .ops import _route, bernoulli_ll_scaled, gaussian_kl
+from .ops.elbo import fastvae_elbo
 from .reference import ELBOTerms
 
 __all__ = ["ELBOLoss", "ELBOTerms", "elbo_loss"]
@@ -41,15 +42,16 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
     """
     check_elbo(recon_logits, x, mu, logvar, beta, reduction, kl)
     if not use_triton(recon_logits):
-        return reference.elbo_loss(recon_logits, x, mu, logvar, beta, reduction, return_terms, kl=kl)
-    B = recon_logits.shape[0]
-    # The upstream gradient log p(x|z) will receive from `loss.backward()`: folded into the
-    # gradient the forward stores, so that backward has nothing left to do over (B, D).
-    grad_scale = -1.0 / B if (reduction == "mean" and B > 0) else -1.0
-    ll = bernoulli_ll_scaled(recon_logits, x, grad_scale)
+        out = reference.elbo_loss(recon_logits, x, mu, logvar, beta, reduction, return_terms, kl=kl)
+        return ELBOTerms(*_route.guard("elbo_loss", tuple(out))) if return_terms else _route.guard("elbo_loss", out)
     if kl is None:
         kl = gaussian_kl(mu, logvar)
-    loss = reduce_rows(beta * kl - ll, reduction)
+    if _route.compiling():
+        # the log-likelihood's custom op and plain torch glue, which the compiler fuses
+        ll = bernoulli_ll_scaled(recon_logits, x, 1.0)
+        loss = reduce_rows(beta * kl - ll, reduction)
+    else:
+        loss, ll = fastvae_elbo.apply(recon_logits, x, kl, float(beta), reduction)
     return ELBOTerms(loss, ll, kl) if return_terms else loss
 
 
@@ -73,3 +75,11 @@ class ELBOLoss(reference.ELBOLoss):
     """
 
     _elbo_loss = staticmethod(elbo_loss)
+
+    def __init__(self, beta: float = 1.0, reduction: str = "mean", return_terms: bool = False):
+        # nn.Module's own __init__, then plain attributes set without its __setattr__ (a loss is
+        # often built inside the training step: its construction is host time on every step)
+        torch.nn.Module.__init__(self)
+        check_reduction(reduction)
+        check_beta(beta)
+        self.__dict__.update(beta=float(beta), reduction=reduction, return_terms=bool(return_terms))

@@ -11,6 +11,7 @@ power-of-two factor of at least 16 gets chunks of 16 and a masked last chunk.
 
 import functools
 
+import torch
 import triton
 import triton.language as tl
 
@@ -87,6 +88,71 @@ def store(ptrs, value, mask, EVEN: tl.constexpr):
         tl.store(ptrs, value)
     else:
         tl.store(ptrs, value, mask=mask)
+
+
+@functools.lru_cache(maxsize=1024)
+def column_order(shape: tuple, strides: tuple) -> tuple:  # noqa: D401
+    """The order in which a kernel walks the non-batch dims of a (B, ...) tensor: its memory
+    order (strides from large to small, ties in dim order), so a channels-last or otherwise
+    permuted tensor is read as the dense rows it is in memory, never copied first."""
+    return tuple(sorted(range(1, len(shape)), key=lambda d: -strides[d]))
+
+
+@functools.lru_cache(maxsize=1024)
+def column_levels(shape: tuple, strides: tuple, order: tuple):
+    """Column j of a row, walked in ``order``, sits at ``(j // (N2*N3))*s1 + (j // N3 % N2)*s2 +
+    (j % N3)*s3``: returns ``((s1, s2, s3), (N2, N3))``, merging dims that are contiguous with
+    each other, or None when more than three levels remain (the caller then copies)."""
+    levels = []
+    for d in order:
+        if shape[d] == 1:
+            continue
+        if levels and levels[-1][1] == strides[d] * shape[d]:
+            levels[-1] = (levels[-1][0] * shape[d], strides[d])
+        else:
+            levels.append((shape[d], strides[d]))
+    if len(levels) > 3:
+        return None
+    levels = [(1, 0)] * (3 - len(levels)) + levels
+    return tuple(st for _, st in levels), (levels[1][0], levels[2][0])
+
+
+def rows_in_order(t, order):
+    """``t`` (B, ...) addressed in ``order``: ``(tensor, row stride, (s1, s2, s3), (N2, N3))``;
+    ``tensor`` is ``t`` itself, or, for a stride pattern beyond three levels, a copy of it laid
+    out densely in ``order`` (never for 2-, 3- or 4-D inputs)."""
+    levels = column_levels(tuple(t.shape), tuple(t.stride()), order)
+    if levels is None:
+        t = t.permute(0, *order).contiguous().permute(0, *inverse(order))
+        levels = column_levels(tuple(t.shape), tuple(t.stride()), order)
+    return t, t.stride(0) if t.dim() else 0, levels[0], levels[1]
+
+
+@functools.lru_cache(maxsize=1024)
+def inverse(order: tuple) -> tuple:
+    """The permutation of dims 1.. that undoes ``t.permute(0, *order)``."""
+    inv = [0] * len(order)
+    for i, d in enumerate(order):
+        inv[d - 1] = i + 1
+    return tuple(inv)
+
+
+def empty_in_order(like, order, dtype=None):
+    """A new tensor of ``like``'s shape, dense in ``order`` (the order the kernels write)."""
+    shape = like.shape
+    if order == tuple(range(1, len(shape))):
+        return torch.empty(shape, dtype=dtype or like.dtype, device=like.device)
+    t = torch.empty((shape[0], *(shape[d] for d in order)), dtype=dtype or like.dtype, device=like.device)
+    return t.permute(0, *inverse(order))
+
+
+@triton.jit
+def column_offsets(cols, s1, s2, s3, N2: tl.constexpr, N3: tl.constexpr):
+    """Memory offsets of columns ``cols`` of a row (see ``column_levels``)."""
+    if N2 == 1 and N3 == 1:
+        return cols * s1
+    else:
+        return (cols // (N2 * N3)) * s1 + ((cols // N3) % N2) * s2 + (cols % N3) * s3
 
 
 def acc_dtype(torch_dtype):

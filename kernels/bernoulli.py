@@ -37,12 +37,17 @@ issues about 27 instructions per element with the gradient and 19 without
 (``python benchmarks/sass_report.py``).
 """
 
+import functools
+import math
+
 import torch
 import triton
 import triton.language as tl
 
 from .._rows import sum_dtype
-from ._launch import acc_dtype, launch, load, loop_meta, store, tile
+from . import _launch
+from ._launch import (acc_dtype, column_levels, column_offsets, column_order, empty_in_order, load, loop_meta,
+                      rows_in_order, store, tile)
 
 LOG2E = tl.constexpr(1.4426950408889634)
 
@@ -61,7 +66,7 @@ def _log1p_01(e):
 
 
 @triton.jit
-def _terms(l, x, ACC: tl.constexpr, WANT_LL: tl.constexpr, WANT_D: tl.constexpr):
+def _terms(l, x, ACC: tl.constexpr):
     # per element: (x*l - softplus(l), x - sigmoid(l)) in the forms of the module docstring
     pos = l >= 0
     xp = tl.where(pos, x - 1.0, x)
@@ -80,11 +85,12 @@ def _terms(l, x, ACC: tl.constexpr, WANT_LL: tl.constexpr, WANT_D: tl.constexpr)
 
 @triton.jit
 def _bernoulli_ll_fwd_kernel(
-    l_ptr, x_ptr, ll_ptr, grad_ptr, B,
-    stride_lb, stride_ld, stride_xb, stride_xd, grad_scale,
-    D: tl.constexpr, ACC: tl.constexpr, STORE_GRAD: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
+    l_ptr, x_ptr, ll_ptr, grad_ptr, B, stride_lb, l_s1, l_s2, l_s3, stride_xb, x_s1, x_s2, x_s3, grad_scale,
+    D: tl.constexpr, L_N2: tl.constexpr, L_N3: tl.constexpr, X_N2: tl.constexpr, X_N3: tl.constexpr,
+    ACC: tl.constexpr, STORE_GRAD: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
     EVEN: tl.constexpr, UNROLL: tl.constexpr,
 ):
+    # ll[b] = sum_d x*l - softplus(l); with STORE_GRAD also grad[b, d] = grad_scale * (x - sigmoid(l))
     rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rows < B
     l_row, x_row, g_row = l_ptr + rows * stride_lb, x_ptr + rows * stride_xb, grad_ptr + rows * D
@@ -92,9 +98,9 @@ def _bernoulli_ll_fwd_kernel(
     for c0 in tl.range(0, D, BLOCK_D, loop_unroll_factor=UNROLL):
         cols = c0 + tl.arange(0, BLOCK_D)
         mask = row_ok[:, None] & (cols < D)[None, :]
-        l = load(l_row[:, None] + cols[None, :] * stride_ld, mask, EVEN).to(ACC)
-        x = load(x_row[:, None] + cols[None, :] * stride_xd, mask, EVEN).to(ACC)
-        term, dterm = _terms(l, x, ACC, True, STORE_GRAD)
+        l = load(l_row[:, None] + column_offsets(cols, l_s1, l_s2, l_s3, L_N2, L_N3)[None, :], mask, EVEN).to(ACC)
+        x = load(x_row[:, None] + column_offsets(cols, x_s1, x_s2, x_s3, X_N2, X_N3)[None, :], mask, EVEN).to(ACC)
+        term, dterm = _terms(l, x, ACC)
         if STORE_GRAD:
             store(g_row[:, None] + cols[None, :], (grad_scale * dterm).to(grad_ptr.dtype.element_ty), mask, EVEN)
         if D % BLOCK_D == 0:
@@ -106,10 +112,9 @@ def _bernoulli_ll_fwd_kernel(
 
 @triton.jit
 def _bernoulli_ll_bwd_kernel(
-    l_ptr, x_ptr, g_ptr, grad_ptr, B,
-    stride_lb, stride_ld, stride_xb, stride_xd, stride_g,
-    D: tl.constexpr, ACC: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
-    EVEN: tl.constexpr, UNROLL: tl.constexpr,
+    l_ptr, x_ptr, g_ptr, grad_ptr, B, stride_lb, l_s1, l_s2, l_s3, stride_xb, x_s1, x_s2, x_s3, stride_g,
+    D: tl.constexpr, L_N2: tl.constexpr, L_N3: tl.constexpr, X_N2: tl.constexpr, X_N3: tl.constexpr,
+    ACC: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr, EVEN: tl.constexpr, UNROLL: tl.constexpr,
 ):
     # grad[b, d] = g[b] * (x - sigmoid(l)), from l and x read again
     rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -119,25 +124,29 @@ def _bernoulli_ll_bwd_kernel(
     for c0 in tl.range(0, D, BLOCK_D, loop_unroll_factor=UNROLL):
         cols = c0 + tl.arange(0, BLOCK_D)
         mask = row_ok[:, None] & (cols < D)[None, :]
-        l = load(l_row[:, None] + cols[None, :] * stride_ld, mask, EVEN).to(ACC)
-        x = load(x_row[:, None] + cols[None, :] * stride_xd, mask, EVEN).to(ACC)
-        _, dterm = _terms(l, x, ACC, False, True)
+        l = load(l_row[:, None] + column_offsets(cols, l_s1, l_s2, l_s3, L_N2, L_N3)[None, :], mask, EVEN).to(ACC)
+        x = load(x_row[:, None] + column_offsets(cols, x_s1, x_s2, x_s3, X_N2, X_N3)[None, :], mask, EVEN).to(ACC)
+        _, dterm = _terms(l, x, ACC)
         store(o_row[:, None] + cols[None, :], (g[:, None] * dterm).to(grad_ptr.dtype.element_ty), mask, EVEN)
 
 
 @triton.jit
 def _scale_rows_kernel(
-    grad_ptr, g_ptr, B, stride_g, grad_scale,
-    D: tl.constexpr, ACC: tl.constexpr, CHECK_ROWS: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
+    grad_ptr, out_ptr, g_ptr, B, stride_g, grad_scale,
+    D: tl.constexpr, ACC: tl.constexpr, IN_PLACE: tl.constexpr, CHECK_ROWS: tl.constexpr, BLOCK_B: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
-    # grad[b, :] *= g[b] / s for the CHECK_ROWS rows of this program, skipped when g[b] == s for
-    # all of them (the usual case: the forward already applied the expected upstream gradient).
-    # One program checks many rows, so the usual case costs B / CHECK_ROWS programs that read g.
+    # out[b, :] = grad[b, :] * g[b] / s for the CHECK_ROWS rows of this program. In place, the
+    # program returns at once when g[b] == s for all of them (the usual case: the forward
+    # already applied the expected upstream gradient), so that case costs B / CHECK_ROWS
+    # programs reading g. NaN != s: a NaN upstream gradient is applied, never skipped.
     first = tl.program_id(0).to(tl.int64) * CHECK_ROWS
     chk = first + tl.arange(0, CHECK_ROWS)
     g_all = tl.load(g_ptr + chk * stride_g, mask=chk < B, other=grad_scale)
-    # NaN != s, so a NaN upstream gradient is applied, never skipped.
-    if tl.sum((g_all != grad_scale).to(tl.int32), axis=0) > 0:
+    n_differ = tl.sum((g_all != grad_scale).to(tl.int32), axis=0)
+    if not IN_PLACE:
+        n_differ += 1  # a new buffer: every row is written
+    if n_differ > 0:
         for r0 in range(0, CHECK_ROWS, BLOCK_B):
             rows = first + r0 + tl.arange(0, BLOCK_B)
             row_ok = rows < B
@@ -145,71 +154,108 @@ def _scale_rows_kernel(
             for c0 in range(0, D, BLOCK_D):
                 cols = c0 + tl.arange(0, BLOCK_D)
                 mask = row_ok[:, None] & (cols < D)[None, :]
-                ptrs = grad_ptr + rows[:, None] * D + cols[None, :]
-                v = tl.load(ptrs, mask=mask, other=0.0).to(ACC) * factor[:, None]
-                tl.store(ptrs, v.to(grad_ptr.dtype.element_ty), mask=mask)
+                offs = rows[:, None] * D + cols[None, :]
+                v = tl.load(grad_ptr + offs, mask=mask, other=0.0).to(ACC) * factor[:, None]
+                tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def _max_unroll(t):
-    # float64's exact log1p and division need the registers that unrolling would take (spills)
-    return 1 if t.dtype == torch.float64 else 8
-
-
-def _chunk(t):
+def _chunk(dtype):
     # elements of one chunk: 16 bytes per thread at 8 warps (fp32: 1024, bf16/fp16: 2048)
-    return max(1024, 4096 // t.element_size())
+    return max(1024, 4096 // _ITEMSIZE[dtype])
+
+
+_ITEMSIZE = {torch.float16: 2, torch.bfloat16: 2, torch.float32: 4, torch.float64: 8}
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(shape, l_strides, x_strides, dtype, block_rows, block_cols):
+    """Everything of a launch over (B, ...) logits and targets that depends only on shapes,
+    strides and dtype, computed once per such key: ``(programs, scalar args, meta)``, or None
+    when a tensor's strides need more than three levels (the caller copies it)."""
+    B, D = shape[0], math.prod(shape[1:])
+    order = column_order(shape, l_strides)
+    ll, xl = column_levels(shape, l_strides, order), column_levels(shape, x_strides, order)
+    if ll is None or xl is None:
+        return None
+    rows, cols, warps = tile(B, D, block_rows, block_cols, _chunk(dtype))
+    meta = dict(D=D, L_N2=ll[1][0], L_N3=ll[1][1], X_N2=xl[1][0], X_N3=xl[1][1], ACC=acc_dtype(dtype),
+                BLOCK_B=rows, BLOCK_D=cols, num_warps=warps,
+                # float64's exact log1p and division need the registers unrolling would take (spills)
+                **loop_meta(B, D, rows, cols, 1 if dtype == torch.float64 else 8))
+    return -(-B // rows), (l_strides[0], *ll[0], x_strides[0], *xl[0]), meta
+
+
+def _planned(logits, x, block_rows, block_cols):
+    plan = _plan(tuple(logits.shape), logits.stride(), x.stride(), logits.dtype, block_rows, block_cols)
+    if plan is None:  # beyond three levels of strides (5-D and more): laid out densely first
+        order = column_order(tuple(logits.shape), logits.stride())
+        logits, x = (rows_in_order(t, order)[0] for t in (logits, x))
+        plan = _plan(tuple(logits.shape), logits.stride(), x.stride(), logits.dtype, block_rows, block_cols)
+    return logits, x, plan
+
+
+def bernoulli_grad_like(logits):
+    """The gradient buffer the kernels write for ``logits``: its shape and dtype, dense in the
+    order they walk it (logits' own memory order: a channels-last logits gets a channels-last
+    gradient)."""
+    return empty_in_order(logits, column_order(tuple(logits.shape), logits.stride()))
 
 
 def bernoulli_ll_fwd(logits, x, grad_scale=1.0, store_grad=False, block_rows=None, block_cols=None):
-    """Launch the forward on 2-D (B, D) views (any strides).
+    """Launch the forward on (B, ...) tensors of one shape (any strides; read through them).
 
-    logits: float16/bfloat16/float32/float64; x: any float dtype, bool or uint8, same shape.
-    Returns ``(ll, grad)``: ll (B,) float32 (float64 for float64 logits); grad a new
-    contiguous (B, D) tensor of logits' dtype holding ``grad_scale * (x - sigmoid(l))``,
-    or an empty tensor when ``store_grad`` is False.
+    logits: float16/bfloat16/float32/float64; x: any float dtype, bool or uint8.
+    Returns ``(ll, grad)``: ll (B,) float32 (float64 for float64 logits); grad a new tensor like
+    ``bernoulli_grad_like(logits)`` holding ``grad_scale * (x - sigmoid(l))``, or an empty tensor
+    when ``store_grad`` is False.
     """
-    B, D = logits.shape
+    B = logits.shape[0]
     ll = torch.empty(B, device=logits.device, dtype=sum_dtype(logits.dtype))
-    grad = torch.empty((B, D) if store_grad else (0,), device=logits.device, dtype=logits.dtype)
-    if B == 0:
-        return ll, grad
-    if D == 0:
-        return ll.zero_(), grad
-    rows, cols, warps = tile(B, D, block_rows, block_cols, _chunk(logits))
-    launch(_bernoulli_ll_fwd_kernel, triton.cdiv(B, rows),
-           logits, x, ll, grad, B, logits.stride(0), logits.stride(1), x.stride(0), x.stride(1),
-           float(grad_scale), D=D, ACC=acc_dtype(logits.dtype), STORE_GRAD=bool(store_grad),
-           BLOCK_B=rows, BLOCK_D=cols, **loop_meta(B, D, rows, cols, _max_unroll(logits)), num_warps=warps)
+    grad = bernoulli_grad_like(logits) if store_grad else logits.new_empty((0,))
+    if B == 0 or logits.numel() == 0:
+        return (ll.zero_() if B else ll), grad
+    logits, x, (programs, strides, meta) = _planned(logits, x, block_rows, block_cols)
+    _launch.launch(_bernoulli_ll_fwd_kernel, programs, logits, x, ll, grad, B, *strides, grad_scale,
+                   STORE_GRAD=store_grad, **meta)
     return ll, grad
 
 
 def bernoulli_ll_bwd(logits, x, g, block_rows=None, block_cols=None):
-    """Recompute the gradient: a new contiguous (B, D) tensor of logits' dtype holding
-    ``g[b] * (x - sigmoid(logits))``. logits, x: 2-D (B, D) views, any strides; g: (B,), any
-    stride (stride 0 for an expanded scalar)."""
-    B, D = logits.shape
-    grad = torch.empty((B, D), device=logits.device, dtype=logits.dtype)
-    if B == 0 or D == 0:
+    """Recompute the gradient: a new tensor like ``bernoulli_grad_like(logits)`` holding
+    ``g[b] * (x - sigmoid(logits))``. logits, x: (B, ...), any strides; g: (B,), any stride
+    (stride 0 for an expanded scalar), or 0-d (the same for every row)."""
+    B = logits.shape[0]
+    grad = bernoulli_grad_like(logits)
+    if B == 0 or logits.numel() == 0:
         return grad
-    rows, cols, warps = tile(B, D, block_rows, block_cols, _chunk(logits))
-    launch(_bernoulli_ll_bwd_kernel, triton.cdiv(B, rows),
-           logits, x, g, grad, B, logits.stride(0), logits.stride(1), x.stride(0), x.stride(1), g.stride(0),
-           D=D, ACC=acc_dtype(logits.dtype), BLOCK_B=rows, BLOCK_D=cols,
-           **loop_meta(B, D, rows, cols, _max_unroll(logits)), num_warps=warps)
+    logits, x, (programs, strides, meta) = _planned(logits, x, block_rows, block_cols)
+    _launch.launch(_bernoulli_ll_bwd_kernel, programs, logits, x, g, grad, B, *strides, g.stride(0) if g.dim() else 0,
+                   **meta)
     return grad
 
 
-def bernoulli_ll_scale_grad_(grad, g, grad_scale=1.0, block_rows=None, block_cols=None):
-    """In place: ``grad[b] *= g[b] / grad_scale``; programs whose rows all have g == grad_scale return early.
+@functools.lru_cache(maxsize=1024)
+def _scale_plan(B, D, dtype, block_rows, block_cols):
+    rows, cols, warps = tile(B, D, block_rows, block_cols, _chunk(dtype))
+    check = max(rows, min(256, 1 << (B - 1).bit_length()))
+    return -(-B // check), dict(D=D, ACC=acc_dtype(dtype), CHECK_ROWS=check, BLOCK_B=rows, BLOCK_D=cols,
+                                num_warps=warps)
 
-    grad: contiguous (B, D), the buffer written by ``bernoulli_ll_fwd``; g: (B,) upstream
-    gradient, any stride (an expanded scalar has stride 0). No host synchronisation.
+
+def bernoulli_ll_scale_grad(grad, g, grad_scale=1.0, in_place=True, block_rows=None, block_cols=None):
+    """``grad[b] * g[b] / grad_scale``: in place (programs whose rows all have g == grad_scale
+    return at once, so the expected upstream gradient costs no pass), or into a new buffer
+    (``in_place=False``: the stored buffer stays as it was, for another backward).
+
+    grad: the buffer ``bernoulli_ll_fwd`` wrote (dense rows); g: (B,) upstream gradient, any
+    stride (an expanded scalar has stride 0), or a 0-d tensor (the same for every row). No
+    host synchronisation. Returns the result.
     """
-    B, D = grad.shape
-    if B == 0 or D == 0:
-        return grad
-    rows, cols, warps = tile(B, D, block_rows, block_cols, _chunk(grad))
-    check = max(rows, min(256, triton.next_power_of_2(B)))
-    launch(_scale_rows_kernel, triton.cdiv(B, check), grad, g, B, g.stride(0), float(grad_scale),
-           D=D, ACC=acc_dtype(g.dtype), CHECK_ROWS=check, BLOCK_B=rows, BLOCK_D=cols, num_warps=warps)
-    return grad
+    B = grad.shape[0]
+    out = grad if in_place else torch.empty_like(grad)
+    if B == 0 or grad.numel() == 0:
+        return out
+    programs, meta = _scale_plan(B, grad.numel() // B, g.dtype, block_rows, block_cols)
+    _launch.launch(_scale_rows_kernel, programs, grad, out, g, B, g.stride(0) if g.dim() else 0,
+                   float(grad_scale), IN_PLACE=in_place, **meta)
+    return out

@@ -25,13 +25,16 @@ dtype. Forward is one pass (read mu, logvar; write z and kl), backward is one pa
 logvar, gz, gkl; write grad_mu, grad_logvar). Math in float32 (float64 for float64 input).
 """
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
 
 from .._rows import sum_dtype
 from .._backend import INTERPRET
-from ._launch import acc_dtype, launch, load, store
+from . import _launch
+from ._launch import acc_dtype, load, store
 
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
@@ -233,21 +236,25 @@ def _reparameterize_kl_bwd_kernel(
                      L, ACC, SERIES_MAX, HAS_EPS, HAS_GZ, HAS_GKL, EVEN)
 
 
-def _series_max(dtype):
-    return 0.075 if dtype == torch.float64 else 0.5
-
-
 def _strides(t):
-    return (t.stride(0), t.stride(1)) if t is not None else (0, 0)
+    return t.stride() if t is not None else (0, 0)
 
 
-def _plan(B, L, block_rows, block_cols):
-    """Q (columns per quarter), and the tile: (BLOCK_B, BLOCK_Q, num_warps, EVEN)."""
-    Q = 4 * triton.cdiv(L, 16)
-    bq = block_cols or min(triton.next_power_of_2(Q), 1024 if INTERPRET else 64)
-    bb = block_rows or max(1, min(triton.next_power_of_2(B), (8192 if INTERPRET else 512) // bq))
+@functools.lru_cache(maxsize=1024)
+def _plan(B, L, dtype, block_rows, block_cols):
+    """``(programs, meta)`` of a launch over (B, L), computed once per key: Q (columns per
+    quarter; see the module docstring), the tile and the compile-time flags but the op's own."""
+    Q = 4 * -(-L // 16)
+    bq = block_cols or min(_pow2_at_least(Q), 1024 if INTERPRET else 64)
+    bb = block_rows or max(1, min(_pow2_at_least(B), (8192 if INTERPRET else 512) // bq))
     even = B % bb == 0 and Q % bq == 0 and 4 * Q == L
-    return Q, bb, bq, max(1, min(8, bb * bq // 128)), even
+    meta = dict(L=L, Q=Q, ACC=acc_dtype(dtype), SERIES_MAX=0.075 if dtype == torch.float64 else 0.5,
+                BLOCK_B=bb, BLOCK_Q=bq, EVEN=even, num_warps=max(1, min(8, bb * bq // 128)))
+    return -(-B // bb), meta
+
+
+def _pow2_at_least(n):
+    return 1 << max(n - 1, 0).bit_length()
 
 
 def reparameterize_kl_fwd(mu, logvar, eps=None, seed=None, write_z=True, write_kl=True,
@@ -260,21 +267,19 @@ def reparameterize_kl_fwd(mu, logvar, eps=None, seed=None, write_z=True, write_k
     empty when not ``write_kl``). ``block_cols`` overrides the counters per row chunk (tests).
     """
     B, L = mu.shape
-    dev = mu.device
-    z = torch.empty((B, L) if write_z else (0,), device=dev, dtype=mu.dtype)
-    kl = torch.empty((B,) if write_kl else (0,), device=dev, dtype=sum_dtype(mu.dtype))
+    z = torch.empty((B, L) if write_z else (0,), device=mu.device, dtype=mu.dtype)
+    kl = torch.empty((B,) if write_kl else (0,), device=mu.device, dtype=sum_dtype(mu.dtype))
     if B == 0 or not (write_z or write_kl):
         return z, kl
     if L == 0:
         return z, kl.zero_()
     if write_z and eps is None and seed is None:
         raise ValueError("reparameterize_kl_fwd: give eps or seed to draw z")
-    Q, bb, bq, warps, even = _plan(B, L, block_rows, block_cols)
-    launch(_reparameterize_kl_fwd_kernel, triton.cdiv(B, bb),
-           mu, logvar, eps if eps is not None else mu, seed if seed is not None else mu, z, kl, B,
-           *_strides(mu), *_strides(logvar), *_strides(eps),
-           L=L, Q=Q, ACC=acc_dtype(mu.dtype), SERIES_MAX=_series_max(mu.dtype), HAS_EPS=eps is not None,
-           WRITE_Z=bool(write_z), WRITE_KL=bool(write_kl), BLOCK_B=bb, BLOCK_Q=bq, EVEN=even, num_warps=warps)
+    programs, meta = _plan(B, L, mu.dtype, block_rows, block_cols)
+    _launch.launch(_reparameterize_kl_fwd_kernel, programs,
+                   mu, logvar, mu if eps is None else eps, mu if seed is None else seed, z, kl, B,
+                   *mu.stride(), *logvar.stride(), *_strides(eps),
+                   HAS_EPS=eps is not None, WRITE_Z=write_z, WRITE_KL=write_kl, **meta)
     return z, kl
 
 
@@ -291,13 +296,11 @@ def reparameterize_kl_bwd(mu, logvar, eps, seed, grad_z, grad_kl, block_rows=Non
         return gmu.zero_(), glv.zero_()
     if grad_z is not None and eps is None and seed is None:
         raise ValueError("reparameterize_kl_bwd: give eps or seed to regenerate eps")
-    Q, bb, bq, warps, even = _plan(B, L, block_rows, block_cols)
-    launch(_reparameterize_kl_bwd_kernel, triton.cdiv(B, bb),
-           mu, logvar, eps if eps is not None else mu, seed if seed is not None else mu,
-           grad_z if grad_z is not None else mu, grad_kl if grad_kl is not None else mu, gmu, glv, B,
-           *_strides(mu), *_strides(logvar), *_strides(eps), *_strides(grad_z),
-           grad_kl.stride(0) if grad_kl is not None else 0,
-           L=L, Q=Q, ACC=acc_dtype(mu.dtype), SERIES_MAX=_series_max(mu.dtype), HAS_EPS=eps is not None,
-           HAS_GZ=grad_z is not None, HAS_GKL=grad_kl is not None, BLOCK_B=bb, BLOCK_Q=bq, EVEN=even,
-           num_warps=warps)
+    programs, meta = _plan(B, L, mu.dtype, block_rows, block_cols)
+    _launch.launch(_reparameterize_kl_bwd_kernel, programs,
+                   mu, logvar, mu if eps is None else eps, mu if seed is None else seed,
+                   mu if grad_z is None else grad_z, mu if grad_kl is None else grad_kl, gmu, glv, B,
+                   *mu.stride(), *logvar.stride(), *_strides(eps), *_strides(grad_z),
+                   0 if grad_kl is None else grad_kl.stride(0),
+                   HAS_EPS=eps is not None, HAS_GZ=grad_z is not None, HAS_GKL=grad_kl is not None, **meta)
     return gmu, glv

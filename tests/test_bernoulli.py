@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import fastvae
 from fastvae import reference
-from fastvae.kernels import bernoulli_ll_bwd, bernoulli_ll_fwd, bernoulli_ll_scale_grad_
+from fastvae.kernels import bernoulli_ll_bwd, bernoulli_ll_fwd, bernoulli_ll_scale_grad
 
 from helpers import assert_close64, randn, sum_dtype
 
@@ -79,13 +79,13 @@ def test_scale_kernel_skips_rows_equal_to_the_expected_scale(device):
     grad = torch.randn(B, D, device=device)
     before = grad.clone()
     # every row as expected: untouched (programs return early)
-    bernoulli_ll_scale_grad_(grad, torch.full((B,), -0.25, device=device).expand(B), -0.25, block_rows=4)
+    bernoulli_ll_scale_grad(grad, torch.full((B,), -0.25, device=device).expand(B), -0.25, block_rows=4)
     assert torch.equal(grad, before)
     # one row differs: only that program's rows are rescaled, each by g / s
     g = torch.full((B,), -0.25, device=device)
     g[5] = 0.5
     g[12] = float("nan")  # a NaN upstream gradient is applied, never skipped
-    bernoulli_ll_scale_grad_(grad, g, -0.25, block_rows=4)
+    bernoulli_ll_scale_grad(grad, g, -0.25, block_rows=4)
     torch.testing.assert_close(grad[5], before[5] * -2.0)
     assert torch.isnan(grad[12]).all()
     keep = [i for i in range(B) if i not in (5, 12)]
@@ -104,12 +104,26 @@ def test_logits_are_never_overwritten(device):
     assert torch.equal(fastvae.bernoulli_log_likelihood(logits, x), ll)
 
 
-def test_retain_graph_second_backward_is_refused(device):
-    logits = torch.randn(4, 10, device=device, requires_grad=True)
-    ll = fastvae.bernoulli_log_likelihood(logits, _targets((4, 10), "float", device))
-    ll.sum().backward(retain_graph=True)
-    with pytest.raises(RuntimeError, match="backward ran twice"):
-        ll.sum().backward()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_retain_graph_second_backward_and_create_graph(backend, dtype, device):
+    # one behaviour on every backend and device: a second backward through a kept graph gives
+    # the gradient again (the stored buffer is left as the forward wrote it), and create_graph
+    # (second-order gradients) is refused rather than silently missing terms
+    fastvae.set_backend(backend)
+    logits = randn((4, 10), dtype, device, scale=3.0).requires_grad_(True)
+    x = _targets((4, 10), "float", device)
+    ll = fastvae.bernoulli_log_likelihood(logits, x)
+    g = torch.randn(4, device=device)
+    ll.backward(g, retain_graph=True)
+    first = logits.grad.clone()
+    logits.grad = None
+    ll.backward(2 * g, retain_graph=True)
+    torch.testing.assert_close(logits.grad, 2 * first, rtol=1e-2 if dtype == torch.float16 else 1e-6, atol=0)
+    _, gl64, _ = _ref64(logits, x, g)
+    assert_close64(first, gl64, msg="first backward")
+    with pytest.raises(RuntimeError, match="not twice differentiable"):
+        torch.autograd.grad(ll.sum(), logits, create_graph=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
@@ -160,7 +174,7 @@ def test_column_loop_and_many_programs(dtype, device):
     assert_close64(ll, ll64, msg="ll")
     assert_close64(grad, gl64, msg="grad")
     g = torch.randn(B, device=device, dtype=ll.dtype)
-    bernoulli_ll_scale_grad_(grad, g, -0.125, block_rows=4, block_cols=16)
+    bernoulli_ll_scale_grad(grad, g, -0.125, block_rows=4, block_cols=16)
     _, gl64, _ = _ref64(logits, x, g)
     assert_close64(grad, gl64, msg="rescaled grad")
     recomputed = bernoulli_ll_bwd(logits, x, g, block_rows=4, block_cols=16)
@@ -244,3 +258,35 @@ def test_well_fit_pixels_keep_relative_precision(side, dtype, device):
     g = torch.full((4,), 2.0, device=device, dtype=ll.dtype)
     torch.testing.assert_close(bernoulli_ll_bwd(lg.detach(), x, g).double(), 2.0 * sign * tiny / (1 + tiny),
                                rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "cropped", "permuted targets"])
+def test_strided_4d_logits_are_read_through_their_strides(layout, device, monkeypatch):
+    # a conv decoder's output: (B, C, H, W), channels-last or a crop of a larger map; the kernel
+    # walks it in its own memory order and reads the (differently laid out) targets to match,
+    # never making a contiguous copy of the logits first
+    from fastvae.kernels import _launch
+
+    base = randn((3, 4, 9, 10), torch.float32, device, scale=3.0)
+    if layout == "channels_last":
+        logits = base.to(memory_format=torch.channels_last)
+        x = _targets((3, 4, 9, 10), "uint8", device)
+    elif layout == "cropped":
+        logits = base[:, :, 1:-1, 2:-1]
+        x = _targets(tuple(logits.shape), "uint8", device)
+    else:
+        logits = base
+        x = _targets((3, 10, 9, 4), "uint8", device).permute(0, 3, 2, 1)
+    logits = logits.detach().requires_grad_(True)
+    seen = []
+    real = _launch.launch
+    monkeypatch.setattr(_launch, "launch", lambda k, n, *a, **m: (seen.append(a[0]), real(k, n, *a, **m))[1])
+    ll = fastvae.bernoulli_log_likelihood(logits, x)
+    g = torch.randn(3, device=device)
+    ll.backward(g)
+    assert seen[0] is logits, "the logits must reach the kernel as they are, not a copy"
+    ll64, gl64, _ = _ref64(logits, x, g)
+    assert_close64(ll, ll64, scale=5, msg="ll")
+    assert_close64(logits.grad, gl64, msg="grad_logits")
+    if layout == "channels_last":
+        assert logits.grad.is_contiguous(memory_format=torch.channels_last)

@@ -19,7 +19,7 @@ def test_self_check_passes(dtype, capsys):
 
 
 def test_self_check_fails_on_a_wrong_kernel(capsys, monkeypatch):
-    import fastvae.ops as ops
+    import fastvae.ops.bernoulli as ops
 
     real = ops.bernoulli_ll_scaled
     monkeypatch.setattr(ops, "bernoulli_ll_scaled", lambda l, x, s: real(l, x, s) * 1.01)
@@ -33,9 +33,14 @@ def test_count_bytes_runs(capsys, monkeypatch):
     runpy.run_path(str(path), run_name="__main__")
     out = capsys.readouterr().out
     assert "eager PyTorch:" in out
-    # the fused path: its three kernels forward, two backward, each once
-    assert "fastvae::bernoulli_ll x1, fastvae::draw_seed x1, fastvae::reparameterize_kl x1" in out
-    assert "fastvae::bernoulli_ll_scale_grad_ x1, fastvae::reparameterize_kl_backward x1" in out
+    # the fused path: two kernels forward, two backward, each launched once
+    eager = out.split("fastvae: ")[1].split("fastvae compiled: ")[0]
+    assert "triton::bernoulli_ll_fwd_kernel x1, triton::reparameterize_kl_fwd_kernel x1" in eager
+    assert "triton::reparameterize_kl_bwd_kernel x1, triton::scale_rows_kernel x1" in eager
+    # under torch.compile: the custom ops, the Bernoulli gradient recomputed in backward
+    compiled = out.split("fastvae compiled: ")[1]
+    assert "fastvae::bernoulli_ll x1, fastvae::draw_seed x1, fastvae::reparameterize_kl x1" in compiled
+    assert "fastvae::bernoulli_ll_backward x1, fastvae::reparameterize_kl_backward x1" in compiled
     ratio = float(out.split("ratio eager / fastvae bytes: ")[1].split("x")[0])
     assert ratio > 2
 
@@ -53,3 +58,5 @@ def test_readme_byte_table_matches_count_bytes(dtype, capsys):
     assert f"{ef} + {eb}, {totals['eager PyTorch'] / 1e6:.0f} MB" in row, row
     assert f"{totals['fastvae'] / 1e6:.0f} MB" in row, row
     assert f"{totals['eager PyTorch'] / totals['fastvae']:.1f}x" in row, row
+    assert f"{totals['fastvae compiled'] / 1e6:.0f} MB" in row, row
+    assert f"{totals['eager PyTorch'] / totals['fastvae compiled']:.1f}x" in row, row
