@@ -34,7 +34,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from ._checks import check_int
+from .._checks import check_int
 
 __all__ = [
     "DATASETS",
