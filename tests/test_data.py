@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from fastvae import data
+from fastvae.data import formats
 
 ENV = "FASTVAE_DATA_DIR"
 
@@ -89,7 +90,7 @@ def test_read_amat_chunks_on_line_boundaries(tmp_path):
     path = _write_amat(tmp_path / "a.amat", rows)
     raw = path.read_bytes()
     for chunk in (7, 100, 333, len(raw)):
-        np.testing.assert_array_equal(data._amat_fast(raw, 50, chunk_bytes=chunk), rows)
+        np.testing.assert_array_equal(formats._amat_fast(raw, 50, chunk_bytes=chunk), rows)
 
 
 @pytest.mark.parametrize("bad_line, message", [
