@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fastvae import data
-from fastvae.data import formats
+from fastvae.data import formats, shapes
 
 ENV = "FASTVAE_DATA_DIR"
 
@@ -350,7 +350,7 @@ def _reference_mask(p, i, size):
 @pytest.mark.parametrize("size", [28, 64])
 def test_shapes_match_a_reference_drawing(size):
     n = 45
-    p = data._shape_params(n, size, np.random.default_rng(7))
+    p = shapes._shape_params(n, size, np.random.default_rng(7))
     images = data.make_shapes(n, size, seed=7)
     assert set(np.unique(p["kind"])) == {data.SQUARE, data.ELLIPSE, data.TRIANGLE}
     for i in range(n):
