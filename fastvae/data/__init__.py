@@ -21,11 +21,7 @@ pipeline is never what limits samples/s.
 
 from __future__ import annotations
 
-import http.client
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Optional
 
@@ -37,6 +33,9 @@ from ._common import DATASETS, SPLITS, check_name
 from ._random import binarize, seed_for, seeded_generator
 from .formats import read_amat, read_binary_npz, read_idx_images
 from .loader import DeviceLoader
+from .sources import (BMNIST_AMAT, BMNIST_NPZ, BMNIST_URL, ENV_VAR, MNIST_FILES, MNIST_URL, download,
+                      missing_files_error, resolve_dir)
+from .sources import download as download_files  # load_dataset's `download` argument hides the name
 from .shapes import (ELLIPSE, SHAPES_DEFAULT_COUNTS, SHAPES_SIZES, SQUARE, TRIANGLE, make_shapes,
                      make_shapes_splits)
 
@@ -51,110 +50,7 @@ __all__ = [
     "read_idx_images",
 ]
 
-ENV_VAR = "FASTVAE_DATA_DIR"
-
 MNIST_VALID = 10000  # the last 10000 of the 60000 training images
-
-BMNIST_NPZ = "binarized_mnist.npz"
-BMNIST_AMAT = {s: f"binarized_mnist_{s}.amat" for s in SPLITS}
-BMNIST_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
-MNIST_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
-MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
-
-# what download() fetches: name -> [(url, file name)]
-_DOWNLOADS = {
-    "binarized-mnist": [(BMNIST_URL + f, f) for f in BMNIST_AMAT.values()],
-    "mnist": [(MNIST_URL + f + ".gz", f + ".gz") for f in MNIST_FILES.values()],
-}
-
-
-# --------------------------------------------------------------------------------------------
-# directories, expected files, download
-# --------------------------------------------------------------------------------------------
-
-def _how_to_get(name, directory):
-    urls = ", ".join(u for u, _ in _DOWNLOADS[name])
-    d = directory if directory is not None else "DIR"
-    return (f"To get them run fastvae.data.download({name!r}, {d!r}) in Python, or "
-            f"`python -m fastvae.train --data {name} --data-dir {d} --download`; "
-            f"without network, download {urls} elsewhere and put the files in {d}.")
-
-
-def _expected_files(name):
-    if name == "binarized-mnist":
-        return (f"{BMNIST_NPZ} (arrays train/valid/test, uint8 (N, 784)), or the three text files "
-                + ", ".join(BMNIST_AMAT.values()))
-    return " and ".join(f"{f} (or {f}.gz)" for f in MNIST_FILES.values())
-
-
-def _resolve_dir(name, data_dir):
-    """(directory, where the setting came from); a clear FileNotFoundError when there is none."""
-    if data_dir is not None:
-        return os.path.expanduser(os.fspath(data_dir)), "the data_dir argument"
-    env = os.environ.get(ENV_VAR, "")
-    if env:
-        return os.path.expanduser(env), f"${ENV_VAR}"
-    raise FileNotFoundError(
-        f"no data directory for {name!r}: pass --data-dir (data_dir= in Python) or set the "
-        f"{ENV_VAR} environment variable to the directory holding {_expected_files(name)}. "
-        + _how_to_get(name, None))
-
-
-def _missing(name, directory, source, detail):
-    return FileNotFoundError(
-        f"{name} files not found in {directory} (from {source}; set it with --data-dir or "
-        f"{ENV_VAR}): {detail}. Expected {_expected_files(name)}. " + _how_to_get(name, directory))
-
-
-def _fetch(url, dest, timeout=60.0):
-    """urllib download to a temporary file in the destination directory, renamed into place
-    only when complete (a partial file never takes the real name)."""
-    directory = os.path.dirname(dest)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", suffix=".part", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
-            while True:
-                block = response.read(1 << 20)
-                if not block:
-                    break
-                f.write(block)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def download(name: str, data_dir: Optional[str] = None) -> str:
-    """Download the files of ``name`` ("binarized-mnist": the three ``.amat`` files; "mnist":
-    the two gzipped IDX image files) into ``data_dir`` (default ``$FASTVAE_DATA_DIR``; created if
-    needed) and return that directory. Files already present are kept. On a network failure,
-    a ``RuntimeError`` names the URL and where to put the files by hand. "shapes" is generated,
-    so there is nothing to download (``ValueError``)."""
-    check_name(name)
-    if name == "shapes":
-        raise ValueError("'shapes' is generated from a seed; there is nothing to download")
-    directory, _ = _resolve_dir(name, data_dir)
-    os.makedirs(directory, exist_ok=True)
-    if name == "binarized-mnist" and os.path.exists(os.path.join(directory, BMNIST_NPZ)):
-        return directory
-    for url, fname in _DOWNLOADS[name]:
-        dest = os.path.join(directory, fname)
-        if os.path.exists(dest) or (fname.endswith(".gz") and os.path.exists(dest[:-3])):
-            continue
-        try:
-            _fetch(url, dest)
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:  # HTTP errors, timeouts
-            reason = getattr(e, "reason", None) or e
-            raise RuntimeError(
-                f"could not download {url}: {reason}. Without network, download it elsewhere and "
-                f"put it in {directory} as {fname}; {name} needs {_expected_files(name)}.") from e
-    return directory
-
-
-_download = download  # load_dataset's `download` argument hides the function
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,7 +117,7 @@ def _load_binarized_mnist(directory, source):
     paths = {s: os.path.join(directory, f) for s, f in BMNIST_AMAT.items()}
     absent = [os.path.basename(p) for p in paths.values() if not os.path.isfile(p)]
     if absent:
-        raise _missing("binarized-mnist", directory, source,
+        raise missing_files_error("binarized-mnist", directory, source,
                        f"no {BMNIST_NPZ} and no {', '.join(absent)}")
     return {s: _as_images(read_amat(p), p) for s, p in paths.items()}
 
@@ -234,7 +130,7 @@ def _load_mnist(directory, source):
             if os.path.isfile(path):
                 break
         else:
-            raise _missing("mnist", directory, source, f"no {fname} or {fname}.gz")
+            raise missing_files_error("mnist", directory, source, f"no {fname} or {fname}.gz")
         images = read_idx_images(path)
         if images.shape[1:] != (28, 28):
             raise ValueError(f"{path}: MNIST images are 28x28, got {images.shape[1]}x{images.shape[2]}")
@@ -276,11 +172,11 @@ def load_dataset(name: str, data_dir: Optional[str] = None, *, seed: int = 0, im
         raise ValueError(f"image_size must be 28 for {name} (MNIST images are 28x28), got {image_size}")
     if channels != 1:
         raise ValueError(f"channels must be 1 for {name} (MNIST is grey-level), got {channels}")
-    directory, source = _resolve_dir(name, data_dir)
+    directory, source = resolve_dir(name, data_dir)
     if download:
-        _download(name, directory)
+        download_files(name, directory)
     elif not os.path.isdir(directory):
-        raise _missing(name, directory, source, "the directory does not exist")
+        raise missing_files_error(name, directory, source, "the directory does not exist")
     loader = _load_binarized_mnist if name == "binarized-mnist" else _load_mnist
     arrays = loader(directory, source)
     splits = {s: torch.from_numpy(np.ascontiguousarray(_truncate(s, arrays[s], nums[s], f"num_{s}")))
