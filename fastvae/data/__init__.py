@@ -1,0 +1,44 @@
+"""Data sets for training binary-output VAEs, and a loader that keeps them on the device.
+
+Three data sets (``DATASETS``):
+
+- ``"shapes"``: binary images of squares, ellipses and triangles at random position, scale and
+  rotation, generated from a seed (no download, no files; 28x28 or 64x64, 1 or 3 channels).
+- ``"binarized-mnist"``: the fixed binarization of Larochelle & Murray (2011), 50000/10000/10000,
+  read from ``binarized_mnist.npz`` (arrays ``train``/``valid``/``test``, uint8 (N, 784) of 0/1)
+  or, when there is no npz, from the original text files ``binarized_mnist_{train,valid,test}.amat``.
+- ``"mnist"``: grey-level MNIST from the IDX files ``train-images-idx3-ubyte[.gz]`` and
+  ``t10k-images-idx3-ubyte[.gz]``, binarized dynamically (a fresh Bernoulli(grey/255) sample per
+  batch). valid is the last 10000 training images, train the first 50000, test is t10k.
+
+Files are looked up in ``data_dir`` or, when that is not given, ``$FASTVAE_DATA_DIR``. Nothing is
+downloaded unless asked (``download(name, data_dir)`` or ``load_dataset(..., download=True)``).
+
+``DeviceLoader`` serves batches from a uint8 tensor already on the device: one ``randperm`` per
+epoch and one ``index_select`` per batch, no host syncs and no per-example Python, so the input
+pipeline is never what limits samples/s.
+
+Modules: ``formats`` (file readers), ``shapes`` (the generated data set), ``sources`` (data
+directory, expected files, download), ``datasets`` (``Dataset``, ``load_dataset``), ``loader``
+(``DeviceLoader``).
+"""
+
+# Every name below was importable from fastvae.data before it became a package, and still is
+# (the constants too, though only the names in __all__ are the API).
+from ._common import DATASETS, SPLITS  # noqa: F401
+from .datasets import MNIST_VALID, Dataset, load_dataset  # noqa: F401
+from .formats import read_amat, read_idx_images
+from .loader import DeviceLoader
+from .shapes import ELLIPSE, SHAPES_DEFAULT_COUNTS, SHAPES_SIZES, SQUARE, TRIANGLE, make_shapes  # noqa: F401
+from .sources import BMNIST_AMAT, BMNIST_NPZ, BMNIST_URL, ENV_VAR, MNIST_FILES, MNIST_URL, download  # noqa: F401
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "DeviceLoader",
+    "download",
+    "load_dataset",
+    "make_shapes",
+    "read_amat",
+    "read_idx_images",
+]

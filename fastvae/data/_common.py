@@ -1,0 +1,9 @@
+"""Names shared by the modules of ``fastvae.data``: the data sets and their splits."""
+
+DATASETS = ("shapes", "binarized-mnist", "mnist")
+SPLITS = ("train", "valid", "test")
+
+
+def check_name(name):
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")

@@ -1,0 +1,148 @@
+"""The data sets as tensors: ``Dataset`` (three uint8 splits) and ``load_dataset``, which
+generates "shapes" or reads the MNIST files found by ``sources``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .._checks import check_int
+from ._common import SPLITS, check_name
+from ._random import binarize, seed_for, seeded_generator
+from .formats import read_amat, read_binary_npz, read_idx_images
+from .shapes import make_shapes_splits
+from .sources import BMNIST_AMAT, BMNIST_NPZ, MNIST_FILES, missing_files_error, resolve_dir
+from .sources import download as download_files  # load_dataset's `download` argument hides the name
+
+MNIST_VALID = 10000  # the last 10000 of the 60000 training images
+
+
+@dataclass
+class Dataset:
+    """Three uint8 splits of shape (N, C, H, W). Static data (``dynamic=False``) holds 0/1;
+    dynamic data holds grey levels 0..255, binarized per batch by ``DeviceLoader(dynamic=True)``
+    and, for evaluation, once and for all by ``binarized(split, seed)``."""
+
+    name: str
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+    dynamic: bool
+
+    @property
+    def shape(self) -> tuple:
+        """(C, H, W) of one image."""
+        return tuple(self.train.shape[1:])
+
+    def to(self, device) -> "Dataset":
+        """A copy with every split on ``device`` (uint8 stays uint8)."""
+        return Dataset(self.name, self.train.to(device), self.valid.to(device), self.test.to(device),
+                       self.dynamic)
+
+    def split(self, split: str) -> torch.Tensor:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        return getattr(self, split)
+
+    def binarized(self, split: str, seed: int) -> torch.Tensor:
+        """A fixed binarization (uint8 0/1, on the split's device) of ``split``, a pure function
+        of ``(seed, split)``: the evaluation set for dynamic data. Static data is returned as is."""
+        data = self.split(split)
+        seed = check_int("seed", seed)
+        if not self.dynamic:
+            return data
+        return binarize(data, seeded_generator(data.device, seed_for(seed, SPLITS.index(split), 0xB1)))
+
+
+def _truncate(name, arr, n, arg):
+    if n is None:
+        return arr
+    n = check_int(arg, n, 0)
+    if n > arr.shape[0]:
+        raise ValueError(f"{arg}={n} is larger than the {name} split ({arr.shape[0]} images)")
+    return arr[:n]
+
+
+def _as_images(arr, path):
+    if arr.ndim < 2 or int(np.prod(arr.shape[1:])) != 784:
+        raise ValueError(f"{path}: expected images of 784 = 28x28 pixels, got array shape {arr.shape}")
+    return arr.reshape(arr.shape[0], 1, 28, 28)
+
+
+def _load_binarized_mnist(directory, source):
+    npz = os.path.join(directory, BMNIST_NPZ)
+    if os.path.isfile(npz):
+        arrays = read_binary_npz(npz, SPLITS)
+        return {s: _as_images(a, f"{npz}[{s!r}]") for s, a in arrays.items()}
+    paths = {s: os.path.join(directory, f) for s, f in BMNIST_AMAT.items()}
+    absent = [os.path.basename(p) for p in paths.values() if not os.path.isfile(p)]
+    if absent:
+        raise missing_files_error("binarized-mnist", directory, source,
+                                  f"no {BMNIST_NPZ} and no {', '.join(absent)}")
+    return {s: _as_images(read_amat(p), p) for s, p in paths.items()}
+
+
+def _load_mnist(directory, source):
+    arrays = {}
+    for split, fname in MNIST_FILES.items():
+        for candidate in (fname, fname + ".gz"):
+            path = os.path.join(directory, candidate)
+            if os.path.isfile(path):
+                break
+        else:
+            raise missing_files_error("mnist", directory, source, f"no {fname} or {fname}.gz")
+        images = read_idx_images(path)
+        if images.shape[1:] != (28, 28):
+            raise ValueError(f"{path}: MNIST images are 28x28, got {images.shape[1]}x{images.shape[2]}")
+        arrays[split] = images
+    train = arrays["train"]
+    if train.shape[0] <= MNIST_VALID:
+        raise ValueError(f"{MNIST_FILES['train']} holds {train.shape[0]} images; the valid split is the "
+                         f"last {MNIST_VALID}, so it needs more than that (MNIST has 60000)")
+    out = {"train": train[:-MNIST_VALID], "valid": train[-MNIST_VALID:], "test": arrays["test"]}
+    return {s: a[:, None] for s, a in out.items()}
+
+
+def load_dataset(name: str, data_dir: Optional[str] = None, *, seed: int = 0, image_size: int = 28,
+                 channels: int = 1, download: bool = False,
+                 num_train: Optional[int] = None, num_valid: Optional[int] = None,
+                 num_test: Optional[int] = None) -> Dataset:
+    """Load (or, for "shapes", generate) a data set as CPU uint8 tensors (N, C, H, W);
+    ``.to(device)`` the result to train from device memory.
+
+    shapes: ``image_size`` 28 or 64, ``channels`` 1 or 3, ``num_*`` the split sizes (default
+    50000/10000/10000); each split is generated from its own stream of ``seed``
+    (``SeedSequence(seed, spawn_key=(split index,))``), so the splits are disjoint draws.
+    ``data_dir`` and ``download`` are ignored.
+
+    binarized-mnist, mnist: files from ``data_dir`` or ``$FASTVAE_DATA_DIR`` (the argument wins);
+    ``download=True`` fetches missing files first. ``image_size`` must be 28 and ``channels`` 1;
+    ``num_*`` keep the first n images of a split; ``seed`` is unused (the splits are fixed).
+    """
+    check_name(name)
+    seed = check_int("seed", seed, 0)
+    nums = {"train": num_train, "valid": num_valid, "test": num_test}
+    if name == "shapes":
+        splits = {s: torch.from_numpy(a) for s, a in make_shapes_splits(seed, image_size, channels, nums).items()}
+        return Dataset(name, splits["train"], splits["valid"], splits["test"], dynamic=False)
+
+    check_int("image_size", image_size)
+    check_int("channels", channels)
+    if image_size != 28:
+        raise ValueError(f"image_size must be 28 for {name} (MNIST images are 28x28), got {image_size}")
+    if channels != 1:
+        raise ValueError(f"channels must be 1 for {name} (MNIST is grey-level), got {channels}")
+    directory, source = resolve_dir(name, data_dir)
+    if download:
+        download_files(name, directory)
+    elif not os.path.isdir(directory):
+        raise missing_files_error(name, directory, source, "the directory does not exist")
+    loader = _load_binarized_mnist if name == "binarized-mnist" else _load_mnist
+    arrays = loader(directory, source)
+    splits = {s: torch.from_numpy(np.ascontiguousarray(_truncate(s, arrays[s], nums[s], f"num_{s}")))
+              for s in SPLITS}
+    return Dataset(name, splits["train"], splits["valid"], splits["test"], dynamic=(name == "mnist"))
