@@ -147,12 +147,18 @@ HEADLINE = [(Config("elbo_loss", 65536, "float32", dim=784, latent=64, targets="
 # --------------------------------------------------------------------------- the sweeps
 
 # batch sizes of a fused op per sweep; the "gpu" sweep grows them until the memory is full
-OP_BATCHES = {"gpu_quick": [256, 65536], "cpu": [256, 1024, 4096, 16384], "cpu_quick": [256, 2048]}
+OP_BATCHES = {"gpu_quick": [256, 65536], "cpu": [256, 1024, 4096, 16384], "cpu_quick": [256, 2048],
+              "small": [64, 256, 1024, 4096, 8192]}
 DEFAULT_DTYPES = {"gpu": ["float32", "bfloat16"], "gpu_quick": ["float32", "bfloat16"],
-                  "cpu": ["float32", "bfloat16"], "cpu_quick": ["float32"]}
+                  "cpu": ["float32", "bfloat16"], "cpu_quick": ["float32"], "small": ["float32"]}
+# the small-batch sweep (``--small``): where the host work of a call decides the speed
+SMALL = {"reparameterize_kl": [dict(latent=64)], "bernoulli_ll": [dict(dim=784, targets="uint8")],
+         "elbo_loss": [dict(dim=784, latent=64, targets="uint8")], "train_step": [dict(model="mlp")]}
 
 
-def sweep_name(dev, quick):
+def sweep_name(dev, quick, small=False):
+    if small:
+        return "small"
     return ("gpu" if dev.type == "cuda" else "cpu") + ("_quick" if quick else "")
 
 
@@ -184,9 +190,9 @@ def configs(op, sweep, dtypes, memory_bytes):
     for dtype in dtypes:
         if case.dtypes is not None and dtype not in case.dtypes:
             continue
-        for fam in case.sweeps[sweep]:
+        for fam in (SMALL.get(op, []) if sweep == "small" else case.sweeps[sweep]):
             if case.batches is not None:
-                batches = case.batches[sweep]
+                batches = case.batches.get(sweep, OP_BATCHES.get(sweep))
             elif sweep == "gpu":
                 batches = gpu_batches(op, fam, dtype, memory_bytes)
             else:

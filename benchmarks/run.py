@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """Time fastvae's fused ops against eager PyTorch and ``torch.compile``, on your machine.
 
-Usage: ``python benchmarks/run.py [--quick] [--only OP] [--dtype DTYPE] [--device cuda|cpu]
-[--out DIR] [--no-plots]``. OP: reparameterize_kl, bernoulli_ll, elbo_loss, train_step.
+Usage: ``python benchmarks/run.py [--quick | --small | --overhead] [--only OP] [--dtype DTYPE]
+[--device cuda|cpu] [--out DIR] [--no-plots]``. OP: see ``cases.py``. ``--small``: the
+small-batch sweep (B = 64 ... 8192, real kernels); ``--overhead``: host time per step at B = 4
+with fastvae's Triton launches stubbed (``overhead.py``).
 
 This is the command: its arguments and the order of the work. What is measured: ``cases.py``,
 one entry per case (add a case there); checked, timed, measured: ``checks.py``, ``timing.py``,
@@ -51,7 +53,11 @@ def _names(values, allowed, what, parser):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python benchmarks/run.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a few sizes, the headline configurations: minutes")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="a few sizes, the headline configurations: minutes")
+    mode.add_argument("--small", action="store_true", help="the small-batch sweep: B = 64 ... 8192, launch-bound sizes")
+    mode.add_argument("--overhead", action="store_true",
+                      help="host microseconds per step at B=4, fastvae's Triton launches stubbed (overhead.py)")
     p.add_argument("--only", action="append", metavar="OP",
                    help=f"run only these ops (repeat or comma-separate): {', '.join(cases.CASES)}")
     p.add_argument("--dtype", action="append", metavar="DTYPE",
@@ -82,7 +88,7 @@ def run_benchmarks(a, dev, timer, meta, save=lambda: None):
     """Run the sweep, appending to ``meta["records"]`` and calling ``save()`` after every
     configuration (so a run stopped for any reason keeps its results). Raises ``Mismatch`` or
     ``Fatal`` after saving; stops early at ``--max-minutes``."""
-    sweep = cases.sweep_name(dev, a.quick)
+    sweep = cases.sweep_name(dev, a.quick, a.small)
     dtypes = a.dtype or cases.DEFAULT_DTYPES[sweep]
     memory = torch.cuda.get_device_properties(dev).total_memory if dev.type == "cuda" else 0
     records = meta["records"]
@@ -116,6 +122,23 @@ def run_benchmarks(a, dev, timer, meta, save=lambda: None):
     return records
 
 
+def run_overhead(a, dev, meta):
+    """``--overhead``: one record, printed and written to ``<out>/<device>-<date>-overhead.json``."""
+    import json
+
+    import overhead
+
+    rec = overhead.record(dev, overhead.measure(dev))
+    for line in overhead.lines(rec):
+        print(line)
+    meta.update(records=[], overhead=rec)
+    a.out.mkdir(parents=True, exist_ok=True)
+    path = a.out / f"{meta['device_slug']}-{meta['date']}-overhead.json"
+    path.write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     a = parse_args(argv)
@@ -124,6 +147,9 @@ def main(argv=None):
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
+    if a.overhead:
+        with timing.settings(dev, a.threads):
+            return run_overhead(a, dev, metadata(dev, argv, False, timing.timer_for(dev, False)))
     with timing.settings(dev, a.threads):
         timer = timing.timer_for(dev, a.quick)
         meta = metadata(dev, argv, a.quick, timer)
@@ -132,7 +158,7 @@ def main(argv=None):
         meta["copy_bandwidth"] = timing.copy_bandwidth(dev, timer, a.quick)
         print(f"copy bandwidth: {meta['copy_bandwidth']['gb_per_s']:.1f} GB/s")
         meta["records"] = []
-        stem = report.stem(meta, a.only, a.dtype, a.quick)
+        stem = report.stem(meta, a.only, a.dtype, a.quick) + ("-small" if a.small else "")
         try:
             run_benchmarks(a, dev, timer, meta, save=lambda: report.write_results(meta, a.out, stem, False))
         except (checks.Mismatch, checks.Fatal) as e:

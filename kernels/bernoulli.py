@@ -85,12 +85,14 @@ def _terms(l, x, ACC: tl.constexpr):
 
 @triton.jit
 def _bernoulli_ll_fwd_kernel(
-    l_ptr, x_ptr, ll_ptr, grad_ptr, B, stride_lb, l_s1, l_s2, l_s3, stride_xb, x_s1, x_s2, x_s3, grad_scale,
+    l_ptr, x_ptr, ll_ptr, grad_ptr, kl_ptr, rows_ptr, B, stride_lb, l_s1, l_s2, l_s3, stride_xb, x_s1, x_s2, x_s3,
+    grad_scale, beta,
     D: tl.constexpr, L_N2: tl.constexpr, L_N3: tl.constexpr, X_N2: tl.constexpr, X_N3: tl.constexpr,
-    ACC: tl.constexpr, STORE_GRAD: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
+    ACC: tl.constexpr, STORE_GRAD: tl.constexpr, HAS_KL: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
     EVEN: tl.constexpr, UNROLL: tl.constexpr,
 ):
-    # ll[b] = sum_d x*l - softplus(l); with STORE_GRAD also grad[b, d] = grad_scale * (x - sigmoid(l))
+    # ll[b] = sum_d x*l - softplus(l); with STORE_GRAD also grad[b, d] = grad_scale * (x - sigmoid(l));
+    # with HAS_KL also the negative ELBO's rows[b] = beta * kl[b] - ll[b]
     rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rows < B
     l_row, x_row, g_row = l_ptr + rows * stride_lb, x_ptr + rows * stride_xb, grad_ptr + rows * D
@@ -107,7 +109,11 @@ def _bernoulli_ll_fwd_kernel(
             acc += term  # rows past B are summed but never stored
         else:
             acc += tl.where(mask, term, 0.0)
-    store(ll_ptr + rows, tl.sum(acc, axis=1).to(ll_ptr.dtype.element_ty), row_ok, EVEN)
+    ll = tl.sum(acc, axis=1)
+    store(ll_ptr + rows, ll.to(ll_ptr.dtype.element_ty), row_ok, EVEN)
+    if HAS_KL:
+        kl = load(kl_ptr + rows, row_ok, EVEN).to(ACC)
+        store(rows_ptr + rows, (beta * kl - ll).to(rows_ptr.dtype.element_ty), row_ok, EVEN)
 
 
 @triton.jit
@@ -201,23 +207,30 @@ def bernoulli_grad_like(logits):
     return empty_in_order(logits, column_order(tuple(logits.shape), logits.stride()))
 
 
-def bernoulli_ll_fwd(logits, x, grad_scale=1.0, store_grad=False, block_rows=None, block_cols=None):
+def bernoulli_ll_fwd(logits, x, grad_scale=1.0, store_grad=False, kl=None, beta=1.0,
+                     block_rows=None, block_cols=None):
     """Launch the forward on (B, ...) tensors of one shape (any strides; read through them).
 
     logits: float16/bfloat16/float32/float64; x: any float dtype, bool or uint8.
     Returns ``(ll, grad)``: ll (B,) float32 (float64 for float64 logits); grad a new tensor like
     ``bernoulli_grad_like(logits)`` holding ``grad_scale * (x - sigmoid(l))``, or an empty tensor
-    when ``store_grad`` is False.
+    when ``store_grad`` is False. With ``kl`` ((B,), ll's dtype) returns ``(ll, grad, rows)``,
+    rows = ``beta * kl - ll``: the negative ELBO per row, formed in the same pass.
     """
     B = logits.shape[0]
     ll = torch.empty(B, device=logits.device, dtype=sum_dtype(logits.dtype))
     grad = bernoulli_grad_like(logits) if store_grad else logits.new_empty((0,))
+    rows = None if kl is None else torch.empty_like(ll)
     if B == 0 or logits.numel() == 0:
-        return (ll.zero_() if B else ll), grad
+        ll.zero_()
+        if kl is not None:
+            torch.mul(kl, beta, out=rows)
+        return (ll, grad) if kl is None else (ll, grad, rows)
     logits, x, (programs, strides, meta) = _planned(logits, x, block_rows, block_cols)
-    _launch.launch(_bernoulli_ll_fwd_kernel, programs, logits, x, ll, grad, B, *strides, grad_scale,
-                   STORE_GRAD=store_grad, **meta)
-    return ll, grad
+    _launch.launch(_bernoulli_ll_fwd_kernel, programs, logits, x, ll, grad, ll if kl is None else kl,
+                   ll if kl is None else rows, B, *strides, grad_scale, beta, STORE_GRAD=store_grad,
+                   HAS_KL=kl is not None, **meta)
+    return (ll, grad) if kl is None else (ll, grad, rows)
 
 
 def bernoulli_ll_bwd(logits, x, g, block_rows=None, block_cols=None):

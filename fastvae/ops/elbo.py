@@ -12,7 +12,7 @@ compiler fuses the glue), see ``fastvae.loss``.
 
 import torch
 
-from .._rows import reduce_rows
+from .._rows import reduce_rows, sum_dtype
 from ._route import graph_kept, kernels, once_differentiable
 
 
@@ -29,8 +29,12 @@ class fastvae_elbo(torch.autograd.Function):  # noqa: N801 - the name grad_fn sh
         B = logits.shape[0]
         w = _row_weight(reduction, B)
         store = logits.requires_grad and logits.dtype != torch.float16
-        ll, grad = kernels().bernoulli_ll_fwd(logits, x, -w, store)
-        loss = reduce_rows(beta * kl - ll, reduction)
+        if kl.dtype == sum_dtype(logits.dtype):  # the rows beta * kl - ll formed in the kernel's pass
+            ll, grad, rows = kernels().bernoulli_ll_fwd(logits, x, -w, store, kl, beta)
+        else:  # kl float64 with float32 sums: promoted as the reference does
+            ll, grad = kernels().bernoulli_ll_fwd(logits, x, -w, store)
+            rows = beta * kl - ll
+        loss = reduce_rows(rows, reduction)
         recompute = logits.requires_grad and not store
         ctx.save_for_backward(grad if store else None, logits if recompute or x.requires_grad else None,
                               x if recompute else None)
