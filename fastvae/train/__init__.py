@@ -31,8 +31,8 @@ import time
 import torch
 import torch.distributed as dist
 
-from . import __version__, data as fdata, evaluate
-from .models import ACTIVATIONS, ConvVAE, MLPVAE
+from .. import __version__, data as fdata, evaluate
+from ..models import ACTIVATIONS, ConvVAE, MLPVAE
 
 CHECKPOINT = "checkpoint.pt"
 # configuration that must match for --resume to continue the same run
@@ -589,7 +589,7 @@ def _run(args, d):
 def _backend_used(model, x):
     if not model.fused:
         return "reference"
-    from ._backend import use_triton
+    from .._backend import use_triton
     return "triton" if use_triton(x) else "reference (fastvae's CPU path)"
 
 
@@ -606,6 +606,3 @@ def main(argv=None):
         return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
