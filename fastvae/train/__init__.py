@@ -28,11 +28,11 @@ import sys
 import time
 
 import torch
-import torch.distributed as dist
 
 from .. import __version__, data as fdata, evaluate
 from ..models import ConvVAE, MLPVAE
 from .args import build_parser, prog_name, run_config
+from .distributed import Dist, process_group
 
 CHECKPOINT = "checkpoint.pt"
 # configuration that must match for --resume to continue the same run
@@ -43,53 +43,6 @@ _SAME_RUN = ("data", "image_size", "channels", "num_train", "num_test", "arch", 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-# --------------------------------------------------------------------------- distributed helpers
-
-class Dist:
-    """Rank, world size and reductions; a single process is world size 1 with no process group."""
-
-    def __init__(self, device_arg):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        want = device_arg or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.device = torch.device(want)
-        if self.device.type == "cuda" and self.world > 1 and self.device.index not in (None, local):
-            raise ValueError(f"under torchrun each process uses cuda:LOCAL_RANK; pass --device cuda, "
-                             f"not {device_arg}")
-        if self.device.type == "cuda" and self.device.index is None:
-            self.device = torch.device("cuda", local if self.world > 1 else torch.cuda.current_device())
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-        if self.world > 1:
-            backend = "nccl" if self.device.type == "cuda" else "gloo"
-            dist.init_process_group(backend)
-
-    @property
-    def main(self):
-        return self.rank == 0
-
-    def sum(self, t):
-        if self.world > 1:
-            dist.all_reduce(t)
-        return t
-
-    def gather(self, obj):
-        if self.world == 1:
-            return [obj]
-        out = [None] * self.world
-        dist.all_gather_object(out, obj)
-        return out
-
-    def barrier(self):
-        if self.world > 1:
-            dist.barrier()
-
-    def close(self):
-        if self.world > 1:
-            dist.destroy_process_group()
 
 
 # --------------------------------------------------------------------------- pieces
@@ -287,15 +240,8 @@ def write_plots(model, test_x, history, curve, out):
 # --------------------------------------------------------------------------- the run
 
 def run(args):
-    d = Dist(args.device)
-    try:
-        result = _run(args, d)
-        # every rank waits for rank 0's files before the process group goes: a rank tearing
-        # down Gloo while another still uses it can abort that one at exit
-        d.barrier()
-        return result
-    finally:
-        d.close()
+    with process_group(args.device) as d:
+        return _run(args, d)
 
 
 def _run(args, d):
