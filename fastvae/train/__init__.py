@@ -20,7 +20,6 @@ timed on the host with the device synchronised, leaving out each invocation's fi
 """
 
 import contextlib
-import json
 import math
 import os
 import platform
@@ -32,14 +31,9 @@ import torch
 from .. import __version__, data as fdata, evaluate
 from ..models import ConvVAE, MLPVAE
 from .args import build_parser, prog_name, run_config
+from .checkpoint import (CHECKPOINT, append_metrics, load_for_resume, rng_state, save_atomic, set_rng_state,
+                         write_json_atomic, write_metrics)
 from .distributed import Dist, process_group
-
-CHECKPOINT = "checkpoint.pt"
-# configuration that must match for --resume to continue the same run
-_SAME_RUN = ("data", "image_size", "channels", "num_train", "num_test", "arch", "latent_dim", "hidden",
-             "conv_channels", "activation", "batch_size", "world_size", "seed", "fused", "amp", "lr", "lr_scaling",
-             "base_batch_size", "warmup_steps", "schedule", "beta", "kl_warmup")
-
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
@@ -119,45 +113,6 @@ def scaled_lr(args, world):
 
 def kl_weight(args, step):
     return args.beta * min(1.0, (step + 1) / args.kl_warmup) if args.kl_warmup else args.beta
-
-
-def _rng_state(device):
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state, device):
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def save_atomic(obj, path):
-    """torch.save to a temporary file, flushed to disk, then renamed over ``path``."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_json_atomic(obj, path):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def _check_resume(saved, cfg):
-    keys = _SAME_RUN + (("epochs",) if cfg.get("schedule") == "cosine" else ())  # cosine: epochs set the curve
-    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {cfg.get(k)!r}" for k in keys if saved.get(k) != cfg.get(k)]
-    if diff:
-        raise ValueError("--resume continues the same run, but these settings differ from the checkpoint's: "
-                         + "; ".join(diff))
 
 
 class Progress:
@@ -248,15 +203,7 @@ def _run(args, d):
     dev = d.device
     cfg = run_config(args, d.world)
     ckpt_path = os.path.join(args.out, CHECKPOINT)
-    state = None
-    if args.resume:
-        if not os.path.exists(ckpt_path):
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        _check_resume(state["config"], cfg)
-    elif d.main and os.path.exists(ckpt_path):
-        raise FileExistsError(f"{args.out} already holds a run ({CHECKPOINT}); pass --resume to continue "
-                              f"it or choose another --out")
+    state = load_for_resume(args, cfg, d.main)
     ds = load_data(args, d)
     loader = fdata.DeviceLoader(ds.train, args.batch_size, seed=args.seed, dynamic=ds.dynamic,
                                 rank=d.rank, world_size=d.world)
@@ -289,18 +236,16 @@ def _run(args, d):
         epoch, start, step = state["epoch"], state["batch"], state["step"]
         history, curve, partial = state["history"], state["curve"], state["partial"][d.rank]
         train_time, timed = state["train_time"], state["timed_steps"]
-        _set_rng_state(state["rng"][d.rank], dev)
+        set_rng_state(state["rng"][d.rank], dev)
     if d.main:
-        with open(os.path.join(args.out, "metrics.jsonl"), "w") as f:  # rewritten: a resumed run has no duplicates
-            for h in history:
-                f.write(json.dumps(h) + "\n")
+        write_metrics(args.out, history)
         print(f"fastvae {__version__}: {args.data} {tuple(ds.shape)} train {ds.train.shape[0]}, {args.arch} VAE, "
               f"{'fused' if args.fused else 'reference'} ops, {d.world} x {dev.type}, global batch "
               f"{args.batch_size * d.world}, lr {lr:.3g}" + (f", resuming at step {step}" if state else ""),
               file=sys.stderr)
 
     def checkpoint(ep, batch):
-        rngs, partials = d.gather(_rng_state(dev)), d.gather(partial)  # every rank's
+        rngs, partials = d.gather(rng_state(dev)), d.gather(partial)  # every rank's
         if d.main:
             save_atomic({"config": cfg, "model": model.state_dict(), "optimizer": opt.state_dict(),
                          "scheduler": sched.state_dict(), "epoch": ep, "batch": batch, "step": step,
@@ -383,8 +328,7 @@ def _run(args, d):
         epoch, start, partial = epoch + 1, 0, [0.0, 0.0, 0.0, 0]
         checkpoint(epoch, 0)
         if d.main:
-            with open(os.path.join(args.out, "metrics.jsonl"), "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_metrics(args.out, record)
     bar.close()
     if stopped:
         if d.main:
