@@ -107,15 +107,6 @@ def test_divergence_is_an_error(tmp_path, capsys, monkeypatch):
     assert "diverged" in capsys.readouterr().err
 
 
-def test_evaluation_subsets_are_random_and_fixed():
-    x = torch.arange(1000)
-    a, b = train._subset(x, 100, "test", 0), train._subset(x, 100, "test", 0)
-    assert torch.equal(a, b) and len(a.unique()) == 100 and a.float().mean() > 300  # not the first 100
-    assert not torch.equal(a, train._subset(x, 100, "valid", 0))
-    with pytest.raises(ValueError, match="1001"):
-        train._subset(x, 1001, "test", 0)
-
-
 def test_learning_rate_rules():
     args = train.build_parser().parse_args(["--batch-size", "512", "--lr", "1e-3", "--warmup-steps", "10",
                                             "--schedule", "cosine"])

@@ -28,12 +28,15 @@ import time
 
 import torch
 
-from .. import __version__, data as fdata, evaluate
+from .. import __version__, data as fdata
 from ..models import ConvVAE, MLPVAE
 from .args import build_parser, prog_name, run_config
 from .checkpoint import (CHECKPOINT, append_metrics, load_for_resume, rng_state, save_atomic, set_rng_state,
                          write_json_atomic, write_metrics)
+from .dataset import load_data, random_subset
 from .distributed import Dist, process_group
+from .evaluation import eval_samples, evaluate_split
+from .plots import write_plots
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
@@ -51,37 +54,6 @@ def build_model(args, shape):
         raise ValueError("--hidden is for --arch mlp; the conv VAE takes --conv-channels")
     return ConvVAE(shape, latent_dim=args.latent_dim, channels=args.conv_channels, activation=args.activation,
                    fused=args.fused)
-
-
-def load_data(args, d):
-    """The data set on the device; --num-train/--num-test subsets of MNIST are fixed random ones
-    (the files are not in random order), shapes are generated at that size."""
-    if args.download and args.data != "shapes":
-        if d.main:  # one process downloads; the others wait for the files
-            try:
-                fdata.download(args.data, args.data_dir)
-            except RuntimeError as e:  # no network: the message says where to put the files
-                raise OSError(str(e)) from e
-        d.barrier()
-    if args.data == "shapes":
-        return fdata.load_dataset("shapes", seed=args.seed, image_size=args.image_size, channels=args.channels,
-                                  num_train=args.num_train, num_valid=args.num_test,
-                                  num_test=args.num_test).to(d.device)
-    if args.image_size != 28 or args.channels != 1:
-        raise ValueError(f"--image-size and --channels are for --data shapes; {args.data} is 1x28x28")
-    ds = fdata.load_dataset(args.data, args.data_dir, seed=args.seed)
-    splits = [_subset(getattr(ds, name), n, name, args.seed)
-              for name, n in (("train", args.num_train), ("valid", args.num_test), ("test", args.num_test))]
-    return fdata.Dataset(ds.name, *splits, dynamic=ds.dynamic).to(d.device)
-
-
-def _subset(x, n, name, seed):
-    if n is None:
-        return x
-    if n > x.shape[0]:
-        raise ValueError(f"asked for {n} {name} examples, the {name} split has {x.shape[0]}")
-    g = torch.Generator().manual_seed(seed + 1000 * ("train", "valid", "test").index(name))
-    return x[torch.randperm(x.shape[0], generator=g)[:n].sort().values]
 
 
 class Objective(torch.nn.Module):
@@ -133,63 +105,6 @@ class Progress:
     def close(self):
         if self.bar is not None:
             self.bar.close()
-
-
-# --------------------------------------------------------------------------- evaluation and plots
-
-def evaluate_split(model, x, d, args, generator):
-    """Neg. ELBO and IWAE NLL over ``x`` (sharded over ranks), reduced; returns floats."""
-    shard = x[d.rank::d.world]
-    sums = torch.zeros(3 if args is not None else 2, dtype=torch.float64, device=x.device)
-    if shard.shape[0]:  # a rank may have no share of a tiny set
-        sums[0] = -evaluate.elbo(model, shard).double().sum()
-        sums[1] = shard.shape[0]
-        if args is not None:
-            k = args.eval_samples or (1000 if x.device.type == "cuda" else 100)
-            sums[2] = -evaluate.log_likelihood(model, shard, num_samples=k, max_rows=args.eval_rows,
-                                               generator=generator).sum()
-    sums = d.sum(sums).tolist()
-    return sums[0] / sums[1], (sums[2] / sums[1] if args is not None else None)
-
-
-def _grid(images, nrow):
-    """(N, C, H, W) in [0, 1] -> (rows*H, nrow*W, C) numpy image with 1-pixel gaps."""
-    n, c, h, w = images.shape
-    rows = math.ceil(n / nrow)
-    canvas = torch.ones(c, rows * (h + 1) - 1, nrow * (w + 1) - 1)
-    for i in range(n):
-        r, q = divmod(i, nrow)
-        canvas[:, r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = images[i]
-    img = canvas.permute(1, 2, 0).numpy()
-    return img[..., 0] if c == 1 else img
-
-
-def write_plots(model, test_x, history, curve, out):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    gen = torch.Generator(device=test_x.device).manual_seed(0)
-    samples = model.sample(64, generator=gen).cpu()
-    plt.imsave(os.path.join(out, "samples.png"), _grid(samples, 8), cmap="gray", vmin=0, vmax=1)
-    x = test_x[:32]
-    recon = model.reconstruct(x).cpu()
-    pairs = torch.stack([x.cpu().float(), recon], 1).flatten(0, 1)  # input, reconstruction, ...
-    plt.imsave(os.path.join(out, "reconstructions.png"), _grid(pairs, 16), cmap="gray", vmin=0, vmax=1)
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if curve:
-        steps, losses = zip(*curve)
-        ax.plot(steps, losses, lw=1, alpha=0.7, label="train (batch at each logged step)")
-    if history:
-        ax.plot([h["step"] for h in history], [h["valid_neg_elbo"] for h in history], "o-", label="validation")
-    ax.set_xlabel("step")
-    ax.set_ylabel("negative ELBO (nats per example)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "loss.png"), dpi=100)
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- the run
@@ -340,7 +255,7 @@ def _run(args, d):
     examples = step * args.batch_size * d.world
     summary = {"test_neg_elbo": test_neg_elbo, "test_nll": test_nll,
                "examples_per_s": timed * args.batch_size * d.world / train_time if timed else None,
-               "eval_samples": args.eval_samples or (1000 if dev.type == "cuda" else 100),
+               "eval_samples": eval_samples(args, dev),
                "train_time_s": train_time, "timed_steps": timed, "steps": step, "examples": examples,
                "final_train_neg_elbo": history[-1]["train_neg_elbo"] if history else None,
                "final_valid_neg_elbo": history[-1]["valid_neg_elbo"] if history else None,
