@@ -1,6 +1,7 @@
 """The run directory: ``checkpoint.pt`` and the checks that let ``--resume`` continue a run
 exactly, RNG state, ``metrics.jsonl``, and writes that a killed process cannot leave half done."""
 
+import dataclasses
 import json
 import os
 
@@ -48,6 +49,54 @@ def set_rng_state(state, device):
     torch.set_rng_state(state["cpu"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# --------------------------------------------------------------------------- the run's state
+
+def _no_partial_sums():
+    return [0.0, 0.0, 0.0, 0]
+
+
+@dataclasses.dataclass
+class RunState:
+    """Where a run stands: what a checkpoint holds besides weights, optimiser, schedule and RNG."""
+    epoch: int = 0  # epochs done
+    batch: int = 0  # batches of epoch ``epoch`` done (where to continue it)
+    step: int = 0  # optimisation steps done
+    history: list = dataclasses.field(default_factory=list)  # one record per epoch, as in metrics.jsonl
+    curve: list = dataclasses.field(default_factory=list)  # (step, training neg. ELBO) at each logged step
+    # this rank's sums over the epoch so far: loss, log-likelihood, KL, batches
+    partial: list = dataclasses.field(default_factory=_no_partial_sums)
+    train_time: float = 0.0  # seconds of timed training steps, all invocations
+    timed_steps: int = 0
+
+    def next_epoch(self):
+        self.epoch, self.batch, self.partial = self.epoch + 1, 0, _no_partial_sums()
+
+
+def save_checkpoint(path, d, cfg, model, optimizer, scheduler, run):
+    """Gathers every rank's RNG state and partial sums; rank 0 writes ``path`` atomically; all
+    ranks wait for it."""
+    rngs, partials = d.gather(rng_state(d.device)), d.gather(run.partial)  # every rank's
+    if d.main:
+        save_atomic({"config": cfg, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "epoch": run.epoch, "batch": run.batch, "step": run.step,
+                     "history": run.history, "curve": run.curve, "partial": partials, "train_time": run.train_time,
+                     "timed_steps": run.timed_steps, "rng": rngs}, path)
+    d.barrier()
+
+
+def restore_checkpoint(saved, d, model, optimizer, scheduler):
+    """Loads ``saved`` (from load_for_resume) into the model, optimiser and scheduler, sets this
+    rank's RNG state, and returns where the run stands."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    run = RunState(epoch=saved["epoch"], batch=saved["batch"], step=saved["step"], history=saved["history"],
+                   curve=saved["curve"], partial=saved["partial"][d.rank], train_time=saved["train_time"],
+                   timed_steps=saved["timed_steps"])
+    set_rng_state(saved["rng"][d.rank], d.device)
+    return run
 
 
 # --------------------------------------------------------------------------- starting or resuming
