@@ -19,6 +19,8 @@ class TrainingDiverged(RuntimeError):
 
 
 class Progress:
+    """The tqdm progress bar of rank 0 (nothing when disabled or without tqdm)."""
+
     def __init__(self, enabled, total, initial, desc):
         self.bar = None
         if enabled:
