@@ -10,7 +10,7 @@ setup(
     python_requires=">=3.9",
     # The Triton kernels live in kernels/ but install as the sub-package fastvae.kernels,
     # so no generic top-level name `kernels` lands in site-packages.
-    packages=["fastvae", "fastvae.data", "fastvae.ops", "fastvae.kernels"],
+    packages=["fastvae", "fastvae.data", "fastvae.ops", "fastvae.train", "fastvae.kernels"],
     package_dir={"fastvae": "fastvae", "fastvae.kernels": "kernels"},
     install_requires=[
         "torch>=2.8",

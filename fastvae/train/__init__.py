@@ -1,0 +1,62 @@
+"""Train a VAE: ``python -m fastvae.train`` (also installed as ``fastvae-train``).
+
+One process per device. Single GPU or CPU::
+
+    python -m fastvae.train --data shapes --arch mlp --batch-size 1024 --epochs 10 --out runs/shapes
+
+Several GPUs (or nodes) through PyTorch's launcher, DistributedDataParallel with NCCL (Gloo on
+CPU); ``--batch-size`` is per process, each process trains on its own shard of every epoch::
+
+    torchrun --nproc_per_node 8 -m fastvae.train --data binarized-mnist --batch-size 65536
+
+Writes into ``--out``: ``metrics.jsonl`` (one JSON object per epoch), ``checkpoint.pt``
+(written to a temporary file and renamed, so a run killed while saving resumes from the
+previous checkpoint; ``--resume`` continues it exactly: weights, optimizer, schedule, RNG and
+data order), and at the end ``summary.json`` (test negative ELBO, the importance-sampled test
+NLL, examples/s and the configuration), ``samples.png``, ``reconstructions.png`` and
+``loss.png``. Only rank 0 writes files. examples/s counts training steps only (all ranks),
+timed on the host with the device synchronised, leaving out each invocation's first step
+(compilation and warm-up), evaluation and checkpointing.
+
+The package, one module per concern (a call goes cli -> runner -> loop -> step):
+
+- ``cli``: ``main``, the command and its exit statuses;
+- ``args``: the command line (``build_parser``) and the run configuration;
+- ``runner``: ``run``, one run from set-up to ``summary.json``;
+- ``loop``: the epoch loop (timing, logging, checkpoints, per-epoch records);
+- ``step``: the model, the objective, Adam, the learning-rate and KL schedules, one step;
+- ``checkpoint``: ``checkpoint.pt``, resume checks, RNG state, ``metrics.jsonl``, atomic writes;
+- ``dataset``: the run's data set on the device; ``evaluation``: ELBO and NLL of a split;
+- ``distributed``: ranks and the process group; ``plots``: the PNG files.
+"""
+
+from .args import build_parser
+from .checkpoint import CHECKPOINT, save_atomic, write_json_atomic
+from .cli import main
+from .dataset import load_data
+from .distributed import Dist
+from .evaluation import evaluate_split
+from .loop import Progress, TrainingDiverged
+from .plots import write_plots
+from .runner import run
+from .step import Objective, build_model, kl_weight, lr_factor, scaled_lr
+
+__all__ = [
+    "CHECKPOINT",
+    "Dist",
+    "Objective",
+    "Progress",
+    "TrainingDiverged",
+    "build_model",
+    "build_parser",
+    "evaluate_split",
+    "kl_weight",
+    "load_data",
+    "lr_factor",
+    "main",
+    "run",
+    "save_atomic",
+    "scaled_lr",
+    "write_json_atomic",
+    "write_plots",
+]

@@ -1,0 +1,146 @@
+"""The command line of ``python -m fastvae.train``: the parser, its argument types, and the run
+configuration (the parsed settings as saved in ``checkpoint.pt`` and ``summary.json``)."""
+
+import argparse
+import math
+import os
+import sys
+
+import torch
+
+from .. import data as fdata
+from ..models import ACTIVATIONS
+
+
+def prog_name():
+    """The command's name in usage and error lines: how it was started."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "fastvae-train" if name.startswith("fastvae-train") else "python -m fastvae.train"
+
+
+# --------------------------------------------------------------------------- argument types
+
+def _widths(text):
+    try:
+        sizes = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive widths like 400 or 200,200, got {text!r}")
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"widths must be positive, got {text!r}")
+    return sizes
+
+
+def _device(text):
+    try:
+        dev = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"not a device: {text!r} (e.g. cuda, cuda:1, cpu)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError("CUDA is not available to this PyTorch build/machine; use --device cpu")
+    if dev.type not in ("cuda", "cpu"):
+        raise argparse.ArgumentTypeError(f"--device must be cuda or cpu, got {text!r}")
+    return text
+
+
+def _number(kind, low, strict):
+    """argparse type: a finite ``kind`` above ``low`` (``strict``) or at least ``low``."""
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}")
+        if not math.isfinite(v) or (v <= low if strict else v < low):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>' if strict else '>='} {low}, got {text!r}")
+        return v
+    return parse
+
+
+def _positive(kind):
+    return _number(kind, 0, strict=True)
+
+
+_non_negative_int = _number(int, 0, strict=False)
+
+
+# --------------------------------------------------------------------------- the parser
+
+def build_parser():
+    p = argparse.ArgumentParser(prog=prog_name(), description="Train a VAE with fastvae's fused ops; see README.md.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_data_arguments(p.add_argument_group("data"))
+    _add_model_arguments(p.add_argument_group("model"))
+    _add_optimisation_arguments(p.add_argument_group("optimisation"))
+    _add_run_arguments(p.add_argument_group("run"))
+    return p
+
+
+def _add_data_arguments(d):
+    d.add_argument("--data", choices=fdata.DATASETS, default="shapes",
+                   help="shapes: generated binary shapes, no download; binarized-mnist: the static "
+                        "binarization (.npz or .amat); mnist: IDX files, binarized anew every batch")
+    d.add_argument("--data-dir", help="where the data files are (default: $FASTVAE_DATA_DIR)")
+    d.add_argument("--download", action="store_true", help="download the data set into --data-dir if missing")
+    d.add_argument("--image-size", type=int, choices=(28, 64), default=28, help="shapes only")
+    d.add_argument("--channels", type=int, choices=(1, 3), default=1, help="shapes only")
+    d.add_argument("--num-train", type=_positive(int), default=None,
+                   help="shapes: training images to generate (default 50000); MNIST: a fixed random subset of N")
+    d.add_argument("--num-test", type=_positive(int),
+                   help="evaluate on a fixed random subset of N test (and validation) examples (default: all)")
+
+
+def _add_model_arguments(m):
+    m.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="fastvae.models.MLPVAE or ConvVAE")
+    m.add_argument("--latent-dim", type=_positive(int), default=40, help="size of z")
+    m.add_argument("--hidden", type=_widths, help="mlp: hidden widths, e.g. 400 or 200,200 (default 400)")
+    m.add_argument("--conv-channels", type=_widths,
+                   help="conv: channels of the stride-2 layers (default 32,64 up to 32 pixels, else 32,32,64,64)")
+    m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
+    m.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
+                   help="fastvae's fused ops (--no-fused: the same model on fastvae.reference)")
+    m.add_argument("--output-bias-init", action=argparse.BooleanOptionalAction, default=True,
+                   help="start the decoder's output bias at the logit of the training pixel means")
+
+
+def _add_optimisation_arguments(o):
+    o.add_argument("--batch-size", type=_positive(int), default=128, help="examples per step per process")
+    o.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate at --base-batch-size")
+    o.add_argument("--lr-scaling", choices=("sqrt", "linear", "none"), default="sqrt",
+                   help="large-batch rule: lr * (global batch / base batch) ** (1/2 | 1 | 0)")
+    o.add_argument("--base-batch-size", type=_positive(int), default=128, help="the batch size --lr is meant for")
+    o.add_argument("--warmup-steps", type=_non_negative_int, default=0, help="linear learning-rate warm-up")
+    o.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                   help="after warm-up: constant, or cosine decay to 0 at the last step")
+    o.add_argument("--epochs", type=_positive(int), default=10, help="passes over the training set")
+    o.add_argument("--amp", choices=("none", "bf16"), default="none", help="bf16 autocast for the networks")
+    o.add_argument("--beta", type=_number(float, 0.0, strict=False), default=1.0, help="KL weight (beta-VAE)")
+    o.add_argument("--kl-warmup", type=_non_negative_int, default=0,
+                   help="steps over which the KL weight rises linearly from 0 to --beta")
+    o.add_argument("--compile", action="store_true", help="torch.compile the training objective")
+
+
+def _add_run_arguments(r):
+    r.add_argument("--seed", type=int, default=0, help="weights, noise, data order and generated data")
+    r.add_argument("--out", default="runs/fastvae", help="output directory")
+    r.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    r.add_argument("--save-every", type=_non_negative_int, default=0,
+                   help="also checkpoint every N steps (0: at the end of each epoch only)")
+    r.add_argument("--stop-after", type=_positive(int), default=None,
+                   help="checkpoint and exit after N steps of this invocation (time-sliced jobs); "
+                        "--resume continues")
+    r.add_argument("--device", type=_device, help="cuda, cuda:N or cpu (default: cuda if available)")
+    r.add_argument("--eval-samples", type=_positive(int),
+                   help="K importance samples for the test NLL (default 1000 on CUDA, 100 on CPU)")
+    r.add_argument("--eval-rows", type=_positive(int), default=65536,
+                   help="(example x sample) rows per decoder call when evaluating")
+    r.add_argument("--log-every", type=_positive(int), default=50, help="steps between progress-bar updates")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-plots", action="store_true", help="skip the PNG files")
+
+
+# --------------------------------------------------------------------------- the run configuration
+
+def run_config(args, world):
+    """The settings of this run as JSON-ready values (tuples as lists), with the world size."""
+    cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+    cfg.update(world_size=world)
+    return cfg

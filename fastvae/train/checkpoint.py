@@ -1,0 +1,139 @@
+"""The run directory: ``checkpoint.pt`` and the checks that let ``--resume`` continue a run
+exactly, RNG state, ``metrics.jsonl``, and writes that a killed process cannot leave half done."""
+
+import dataclasses
+import json
+import os
+
+import torch
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+# configuration that must match for --resume to continue the same run
+_SAME_RUN = ("data", "image_size", "channels", "num_train", "num_test", "arch", "latent_dim", "hidden",
+             "conv_channels", "activation", "batch_size", "world_size", "seed", "fused", "amp", "lr", "lr_scaling",
+             "base_batch_size", "warmup_steps", "schedule", "beta", "kl_warmup")
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+def save_atomic(obj, path):
+    """torch.save to a temporary file, flushed to disk, then renamed over ``path``."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(obj, path):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- RNG state
+
+def rng_state(device):
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state, device):
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# --------------------------------------------------------------------------- the run's state
+
+def _no_partial_sums():
+    return [0.0, 0.0, 0.0, 0]
+
+
+@dataclasses.dataclass
+class RunState:
+    """Where a run stands: what a checkpoint holds besides weights, optimiser, schedule and RNG."""
+    epoch: int = 0  # epochs done
+    batch: int = 0  # batches of epoch ``epoch`` done (where to continue it)
+    step: int = 0  # optimisation steps done
+    history: list = dataclasses.field(default_factory=list)  # one record per epoch, as in metrics.jsonl
+    curve: list = dataclasses.field(default_factory=list)  # (step, training neg. ELBO) at each logged step
+    # this rank's sums over the epoch so far: loss, log-likelihood, KL, batches
+    partial: list = dataclasses.field(default_factory=_no_partial_sums)
+    train_time: float = 0.0  # seconds of timed training steps, all invocations
+    timed_steps: int = 0
+
+    def next_epoch(self):
+        self.epoch, self.batch, self.partial = self.epoch + 1, 0, _no_partial_sums()
+
+
+def save_checkpoint(path, d, cfg, model, optimizer, scheduler, run):
+    """Gathers every rank's RNG state and partial sums; rank 0 writes ``path`` atomically; all
+    ranks wait for it."""
+    rngs, partials = d.gather(rng_state(d.device)), d.gather(run.partial)  # every rank's
+    if d.main:
+        save_atomic({"config": cfg, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "epoch": run.epoch, "batch": run.batch, "step": run.step,
+                     "history": run.history, "curve": run.curve, "partial": partials, "train_time": run.train_time,
+                     "timed_steps": run.timed_steps, "rng": rngs}, path)
+    d.barrier()
+
+
+def restore_checkpoint(saved, d, model, optimizer, scheduler):
+    """Loads ``saved`` (from load_for_resume) into the model, optimiser and scheduler, sets this
+    rank's RNG state, and returns where the run stands."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    run = RunState(epoch=saved["epoch"], batch=saved["batch"], step=saved["step"], history=saved["history"],
+                   curve=saved["curve"], partial=saved["partial"][d.rank], train_time=saved["train_time"],
+                   timed_steps=saved["timed_steps"])
+    set_rng_state(saved["rng"][d.rank], d.device)
+    return run
+
+
+# --------------------------------------------------------------------------- starting or resuming
+
+def load_for_resume(args, cfg, is_main):
+    """The saved checkpoint to continue (``--resume``), or None for a new run; refuses a
+    missing checkpoint, changed settings, or a new run over an old one in ``--out``."""
+    path = os.path.join(args.out, CHECKPOINT)
+    if args.resume:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        check_resume(saved["config"], cfg)
+        return saved
+    if is_main and os.path.exists(path):
+        raise FileExistsError(f"{args.out} already holds a run ({CHECKPOINT}); pass --resume to continue "
+                              f"it or choose another --out")
+    return None
+
+
+def check_resume(saved, cfg):
+    keys = _SAME_RUN + (("epochs",) if cfg.get("schedule") == "cosine" else ())  # cosine: epochs set the curve
+    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {cfg.get(k)!r}" for k in keys if saved.get(k) != cfg.get(k)]
+    if diff:
+        raise ValueError("--resume continues the same run, but these settings differ from the checkpoint's: "
+                         + "; ".join(diff))
+
+
+# --------------------------------------------------------------------------- metrics.jsonl
+
+def write_metrics(out, history):
+    """``metrics.jsonl`` anew from the history (a resumed run has no duplicate lines)."""
+    with open(os.path.join(out, METRICS), "w") as f:
+        for h in history:
+            f.write(json.dumps(h) + "\n")
+
+
+def append_metrics(out, record):
+    with open(os.path.join(out, METRICS), "a") as f:
+        f.write(json.dumps(record) + "\n")

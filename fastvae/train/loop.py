@@ -1,0 +1,164 @@
+"""The epoch loop: training steps over this rank's shard, the progress bar, timing, divergence
+checks, checkpoints (every --save-every steps, at --stop-after, after each epoch) and the
+per-epoch record of ``metrics.jsonl`` (what its examples/s counts: see the package's docstring).
+"""
+
+import math
+import os
+import time
+
+import torch
+
+from .checkpoint import CHECKPOINT, append_metrics, save_checkpoint
+from .evaluation import evaluate_split
+from .step import kl_weight
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class Progress:
+    """The tqdm progress bar of rank 0 (nothing when disabled or without tqdm)."""
+
+    def __init__(self, enabled, total, initial, desc):
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+                self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+            except ImportError:  # tqdm is a dependency; a bare install still trains, quietly
+                pass
+
+    def update(self, n, **postfix):
+        if self.bar is not None:
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _EpochTally:
+    """This rank's running sums over an epoch, and this invocation's clock for it."""
+
+    def __init__(self, partial, device):
+        self.sums = torch.tensor(partial[:3], dtype=torch.float64, device=device)  # loss, log-likelihood, KL
+        self.batches = partial[3]
+        self.t0 = self.logged_t = time.perf_counter()  # timing since; the last progress update
+        self.logged = 0  # steps since the last progress update
+        self.time, self.timed = 0.0, 0  # this invocation's part of the epoch
+
+
+class TrainingLoop:
+    """Trains ``model`` through ``train_step`` (a TrainStep) over ``loader`` from ``state`` (a
+    RunState) to the last epoch, or until --stop-after; ``state`` is updated in place and
+    checkpointed to ``--out``. ``valid_x`` is the validation set evaluated after each epoch."""
+
+    def __init__(self, args, d, cfg, model, loader, train_step, valid_x, state):
+        self.args, self.d, self.cfg, self.model, self.loader = args, d, cfg, model, loader
+        self.train_step, self.valid_x, self.state = train_step, valid_x, state
+        self.ckpt_path = os.path.join(args.out, CHECKPOINT)
+        self.steps_per_epoch = len(loader)
+        self.total_steps = self.steps_per_epoch * args.epochs
+        self.ran = 0  # steps of this invocation
+        self.bar = None
+
+    def run(self):
+        """True when the last epoch is done, False when --stop-after stopped this invocation."""
+        self.bar = Progress(self.d.main and not self.args.no_progress, self.total_steps, self.state.step, "train")
+        finished = True
+        while self.state.epoch < self.args.epochs:
+            if not self._epoch():
+                finished = False
+                break
+        self.bar.close()
+        return finished
+
+    def checkpoint(self):
+        save_checkpoint(self.ckpt_path, self.d, self.cfg, self.model, self.train_step.optimizer,
+                        self.train_step.scheduler, self.state)
+
+    def _epoch(self):
+        """The rest of the current epoch; False when --stop-after stopped it."""
+        args, s = self.args, self.state
+        tally = _EpochTally(s.partial, self.d.device)
+        for i, x in enumerate(self.loader.epoch(s.epoch, s.batch), start=s.batch):
+            terms, lr_used = self.train_step(x, s.step)
+            self._count(terms, tally)
+            last = i + 1 == self.steps_per_epoch
+            if tally.logged == args.log_every or last:
+                self._log(terms, tally)
+            stop_now = args.stop_after is not None and self.ran >= args.stop_after
+            if stop_now or (args.save_every and s.step % args.save_every == 0 and not last):
+                self._checkpoint_mid_epoch(tally, i + 1)
+                if stop_now:
+                    return False
+        self._end_epoch(tally, lr_used)
+        return True
+
+    def _count(self, terms, tally):
+        tally.sums += torch.stack([terms.loss.detach(), terms.log_likelihood.detach().mean(),
+                                   terms.kl.detach().mean()]).double()
+        tally.batches += 1
+        self.state.step += 1
+        self.ran += 1
+        if self.ran == 1:  # the first step of each invocation compiles and warms up: not timed
+            self._synchronize()
+            tally.t0 = time.perf_counter()
+        else:
+            self.state.timed_steps += 1
+            tally.timed += 1
+        tally.logged += 1
+
+    def _log(self, terms, tally):
+        """Progress-bar update and a point of the loss curve: one host sync per log interval."""
+        loss, ll, kl = torch.stack([terms.loss.detach().float(), terms.log_likelihood.detach().mean(),
+                                    terms.kl.detach().mean()]).tolist()
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"the loss is {loss} at step {self.state.step}: training diverged (try a lower "
+                                   f"--lr, more --warmup-steps, or --amp none)")
+        now = time.perf_counter()
+        self.state.curve.append((self.state.step, kl - ll))
+        self.bar.update(tally.logged, loss=f"{loss:.2f}", kl=f"{kl:.2f}",
+                        ex_s=f"{tally.logged * self.args.batch_size * self.d.world / (now - tally.logged_t):.3g}")
+        tally.logged, tally.logged_t = 0, now
+
+    def _synchronize(self):
+        if self.d.device.type == "cuda":
+            torch.cuda.synchronize(self.d.device)
+
+    def _stop_clock(self, tally):
+        self._synchronize()
+        elapsed = time.perf_counter() - tally.t0
+        self.state.train_time += elapsed
+        tally.time += elapsed
+
+    def _checkpoint_mid_epoch(self, tally, batches_done):
+        self._stop_clock(tally)
+        self.state.batch, self.state.partial = batches_done, tally.sums.tolist() + [tally.batches]
+        self.checkpoint()
+        tally.t0 = time.perf_counter()
+
+    def _end_epoch(self, tally, lr_used):
+        """The epoch's record (training sums over all ranks, validation ELBO), checkpoint, metrics."""
+        self._stop_clock(tally)
+        d, s = self.d, self.state
+        train = (d.sum(tally.sums.clone()) / (tally.batches * d.world)).tolist()
+        if not all(map(math.isfinite, train)):
+            raise TrainingDiverged(f"non-finite training loss in epoch {s.epoch + 1}: training diverged")
+        valid_neg_elbo, _ = evaluate_split(self.model, self.valid_x, d, None, None)
+        record = self._record(train, valid_neg_elbo, lr_used, tally)
+        s.history.append(record)
+        s.next_epoch()
+        self.checkpoint()
+        if d.main:
+            append_metrics(self.args.out, record)
+
+    def _record(self, train, valid_neg_elbo, lr_used, tally):
+        args, s, world = self.args, self.state, self.d.world
+        return {"epoch": s.epoch + 1, "step": s.step, "train_loss": train[0], "train_neg_elbo": train[2] - train[1],
+                "train_log_likelihood": train[1], "train_kl": train[2], "valid_neg_elbo": valid_neg_elbo,
+                "lr": lr_used, "beta": kl_weight(args, s.step - 1), "examples": s.step * args.batch_size * world,
+                "examples_per_s": tally.timed * args.batch_size * world / tally.time if tally.timed else None}

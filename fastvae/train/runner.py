@@ -1,0 +1,113 @@
+"""One training run from parsed arguments: set-up (resume checks, data, model, optimiser), the
+epoch loop, and the end of the run (test evaluation, ``summary.json``, the plots)."""
+
+import os
+import platform
+import sys
+
+import torch
+
+from .. import __version__, data as fdata
+from .._backend import use_triton
+from .args import run_config
+from .checkpoint import RunState, load_for_resume, restore_checkpoint, write_json_atomic, write_metrics
+from .dataset import load_data
+from .distributed import process_group
+from .evaluation import eval_samples, evaluate_split
+from .loop import TrainingLoop
+from .plots import write_plots
+from .step import TrainStep, initial_model
+
+
+def run(args):
+    """Trains as ``args`` (from build_parser) say, one process of the run; returns the summary,
+    or None when --stop-after stopped this invocation."""
+    with process_group(args.device) as d:
+        return _run(args, d)
+
+
+def _run(args, d):
+    """Set-up, loop, end. The order of the set-up is part of the run: the resume checks come
+    before any work, and the seeds (weights, then each rank's noise) are drawn where a resumed
+    run redraws them, so a resumed run continues an unbroken one exactly."""
+    cfg = run_config(args, d.world)
+    saved = load_for_resume(args, cfg, d.main)
+    ds = load_data(args, d)
+    loader = fdata.DeviceLoader(ds.train, args.batch_size, seed=args.seed, dynamic=ds.dynamic,
+                                rank=d.rank, world_size=d.world)
+    valid_x, test_x = ds.binarized("valid", args.seed + 1), ds.binarized("test", args.seed + 2)
+    model = initial_model(args, ds, d.device)
+    if d.main:
+        os.makedirs(args.out, exist_ok=True)
+    train_step = TrainStep(args, model, d, len(loader) * args.epochs)
+    torch.manual_seed(args.seed * 7919 + d.rank + 1)  # the noise differs between ranks
+    if saved is None:
+        state = RunState()
+    else:
+        state = restore_checkpoint(saved, d, model, train_step.optimizer, train_step.scheduler)
+    if d.main:
+        write_metrics(args.out, state.history)
+        _announce(args, ds, d, train_step.lr, resumed=saved is not None, step=state.step)
+    loop = TrainingLoop(args, d, cfg, model, loader, train_step, valid_x, state)
+    if not loop.run():
+        if d.main:
+            print(f"stopped after {loop.ran} steps (step {state.step}); continue with --resume", file=sys.stderr)
+        return None
+    return _finish(args, d, cfg, model, test_x, state)
+
+
+def _announce(args, ds, d, lr, resumed, step):
+    print(f"fastvae {__version__}: {args.data} {tuple(ds.shape)} train {ds.train.shape[0]}, {args.arch} VAE, "
+          f"{'fused' if args.fused else 'reference'} ops, {d.world} x {d.device.type}, global batch "
+          f"{args.batch_size * d.world}, lr {lr:.3g}" + (f", resuming at step {step}" if resumed else ""),
+          file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- the end of the run
+
+def _finish(args, d, cfg, model, test_x, state):
+    """Test evaluation on every rank; rank 0 writes summary.json and the plots."""
+    gen = torch.Generator(device=d.device).manual_seed(args.seed + d.rank)
+    test_neg_elbo, test_nll = evaluate_split(model, test_x, d, args, gen)
+    summary = _summary(args, d, cfg, state, test_neg_elbo, test_nll, _backend_used(model, test_x))
+    if d.main:
+        _write_results(args, model, test_x, state, summary)
+    return summary
+
+
+def _summary(args, d, cfg, state, test_neg_elbo, test_nll, backend):
+    per_step = args.batch_size * d.world  # examples, all ranks
+    last = state.history[-1] if state.history else None
+    return {"test_neg_elbo": test_neg_elbo, "test_nll": test_nll,
+            "examples_per_s": state.timed_steps * per_step / state.train_time if state.timed_steps else None,
+            "eval_samples": eval_samples(args, d.device),
+            "train_time_s": state.train_time, "timed_steps": state.timed_steps, "steps": state.step,
+            "examples": state.step * per_step,
+            "final_train_neg_elbo": last["train_neg_elbo"] if last else None,
+            "final_valid_neg_elbo": last["valid_neg_elbo"] if last else None,
+            "device": _device_name(d.device), "torch": torch.__version__, "fastvae": __version__,
+            "backend": backend, "config": cfg}
+
+
+def _write_results(args, model, test_x, state, summary):
+    write_json_atomic(summary, os.path.join(args.out, "summary.json"))
+    if not args.no_plots:
+        try:
+            write_plots(model, test_x, state.history, state.curve, args.out)
+        except ImportError:
+            print("matplotlib is not installed: no PNG files (pip install matplotlib)", file=sys.stderr)
+    print(f"test negative ELBO {summary['test_neg_elbo']:.2f}, test NLL (IWAE, K={summary['eval_samples']}) "
+          f"{summary['test_nll']:.2f} nats, {summary['examples_per_s'] or float('nan'):.4g} examples/s "
+          f"-> {args.out}", file=sys.stderr)
+
+
+def _device_name(dev):
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu ({platform.machine()}, {os.cpu_count()} logical cores)"
+
+
+def _backend_used(model, x):
+    if not model.fused:
+        return "reference"
+    return "triton" if use_triton(x) else "reference (fastvae's CPU path)"
