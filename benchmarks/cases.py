@@ -90,7 +90,7 @@ def _elbo_fwd(lib, logits, x, mu, logvar, eps=None):
 # latent size barely matters next to D for the whole loss.
 ALL_MODES = ("fwd", "bwd", "fwd+bwd")
 TRAIN_BATCHES = {"gpu": [256, 1024, 4096, 16384, 65536], "gpu_quick": [4096], "cpu": [256, 1024],
-                 "cpu_quick": [256]}
+                 "cpu_quick": [256], "small": [64, 256, 1024, 4096]}
 
 CASES = {case.name: case for case in [
     Case("reparameterize_kl", ALL_MODES, "z, kl = reparameterize_kl(mu, logvar); backward from z and kl.sum()",
@@ -103,7 +103,8 @@ CASES = {case.name: case for case in [
                      lambda c, e, t, B: B * (5 * c.latent * e + 4)),
              "fwd+bwd": ("fwd + bwd", lambda c, e, t, B: B * (8 * c.latent * e + 8))},
          sweeps={"gpu": [dict(latent=L) for L in (32, 64, 128)], "gpu_quick": [dict(latent=64)],
-                 "cpu": [dict(latent=32), dict(latent=128)], "cpu_quick": [dict(latent=64)]}),
+                 "cpu": [dict(latent=32), dict(latent=128)], "cpu_quick": [dict(latent=64)],
+                 "small": [dict(latent=64)]}),
     Case("bernoulli_ll", ALL_MODES, "ll = bernoulli_log_likelihood(logits, x); backward as ll.sum()",
          inputs=_bernoulli_inputs, forward=_bernoulli_fwd, outputs=("ll",), grads=("logits",),
          least_bytes={
@@ -116,7 +117,7 @@ CASES = {case.name: case for case in [
          sweeps={"gpu": [dict(dim=D, targets=t) for D in (784, 3072, 12288) for t in ("float", "uint8")],
                  "gpu_quick": [dict(dim=784, targets="float"), dict(dim=784, targets="uint8")],
                  "cpu": [dict(dim=D, targets=t) for D in (784, 3072) for t in ("float", "uint8")],
-                 "cpu_quick": [dict(dim=784, targets="uint8")]}),
+                 "cpu_quick": [dict(dim=784, targets="uint8")], "small": [dict(dim=784, targets="uint8")]}),
     Case("elbo_loss", ("fwd+bwd",),
          "z, kl = reparameterize_kl(mu, logvar); loss = elbo_loss(logits, x, kl=kl); backward from loss and z",
          inputs=_elbo_inputs, forward=_elbo_fwd, outputs=("loss", "z"), grads=("logits", "mu", "logvar"),
@@ -129,13 +130,15 @@ CASES = {case.name: case for case in [
                          dict(dim=784, latent=32, targets="uint8"), dict(dim=784, latent=128, targets="uint8")],
                  "gpu_quick": [dict(dim=784, latent=64, targets="uint8")],
                  "cpu": [dict(dim=784, latent=64, targets="uint8"), dict(dim=3072, latent=64, targets="uint8")],
-                 "cpu_quick": [dict(dim=784, latent=64, targets="uint8")]}),
+                 "cpu_quick": [dict(dim=784, latent=64, targets="uint8")],
+                 "small": [dict(dim=784, latent=64, targets="uint8")]}),
     Case("train_step", ("train",),
          "opt.zero_grad(); model.loss(x).backward(); opt.step() with Adam; uint8 1x28x28 images",
          outputs=("loss",), impls=TRAIN_IMPLS, build=train_step.train_variants, skip=train_step.skip,
          dtypes=("float32",), batches=TRAIN_BATCHES,
          sweeps={"gpu": [dict(model="mlp"), dict(model="conv")], "gpu_quick": [dict(model="mlp"), dict(model="conv")],
-                 "cpu": [dict(model="mlp"), dict(model="conv")], "cpu_quick": [dict(model="mlp")]}),
+                 "cpu": [dict(model="mlp"), dict(model="conv")], "cpu_quick": [dict(model="mlp")],
+                 "small": [dict(model="mlp")]}),
 ]}
 
 # The README's headline configurations (they need the GPU sweep: B = 256 and 65536).
@@ -151,9 +154,7 @@ OP_BATCHES = {"gpu_quick": [256, 65536], "cpu": [256, 1024, 4096, 16384], "cpu_q
               "small": [64, 256, 1024, 4096, 8192]}
 DEFAULT_DTYPES = {"gpu": ["float32", "bfloat16"], "gpu_quick": ["float32", "bfloat16"],
                   "cpu": ["float32", "bfloat16"], "cpu_quick": ["float32"], "small": ["float32"]}
-# the small-batch sweep (``--small``): where the host work of a call decides the speed
-SMALL = {"reparameterize_kl": [dict(latent=64)], "bernoulli_ll": [dict(dim=784, targets="uint8")],
-         "elbo_loss": [dict(dim=784, latent=64, targets="uint8")], "train_step": [dict(model="mlp")]}
+
 
 
 def sweep_name(dev, quick, small=False):
@@ -190,9 +191,9 @@ def configs(op, sweep, dtypes, memory_bytes):
     for dtype in dtypes:
         if case.dtypes is not None and dtype not in case.dtypes:
             continue
-        for fam in (SMALL.get(op, []) if sweep == "small" else case.sweeps[sweep]):
+        for fam in case.sweeps[sweep]:
             if case.batches is not None:
-                batches = case.batches.get(sweep, OP_BATCHES.get(sweep))
+                batches = case.batches[sweep]
             elif sweep == "gpu":
                 batches = gpu_batches(op, fam, dtype, memory_bytes)
             else:

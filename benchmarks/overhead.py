@@ -19,6 +19,7 @@ timed per call (``time.perf_counter``, median after warm-up, one call at a time)
 Works on a CPU or a GPU. ``fastvae/eager`` at most 0.6 is the project's target.
 """
 
+import json
 import statistics
 import time
 
@@ -98,3 +99,16 @@ def lines(rec):
             f"  eager {us['eager']:.1f} us   compile {us['compile']:.1f} us   fastvae {us['fastvae']:.1f} us "
             f"(launches stubbed, {rec['fastvae_launches_per_step']:.0f} per step)",
             f"  fastvae/eager {rec['fastvae_over_eager']:.2f}   fastvae/compile {rec['fastvae_over_compile']:.2f}"]
+
+
+def run(dev, out, meta):
+    """``run.py --overhead``: one record, printed and written to ``<out>/<device>-<date>-overhead.json``."""
+    rec = record(dev, measure(dev))
+    for line in lines(rec):
+        print(line)
+    meta.update(records=[], overhead=rec)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{meta['device_slug']}-{meta['date']}-overhead.json"
+    path.write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {path}")
+    return 0

@@ -122,23 +122,6 @@ def run_benchmarks(a, dev, timer, meta, save=lambda: None):
     return records
 
 
-def run_overhead(a, dev, meta):
-    """``--overhead``: one record, printed and written to ``<out>/<device>-<date>-overhead.json``."""
-    import json
-
-    import overhead
-
-    rec = overhead.record(dev, overhead.measure(dev))
-    for line in overhead.lines(rec):
-        print(line)
-    meta.update(records=[], overhead=rec)
-    a.out.mkdir(parents=True, exist_ok=True)
-    path = a.out / f"{meta['device_slug']}-{meta['date']}-overhead.json"
-    path.write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {path}")
-    return 0
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     a = parse_args(argv)
@@ -148,8 +131,10 @@ def main(argv=None):
         print(f"error: {problem}", file=sys.stderr)
         return 1
     if a.overhead:
+        import overhead
+
         with timing.settings(dev, a.threads):
-            return run_overhead(a, dev, metadata(dev, argv, False, timing.timer_for(dev, False)))
+            return overhead.run(dev, a.out, metadata(dev, argv, False, timing.timer_for(dev, False)))
     with timing.settings(dev, a.threads):
         timer = timing.timer_for(dev, a.quick)
         meta = metadata(dev, argv, a.quick, timer)

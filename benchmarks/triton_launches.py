@@ -88,18 +88,21 @@ def compile_only():
 
 @contextlib.contextmanager
 def no_launch():
-    """Every ``kernel[grid](...)`` returns at once: no compile, no launch. Yields a list that
-    counts the launches that were skipped (kernel names)."""
+    """Every ``kernel[grid](...)`` returns at once: no compile, no launch (nor interpretation,
+    under ``TRITON_INTERPRET=1``). Yields a list of the kernel names whose launches were skipped."""
+    from triton.runtime.interpreter import InterpretedFunction
+
     skipped = []
 
     def run(self, *args, grid, warmup, **kwargs):
         skipped.append(self.fn.__name__)
 
-    JITFunction.run = run
+    interpreted = InterpretedFunction.run
+    JITFunction.run = InterpretedFunction.run = run
     try:
         yield skipped
     finally:
-        JITFunction.run = _run
+        JITFunction.run, InterpretedFunction.run = _run, interpreted
 
 
 def triton_version():

@@ -32,3 +32,16 @@ def test_settings_are_restored(monkeypatch):
     with timing.settings(torch.device("cpu"), threads=1):
         assert torch.get_num_threads() == 1 and fastvae.get_backend() == "auto"
     assert torch.get_num_threads() == threads and fastvae.get_backend() == "triton"
+
+
+@pytest.mark.slow
+def test_overhead_times_the_three_and_stubs_fastvaes_launches():
+    import overhead
+
+    res = overhead.measure(torch.device("cpu"), reps=20, warmup=5)
+    assert set(overhead.IMPLS) <= set(res) and all(res[k] > 0 for k in overhead.IMPLS)
+    # two kernels forward (reparameterize_kl, the ELBO's log-likelihood), two backward
+    assert res["launches_per_step"] == 4
+    rec = overhead.record(torch.device("cpu"), res)
+    assert rec["fastvae_over_eager"] == round(res["fastvae"] / res["eager"], 3)
+    assert "fastvae/eager" in "\n".join(overhead.lines(rec))
