@@ -1,5 +1,6 @@
 """The command ``python -m fastvae.train`` / ``fastvae-train``: parse, run, exit status."""
 
+import os
 import sys
 
 from .args import build_parser, prog_name
@@ -9,6 +10,18 @@ from .runner import run
 
 def main(argv=None):
     """Entry point; returns the exit status (2 with a one-line message on bad settings or data)."""
+    status = _main(argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # One process of several (torchrun): its files are written and its process group is
+        # gone. Leave without the interpreter's finalization, where Gloo's worker threads can
+        # still release tensors and abort the process (pytorch/pytorch#179291).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def _main(argv):
     args = build_parser().parse_args(argv)
     try:
         run(args)
