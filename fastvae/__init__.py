@@ -3,13 +3,14 @@
 Public API: ``reparameterize_kl``, ``reparameterize``, ``gaussian_kl``,
 ``bernoulli_log_likelihood``, ``elbo_loss`` / ``ELBOLoss`` (with ``ELBOTerms``), the plain
 PyTorch twins in ``fastvae.reference``, and the backend switch (``FASTVAE_BACKEND``,
-``set_backend``, ``get_backend``, ``backend``). Sub-modules: ``fastvae.models`` (MLP and
+``set_backend``, ``get_backend``, ``backend``; ``implementation(tensor)`` says what runs).
+Sub-modules: ``fastvae.models`` (MLP and
 convolutional VAEs), ``fastvae.evaluate`` (ELBO, IWAE log-likelihood), ``fastvae.data`` (data
 sets, device-resident loader) and ``fastvae.train`` (the training command).
 """
 
 from . import data, evaluate, models, reference
-from ._backend import backend, get_backend, set_backend
+from ._backend import backend, get_backend, implementation, set_backend
 from .loss import ELBOLoss, ELBOTerms, elbo_loss
 from .ops import bernoulli_log_likelihood, gaussian_kl, reparameterize, reparameterize_kl
 
@@ -25,6 +26,7 @@ __all__ = [
     "evaluate",
     "gaussian_kl",
     "get_backend",
+    "implementation",
     "models",
     "reference",
     "reparameterize",

@@ -1,4 +1,5 @@
-"""Which implementation runs: the Triton kernels or plain PyTorch (``fastvae.reference``).
+"""Which implementation runs: the Triton kernels or plain PyTorch (``fastvae.reference``);
+``implementation(tensor)`` says which one a given tensor gets.
 
 ``FASTVAE_BACKEND`` (read when fastvae is imported; change later with ``set_backend``):
 
@@ -30,8 +31,19 @@ _backend = _validate(os.environ.get("FASTVAE_BACKEND", "auto") or "auto")
 
 
 def get_backend() -> str:
-    """The current backend name: ``auto``, ``triton`` or ``torch``."""
+    """The backend setting: ``auto``, ``triton`` or ``torch`` (what runs for a given tensor:
+    ``implementation(tensor)``)."""
     return _backend
+
+
+def implementation(t) -> str:
+    """What fastvae's ops run for tensors like ``t`` under the current backend: ``"triton"``
+    (the kernels, on CUDA), ``"triton-interpreter"`` (the kernels through Triton's interpreter,
+    on CPU with ``TRITON_INTERPRET=1``) or ``"torch"`` (``fastvae.reference``, plain PyTorch).
+    Raises ``RuntimeError`` where the ``triton`` backend cannot run (as the ops would)."""
+    if not use_triton(t):
+        return "torch"
+    return "triton-interpreter" if t.device.type == "cpu" else "triton"
 
 
 def set_backend(name: str) -> None:

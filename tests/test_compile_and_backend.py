@@ -113,3 +113,20 @@ def test_compile_with_a_changing_batch_size(backend, device):
             logits, x = torch.randn(B, 10, device=device), torch.rand(B, 10, device=device)
             out = cf(mu, logvar, logits, x)
             assert out.shape == () and torch.isfinite(out)
+
+
+def test_implementation_names_what_runs(monkeypatch):
+    cpu = torch.zeros(1)
+    monkeypatch.setattr(_backend, "INTERPRET", True)
+    assert fastvae.implementation(cpu) == "triton-interpreter"
+    with fastvae.backend("torch"):
+        assert fastvae.implementation(cpu) == "torch"
+    fastvae.set_backend("auto")
+    monkeypatch.setattr(_backend, "INTERPRET", False)
+    assert fastvae.implementation(cpu) == "torch"  # auto: a CPU tensor without the interpreter
+    assert fastvae.get_backend() == "auto"  # the setting, not what runs
+    fastvae.set_backend("triton")
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
+        fastvae.implementation(cpu)
+    if torch.cuda.is_available():
+        assert fastvae.implementation(torch.zeros(1, device="cuda")) == "triton"
