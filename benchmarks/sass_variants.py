@@ -18,6 +18,9 @@ B, D, L = 65536, 784, 64
 DT = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64,
       "u8": torch.uint8, "bool": torch.bool}
 BUDGET = {"bernoulli_forward_grad": 36, "bernoulli_forward": 28, "gaussian_forward": 60, "gaussian_backward": 75}
+# the other likelihoods: within 1.3 times the Bernoulli pass's budget
+for _k in ("continuous_bernoulli", "gaussian_ll"):
+    BUDGET[f"{_k}_forward_grad"], BUDGET[f"{_k}_forward"] = 1.3 * 36, 1.3 * 28
 
 
 class Variant(NamedTuple):
@@ -45,19 +48,36 @@ def _t(shape, dtype, dev):
 
 def _bernoulli(kernel, ld, xd):
     def fwd(store_grad):
-        return lambda dev: K.bernoulli_ll_fwd(_t((B, D), ld, dev), _t((B, D), xd, dev), -1.0 / B, store_grad)
+        return lambda dev: K.likelihood("bernoulli", _t((B, D), ld, dev), _t((B, D), xd, dev), grad_scale=-1.0 / B,
+                                        store_gp=store_grad)
 
     run = {
         "bernoulli_forward_grad": fwd(True),
         "bernoulli_forward": fwd(False),
-        "bernoulli_backward": lambda dev: K.bernoulli_ll_bwd(_t((B, D), ld, dev), _t((B, D), xd, dev),
-                                                              _t((B,), "fp64" if ld == "fp64" else "fp32", dev)),
-        "bernoulli_rescale": lambda dev: K.bernoulli_ll_scale_grad(_t((B, D), ld, dev),
-                                                                     _t((B,), "fp64" if ld == "fp64" else "fp32", dev),
-                                                                     -1.0 / B),
+        "bernoulli_backward": lambda dev: K.likelihood("bernoulli", _t((B, D), ld, dev), _t((B, D), xd, dev),
+                                                       g=_t((B,), "fp64" if ld == "fp64" else "fp32", dev),
+                                                       write_ll=False, store_gp=True),
+        "bernoulli_rescale": lambda dev: K.scale_rows(_t((B, D), ld, dev), _t((B,), "fp64" if ld == "fp64" else "fp32", dev),
+                                                      -1.0 / B),
     }[kernel]
     return Variant(kernel, f"B={B} D={D}", ld, xd if kernel != "bernoulli_rescale" else None, B * D, run,
                    loads_per_trip=1 if kernel == "bernoulli_rescale" else 2, budget=_budget(kernel, ld, xd))
+
+
+def _likelihood(kernel, kind, ld, xd, store, logscale=None):
+    """A continuous Bernoulli or Gaussian likelihood pass; ``logscale``: None (a number),
+    ``shared`` (one learned value), ``feature`` (D,) or ``element`` (B, D), learned."""
+    def run(dev):
+        p, x = _t((B, D), ld, dev), _t((B, D), xd, dev)
+        s, mode = None, 0
+        if logscale is not None:
+            s = {"shared": lambda: _t((), ld, dev).expand(B, D), "feature": lambda: _t((D,), ld, dev).expand(B, D),
+                 "element": lambda: _t((B, D), ld, dev)}[logscale]()
+            mode = {"shared": 3, "feature": 2, "element": 1}[logscale] if store else 0
+        K.likelihood(kind, p, x, s, 0.0, -1.0 / B, store_gp=store, gs_mode=mode)
+    name = f"B={B} D={D}" + (f", {logscale} logscale" if logscale else ", fixed logscale" if kind == "gaussian" else "")
+    return Variant(kernel, name, ld, xd, B * D, run, loads_per_trip=2 + (logscale not in (None, "shared")),
+                   budget=_budget(kernel, ld, xd) if logscale in (None, "shared") else None)
 
 
 def _gaussian(kernel, dt, name, **kw):
@@ -91,6 +111,12 @@ def _variants():
         out.append(_bernoulli("bernoulli_backward", ld, xd))
     for ld in ("fp32", "bf16"):
         out.append(_bernoulli("bernoulli_rescale", ld, None))
+    for kind, kernel in (("continuous_bernoulli", "continuous_bernoulli"), ("gaussian", "gaussian_ll")):
+        for ld, xd in [("fp32", "u8"), ("fp32", "fp32"), ("bf16", "u8")]:
+            out.append(_likelihood(f"{kernel}_forward_grad", kind, ld, xd, True))
+            out.append(_likelihood(f"{kernel}_forward", kind, ld, xd, False))
+    for ls in ("shared", "feature", "element"):
+        out.append(_likelihood("gaussian_ll_forward_grad", "gaussian", "fp32", "u8", True, ls))
     for dt in ("fp32", "bf16", "fp16", "fp64"):
         out.append(_gaussian("gaussian_forward", dt, "drawn noise, z and kl"))
     out.append(_gaussian("gaussian_forward", "fp32", "given eps", eps=True))

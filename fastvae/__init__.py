@@ -1,7 +1,8 @@
 """fastvae: fused Triton kernels for training Variational Autoencoders.
 
 Public API: ``reparameterize_kl``, ``reparameterize``, ``gaussian_kl``,
-``bernoulli_log_likelihood``, ``elbo_loss`` / ``ELBOLoss`` (with ``ELBOTerms``), the plain
+``bernoulli_log_likelihood``, ``continuous_bernoulli_log_likelihood``,
+``gaussian_log_likelihood``, ``elbo_loss`` / ``ELBOLoss`` (with ``ELBOTerms``), the plain
 PyTorch twins in ``fastvae.reference``, and the backend switch (``FASTVAE_BACKEND``,
 ``set_backend``, ``get_backend``, ``backend``; ``implementation(tensor)`` says what runs).
 Sub-modules: ``fastvae.models`` (MLP and
@@ -12,7 +13,8 @@ sets, device-resident loader) and ``fastvae.train`` (the training command).
 from . import data, evaluate, models, reference
 from ._backend import backend, get_backend, implementation, set_backend
 from .loss import ELBOLoss, ELBOTerms, elbo_loss
-from .ops import bernoulli_log_likelihood, gaussian_kl, reparameterize, reparameterize_kl
+from .ops import (bernoulli_log_likelihood, continuous_bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood,
+                  reparameterize, reparameterize_kl)
 
 __version__ = "0.1.0"
 
@@ -21,10 +23,12 @@ __all__ = [
     "ELBOTerms",
     "backend",
     "bernoulli_log_likelihood",
+    "continuous_bernoulli_log_likelihood",
     "data",
     "elbo_loss",
     "evaluate",
     "gaussian_kl",
+    "gaussian_log_likelihood",
     "get_backend",
     "implementation",
     "models",

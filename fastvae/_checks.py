@@ -46,12 +46,74 @@ def check_gaussian(mu, logvar, eps=None, generator=None):
                              "pass a generator of mu's device type")
 
 
-def check_bernoulli(logits, x):
-    _float("logits", logits)
+LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
+_PARAM = {"bernoulli": "logits", "continuous_bernoulli": "logits", "gaussian": "mean"}
+_TARGETS = {"bernoulli": "uint8 holding 0/1", "continuous_bernoulli": "uint8 (read as k/255)",
+            "gaussian": "uint8 (read as k/255)"}
+
+
+def check_likelihood_name(likelihood):
+    """The likelihood's name, ``-`` or ``_`` alike; ValueError for an unknown one."""
+    name = likelihood.replace("-", "_") if isinstance(likelihood, str) else likelihood
+    if name not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {', '.join(map(repr, LIKELIHOODS))}, got {likelihood!r}")
+    return name
+
+
+def check_likelihood(kind, p, x, logscale=None):
+    """Parameters ``p`` (B, ...) float and targets ``x`` of its shape for likelihood ``kind``,
+    and, for the Gaussian, a logscale: a real number or a float tensor broadcastable to p's
+    shape without changing it."""
+    _float(_PARAM[kind], p)
     _tensor("x", x)
     if x.dtype not in FLOAT_DTYPES + (torch.bool, torch.uint8):
-        raise TypeError(f"x must be {_FLOAT_NAMES}, bool, or uint8 holding 0/1, got dtype {x.dtype}")
-    _same("logits", logits, "x", x)
+        raise TypeError(f"x must be {_FLOAT_NAMES}, bool, or {_TARGETS[kind]}, got dtype {x.dtype}")
+    _same(_PARAM[kind], p, "x", x)
+    if kind == "gaussian":
+        check_logscale(logscale, p)
+
+
+def check_logscale(logscale, mean):
+    if isinstance(logscale, torch.Tensor):
+        if logscale.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"logscale must be a floating tensor ({_FLOAT_NAMES}), got dtype {logscale.dtype}")
+        if logscale.device != mean.device:
+            raise ValueError(f"logscale and mean must be on the same device, got {logscale.device} and {mean.device}")
+        try:
+            shape = torch.broadcast_shapes(logscale.shape, mean.shape)
+        except RuntimeError:
+            shape = None
+        if shape != mean.shape:
+            raise ValueError(f"logscale of shape {tuple(logscale.shape)} does not broadcast to mean's shape "
+                             f"{tuple(mean.shape)} without changing it (use a number, a per-feature "
+                             f"{tuple(mean.shape[1:])}, a per-channel or a per-element {tuple(mean.shape)} tensor)")
+    elif isinstance(logscale, bool) or not isinstance(logscale, Real):
+        raise TypeError(f"logscale must be a real number or a tensor, got {type(logscale).__name__}")
+
+
+def validate_targets(kind, x):
+    """``validate_args=True``: the target values lie in the likelihood's support (one reduction
+    and a host sync: off by default). ValueError naming the offending value otherwise."""
+    if x.dtype == torch.bool or x.numel() == 0:
+        return
+    if kind == "gaussian":
+        bad = ~torch.isfinite(x) if x.is_floating_point() else None
+        what = "finite values"
+    elif x.dtype == torch.uint8:
+        bad = x > 1 if kind == "bernoulli" else None
+        what = "0 or 1 (uint8 targets of a Bernoulli are 0/1; raw 8-bit images: binarize them, or use a " \
+               "continuous likelihood, which reads uint8 as k/255)"
+    else:
+        bad = ~((x >= 0) & (x <= 1))
+        what = "values in [0, 1]"
+    if bad is not None and bool(bad.any()):
+        i = int(bad.flatten().nonzero()[0])
+        raise ValueError(f"x must hold {what} for the {kind.replace('_', ' ')} likelihood; "
+                         f"x.flatten()[{i}] = {x.flatten()[i].item()!r}")
+
+
+def check_bernoulli(logits, x):
+    check_likelihood("bernoulli", logits, x)
 
 
 def check_int(name, value, minimum=None):
@@ -75,8 +137,8 @@ def check_beta(beta):
         raise TypeError(f"beta must be a real number (float, int or NumPy scalar), got {type(beta).__name__}")
 
 
-def check_elbo(recon_logits, x, mu, logvar, beta, reduction, kl=None):
-    check_bernoulli(recon_logits, x)
+def check_elbo(kind, recon_logits, x, mu, logvar, beta, reduction, kl=None, logscale=None):
+    check_likelihood(kind, recon_logits, x, logscale)
     if kl is None:
         if mu is None or logvar is None:
             raise ValueError("pass mu and logvar, or the per-row kl (e.g. from fastvae.reparameterize_kl)")
@@ -89,10 +151,11 @@ def check_elbo(recon_logits, x, mu, logvar, beta, reduction, kl=None):
         if kl.dim() != 1:
             raise ValueError(f"kl must be per row, shape (B,), got {tuple(kl.shape)}")
         batch, name, device = kl.shape[0], "kl", kl.device
+    recon = "recon_logits" if kind != "gaussian" else "the mean (recon_logits)"
     if recon_logits.shape[0] != batch:
-        raise ValueError(f"recon_logits and {name} must have the same batch size, got "
+        raise ValueError(f"{recon} and {name} must have the same batch size, got "
                          f"{tuple(recon_logits.shape)} and batch {batch}")
     if recon_logits.device != device:
-        raise ValueError(f"recon_logits and {name} must be on the same device, got {recon_logits.device} and {device}")
+        raise ValueError(f"{recon} and {name} must be on the same device, got {recon_logits.device} and {device}")
     check_beta(beta)
     check_reduction(reduction)

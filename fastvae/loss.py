@@ -1,4 +1,5 @@
-"""The VAE objective: negative ELBO with a Bernoulli decoder and a N(0, I) prior."""
+"""The VAE objective: the negative ELBO with a Bernoulli, continuous Bernoulli or Gaussian
+decoder and a N(0, I) prior."""
 
 from typing import Optional
 
@@ -6,27 +7,34 @@ import torch
 
 from . import reference
 from ._backend import use_triton
-from ._checks import check_beta, check_elbo, check_reduction
+from ._checks import check_elbo, check_likelihood_name, validate_targets
 from ._rows import reduce_rows
-from .ops import _route, bernoulli_ll_scaled, gaussian_kl
+from .ops import _route, gaussian_kl
 from .ops.elbo import fastvae_elbo
+from .ops.likelihood import log_likelihood, logscale_args
 from .reference import ELBOTerms
 
 __all__ = ["ELBOLoss", "ELBOTerms", "elbo_loss"]
 
+_CODES = {"bernoulli": 0, "continuous_bernoulli": 1, "gaussian": 2}
+
 
 def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Tensor] = None,
               logvar: Optional[torch.Tensor] = None, beta: float = 1.0, reduction: str = "mean",
-              return_terms: bool = False, *, kl: Optional[torch.Tensor] = None):
-    """Negative ELBO of a VAE with Bernoulli decoder and N(0, I) prior, fused.
+              return_terms: bool = False, *, kl: Optional[torch.Tensor] = None, likelihood: str = "bernoulli",
+              logscale=0.0, validate_args: bool = False):
+    """Negative ELBO of a VAE with a N(0, I) prior, fused.
 
-    Per row: ``loss = -(log p(x | z) - beta * KL(q(z|x) || N(0, I)))`` with
-    ``log p(x|z) = sum(x * l - softplus(l))`` over all non-batch dims of the decoder's logits
-    ``l`` and the closed-form Gaussian KL of ``mu, logvar``.
+    Per row: ``loss = -(log p(x | z) - beta * KL(q(z|x) || N(0, I)))`` with ``log p(x|z)`` summed
+    over all non-batch dims of the decoder's output and the closed-form Gaussian KL of
+    ``mu, logvar``. ``likelihood`` picks p(x | z) (see ``bernoulli_log_likelihood``,
+    ``continuous_bernoulli_log_likelihood``, ``gaussian_log_likelihood``).
 
     Args:
-        recon_logits: (B, ...) decoder output, Bernoulli **logits** (not probabilities).
-        x: targets of recon_logits' shape: float in [0, 1], bool, or uint8 of 0/1.
+        recon_logits: (B, ...) decoder output: **logits** (not probabilities) for the Bernoulli
+            and continuous Bernoulli, the mean for the Gaussian.
+        x: targets of recon_logits' shape: float, bool, or uint8 (0/1 for the Bernoulli, k/255
+            for the others).
         mu, logvar: (B, ...) parameters of the diagonal Gaussian q(z | x).
         beta: weight of the KL term (beta-VAE, KL warm-up); a real number.
         reduction: ``'mean'`` (over the batch: nats per example; note that
@@ -35,28 +43,37 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
         return_terms: also return the per-row terms, as ``ELBOTerms(loss, log_likelihood, kl)``.
         kl: instead of ``mu, logvar``, the per-row KL (B,) the model already has from
             ``fastvae.reparameterize_kl``, so the KL is not computed twice.
+        likelihood: ``'bernoulli'`` (default), ``'continuous_bernoulli'`` or ``'gaussian'``.
+        logscale: the Gaussian's log standard deviation (a number or a tensor broadcastable to
+            the mean; see ``gaussian_log_likelihood``); ignored by the others.
+        validate_args: check the target values against the likelihood's support (a host sync).
 
     Returns:
         The loss, or ``ELBOTerms`` when ``return_terms``. Its dtype is the promotion of the two
         per-row terms: float32 for float16/bfloat16/float32 inputs, float64 if either is float64.
     """
-    check_elbo(recon_logits, x, mu, logvar, beta, reduction, kl)
+    kind = check_likelihood_name(likelihood)
+    check_elbo(kind, recon_logits, x, mu, logvar, beta, reduction, kl, logscale if kind == "gaussian" else None)
     if not use_triton(recon_logits):
-        out = reference.elbo_loss(recon_logits, x, mu, logvar, beta, reduction, return_terms, kl=kl)
+        out = reference.elbo_loss(recon_logits, x, mu, logvar, beta, reduction, return_terms, kl=kl,
+                                  likelihood=kind, logscale=logscale, validate_args=validate_args)
         return ELBOTerms(*_route.guard("elbo_loss", tuple(out))) if return_terms else _route.guard("elbo_loss", out)
+    if validate_args:
+        validate_targets(kind, x)
     if kl is None:
         kl = gaussian_kl(mu, logvar)
+    s, s_value = logscale_args(kind, logscale)
     if _route.compiling():
         # the log-likelihood's custom op and plain torch glue, which the compiler fuses
-        ll = bernoulli_ll_scaled(recon_logits, x, 1.0)
+        ll = log_likelihood(_CODES[kind], recon_logits, x, s, s_value)
         loss = reduce_rows(beta * kl - ll, reduction)
     else:
-        loss, ll = fastvae_elbo.apply(recon_logits, x, kl, float(beta), reduction)
+        loss, ll = fastvae_elbo.apply(_CODES[kind], recon_logits, x, s, s_value, kl, float(beta), reduction)
     return ELBOTerms(loss, ll, kl) if return_terms else loss
 
 
 class ELBOLoss(reference.ELBOLoss):
-    """Drop-in negative-ELBO loss for a Bernoulli VAE; the fused ``elbo_loss`` as a module.
+    """Drop-in negative-ELBO loss for a VAE; the fused ``elbo_loss`` as a module.
 
     Replaces the classic ``loss_function(recon_x, x, mu, logvar)`` of PyTorch's VAE example
     (``BCE(recon_x, x, reduction='sum') + KLD``), taking decoder **logits** instead of
@@ -69,17 +86,13 @@ class ELBOLoss(reference.ELBOLoss):
         reduction: ``'mean'`` over the batch (nats per example, default; differs from
             ``BCEWithLogitsLoss``, whose mean is per element), ``'sum'``, or ``'none'``.
         return_terms: forward returns ``ELBOTerms(loss, log_likelihood, kl)`` for logging.
+        likelihood: ``'bernoulli'`` (default), ``'continuous_bernoulli'`` or ``'gaussian'``
+            (keyword only; ``'continuous-bernoulli'`` works too); an unknown one is a ValueError.
+            The Gaussian takes its logscale in the call: ``loss_fn(mean, x, mu, logvar, logscale=ls)``.
+        validate_args: check target values on every call (a host sync; off by default).
 
     Shapes: recon_logits and x (B, ...), mu and logvar (B, ...) or kl (B,); output scalar,
     or (B,) for ``'none'``.
     """
 
     _elbo_loss = staticmethod(elbo_loss)
-
-    def __init__(self, beta: float = 1.0, reduction: str = "mean", return_terms: bool = False):
-        # nn.Module's own __init__, then plain attributes set without its __setattr__ (a loss is
-        # often built inside the training step: its construction is host time on every step)
-        torch.nn.Module.__init__(self)
-        check_reduction(reduction)
-        check_beta(beta)
-        self.__dict__.update(beta=float(beta), reduction=reduction, return_terms=bool(return_terms))

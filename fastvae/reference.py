@@ -7,13 +7,15 @@ Results that are sums (log-likelihood, KL) are float32 for float16/bfloat16/floa
 and float64 for float64 inputs; z and gradients have their inputs' dtypes.
 """
 
+import math
 from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_bernoulli, check_beta, check_elbo, check_gaussian, check_reduction
+from ._checks import (check_beta, check_elbo, check_gaussian, check_likelihood, check_likelihood_name,
+                      check_reduction, validate_targets)
 from ._rows import reduce_rows, row_sum, to_sum
 
 
@@ -51,16 +53,70 @@ def reparameterize_kl(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[t
     return reparameterize(mu, logvar, eps=eps, generator=generator), gaussian_kl(mu, logvar)
 
 
-def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def _targets(kind, x, dtype):
+    # uint8 targets: 0/1 for the Bernoulli, 8-bit images k/255 for the continuous likelihoods
+    if x.dtype == torch.uint8 and kind != "bernoulli":
+        return x.to(dtype) / 255
+    return x.to(dtype)
+
+
+def _checked(kind, p, x, validate_args, logscale=None):
+    check_likelihood(kind, p, x, logscale)
+    if validate_args:
+        validate_targets(kind, x)
+    p = to_sum(p)
+    return p, _targets(kind, x, p.dtype)
+
+
+def _bce(l, x):
+    # softplus(l) - x * l, stably and with exact gradients: BCE-with-logits
+    return F.binary_cross_entropy_with_logits(l, x, reduction="none")
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor, *, validate_args: bool = False) -> torch.Tensor:
     """log p(x | logits) of independent Bernoullis per row: ``sum(x * logits - softplus(logits))``.
 
     logits: (B, ...) float; x: same shape, float in [0, 1], bool, or uint8 of 0/1.
     Returns (B,) float32 (float64 for float64 logits). Stable for any finite logits.
     """
-    check_bernoulli(logits, x)
-    logits = to_sum(logits)
-    nll = F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none")
-    return -row_sum(nll)
+    logits, x = _checked("bernoulli", logits, x, validate_args)
+    return -row_sum(_bce(logits, x))
+
+
+def _log_cb_normaliser(l):
+    """log C(l) = log(l / tanh(l / 2)), formed in float64: its Taylor series
+    ``log 2 + l^2/12 - 7 l^4/1440`` below |l| = 0.01 (the closed form and its derivative cancel
+    near 0), the closed form above."""
+    l64 = l.double()
+    small = l64.abs() < 1e-2
+    safe = torch.where(small, torch.ones_like(l64), l64)
+    l2 = l64 * l64
+    series = math.log(2.0) + l2 / 12 - 7 * l2 * l2 / 1440
+    return torch.where(small, series, torch.log(safe / torch.tanh(safe / 2))).to(l.dtype)
+
+
+def continuous_bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor, *,
+                                        validate_args: bool = False) -> torch.Tensor:
+    """log p(x | logits) of independent continuous Bernoullis per row:
+    ``sum(x * l - softplus(l) + log C(l))``, ``C(l) = l / tanh(l / 2)``; see
+    ``fastvae.continuous_bernoulli_log_likelihood``. uint8 x is read as k/255."""
+    logits, x = _checked("continuous_bernoulli", logits, x, validate_args)
+    return row_sum(_log_cb_normaliser(logits) - _bce(logits, x))
+
+
+def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, logscale=0.0, *,
+                            validate_args: bool = False) -> torch.Tensor:
+    """log N(x; mean, exp(logscale)^2) per row: the sum of ``-0.5 * ((x - mean) * exp(-logscale))^2
+    - logscale - 0.5 * log(2 pi)``; see ``fastvae.gaussian_log_likelihood``. uint8 x is read as
+    k/255; logscale is a number or a tensor broadcastable to mean's shape."""
+    mean, x = _checked("gaussian", mean, x, validate_args, logscale)
+    s = to_sum(logscale) if isinstance(logscale, torch.Tensor) else float(logscale)
+    w = (x - mean) * (torch.exp(-s) if isinstance(s, torch.Tensor) else math.exp(-s))
+    return row_sum(-0.5 * w * w - s - 0.5 * math.log(2 * math.pi))
+
+
+LOG_LIKELIHOODS = {"bernoulli": bernoulli_log_likelihood, "continuous_bernoulli": continuous_bernoulli_log_likelihood,
+                   "gaussian": gaussian_log_likelihood}
 
 
 class ELBOTerms(NamedTuple):
@@ -73,10 +129,13 @@ class ELBOTerms(NamedTuple):
 
 def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Tensor] = None,
               logvar: Optional[torch.Tensor] = None, beta: float = 1.0, reduction: str = "mean",
-              return_terms: bool = False, *, kl: Optional[torch.Tensor] = None):
+              return_terms: bool = False, *, kl: Optional[torch.Tensor] = None, likelihood: str = "bernoulli",
+              logscale=0.0, validate_args: bool = False):
     """Negative ELBO ``-(log p(x|z) - beta * KL)`` per row, then reduced; see ``fastvae.elbo_loss``."""
-    check_elbo(recon_logits, x, mu, logvar, beta, reduction, kl)
-    ll = bernoulli_log_likelihood(recon_logits, x)
+    kind = check_likelihood_name(likelihood)
+    check_elbo(kind, recon_logits, x, mu, logvar, beta, reduction, kl, logscale)
+    extra = (logscale,) if kind == "gaussian" else ()
+    ll = LOG_LIKELIHOODS[kind](recon_logits, x, *extra, validate_args=validate_args)
     if kl is None:
         kl = gaussian_kl(mu, logvar)
     loss = reduce_rows(beta * kl - ll, reduction)
@@ -88,14 +147,19 @@ class ELBOLoss(nn.Module):
 
     _elbo_loss = staticmethod(elbo_loss)  # fastvae.ELBOLoss swaps in the fused function
 
-    def __init__(self, beta: float = 1.0, reduction: str = "mean", return_terms: bool = False):
-        super().__init__()
+    def __init__(self, beta: float = 1.0, reduction: str = "mean", return_terms: bool = False, *,
+                 likelihood: str = "bernoulli", validate_args: bool = False):
+        # nn.Module's own __init__, then plain attributes set without its __setattr__ (a loss is
+        # often built inside the training step: its construction is host time on every step)
+        nn.Module.__init__(self)
         check_reduction(reduction)
         check_beta(beta)
-        self.beta, self.reduction, self.return_terms = float(beta), reduction, bool(return_terms)
+        self.__dict__.update(beta=float(beta), reduction=reduction, return_terms=bool(return_terms),
+                             likelihood=check_likelihood_name(likelihood), validate_args=bool(validate_args))
 
-    def forward(self, recon_logits, x, mu=None, logvar=None, *, kl=None):
-        return self._elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms, kl=kl)
+    def forward(self, recon_logits, x, mu=None, logvar=None, *, kl=None, logscale=0.0):
+        return self._elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms, kl=kl,
+                               likelihood=self.likelihood, logscale=logscale, validate_args=self.validate_args)
 
     def extra_repr(self):
-        return f"beta={self.beta}, reduction={self.reduction!r}"
+        return f"beta={self.beta}, reduction={self.reduction!r}, likelihood={self.likelihood!r}"

@@ -1,19 +1,23 @@
 """Triton kernels of fastvae, installed as ``fastvae.kernels``.
 
-One module per fused op. Each holds its ``@triton.jit`` kernels and the small launch
-functions that validate nothing, allocate outputs, pick block sizes and launch (through
-``_launch.launch``, the one place where work is handed to Triton). The launchers know nothing
-of autograd: ``fastvae.ops`` wraps them as autograd functions and ``torch.library`` ops.
+One module per fused op: ``likelihood.py`` (the Bernoulli, continuous Bernoulli and Gaussian
+log-likelihoods) and ``gaussian.py`` (the reparameterized sample and KL), plus ``_math.py``
+(the float32 math they share) and ``_launch.py`` (tiles, strides, the call into Triton). Each
+op module holds its ``@triton.jit`` kernels and the small launch functions that validate
+nothing, allocate outputs, pick block sizes and launch (through ``_launch.launch``, the one
+place where work is handed to Triton). The launchers know nothing of autograd:
+``fastvae.ops`` wraps them as autograd functions and ``torch.library`` ops.
 """
 
-from .bernoulli import bernoulli_grad_like, bernoulli_ll_bwd, bernoulli_ll_fwd, bernoulli_ll_scale_grad
 from .gaussian import reparameterize_kl_bwd, reparameterize_kl_fwd
+from .likelihood import KINDS, grad_like, likelihood, scale_rows, sum_partials
 
 __all__ = [
-    "bernoulli_grad_like",
-    "bernoulli_ll_fwd",
-    "bernoulli_ll_bwd",
-    "bernoulli_ll_scale_grad",
+    "KINDS",
+    "grad_like",
+    "likelihood",
+    "scale_rows",
+    "sum_partials",
     "reparameterize_kl_fwd",
     "reparameterize_kl_bwd",
 ]

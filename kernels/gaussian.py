@@ -20,7 +20,7 @@ one Philox call feeds four elements (one in each quarter of the row, so the four
 four contiguous column ranges, read with 16-byte loads), and each pair of its 32-bit outputs
 becomes two normals by Box-Muller (``sqrt(-2 ln u1) * (cos, sin)(2 pi u2 - pi)``). The
 logarithm, sine and cosine are short polynomials (1e-6 relative, 5e-8 absolute), the square
-root and exp2 the GPU's special-function unit: the normals are float32 whatever the input
+root and exp2 the GPU's special-function unit (``_math.py``): the normals are float32 whatever the input
 dtype. Forward is one pass (read mu, logvar; write z and kl), backward is one pass (read mu,
 logvar, gz, gkl; write grad_mu, grad_logvar). Math in float32 (float64 for float64 input).
 """
@@ -35,26 +35,15 @@ from .._rows import sum_dtype
 from .._backend import INTERPRET
 from . import _launch
 from ._launch import acc_dtype, load, store
+from ._math import LOG2E, log_pos
 
-LOG2E = tl.constexpr(1.4426950408889634)
-LN2 = tl.constexpr(0.6931471805599453)
 
 
 @triton.jit
 def _radius(a):
-    # sqrt(-2 ln u), u = (a + 0.5) / 2**32 in (0, 1] for a uint32 a; ln u = k ln 2 + ln(m),
-    # m = u / 2**k in [2/3, 4/3), ln(m) = f * P(f) with f = m - 1 (degree 6, 1e-6 relative)
+    # sqrt(-2 ln u), u = (a + 0.5) / 2**32 in (0, 1] for a uint32 a
     u = a.to(tl.float32) * 2.3283064365386963e-10 + 1.1641532182693481e-10
-    bits = u.to(tl.int32, bitcast=True)
-    k = (bits - 0x3F2AAAAB) >> 23
-    f = (bits - (k << 23)).to(tl.float32, bitcast=True) - 1.0
-    p = 0.17065296 * f - 0.19407688
-    p = p * f + 0.19802687
-    p = p * f - 0.24841659
-    p = p * f + 0.3333767
-    p = p * f - 0.5000224
-    p = p * f + 0.99999988
-    return tl.sqrt(k.to(tl.float32) * (-2.0 * LN2) - 2.0 * (f * p))
+    return tl.sqrt(-2.0 * log_pos(u))
 
 
 @triton.jit

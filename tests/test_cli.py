@@ -19,10 +19,10 @@ def test_self_check_passes(dtype, capsys):
 
 
 def test_self_check_fails_on_a_wrong_kernel(capsys, monkeypatch):
-    import fastvae.ops.bernoulli as ops
+    import fastvae.ops.likelihood as ops
 
-    real = ops.bernoulli_ll_scaled
-    monkeypatch.setattr(ops, "bernoulli_ll_scaled", lambda l, x, s: real(l, x, s) * 1.01)
+    real = ops.log_likelihood
+    monkeypatch.setattr(ops, "log_likelihood", lambda *a: real(*a) * 1.01)
     assert main(["--batch", "4", "--dim", "8", "--latent", "2"]) == 1
     assert "FAIL" in capsys.readouterr().out
 
@@ -35,12 +35,12 @@ def test_count_bytes_runs(capsys, monkeypatch):
     assert "eager PyTorch:" in out
     # the fused path: two kernels forward, two backward, each launched once
     eager = out.split("fastvae: ")[1].split("fastvae compiled: ")[0]
-    assert "triton::bernoulli_ll_fwd_kernel x1, triton::reparameterize_kl_fwd_kernel x1" in eager
+    assert "triton::likelihood_kernel x1, triton::reparameterize_kl_fwd_kernel x1" in eager
     assert "triton::reparameterize_kl_bwd_kernel x1, triton::scale_rows_kernel x1" in eager
     # under torch.compile: the custom ops, the Bernoulli gradient recomputed in backward
     compiled = out.split("fastvae compiled: ")[1]
-    assert "fastvae::bernoulli_ll x1, fastvae::draw_seed x1, fastvae::reparameterize_kl x1" in compiled
-    assert "fastvae::bernoulli_ll_backward x1, fastvae::reparameterize_kl_backward x1" in compiled
+    assert "fastvae::draw_seed x1, fastvae::likelihood x1, fastvae::reparameterize_kl x1" in compiled
+    assert "fastvae::likelihood_backward x1, fastvae::reparameterize_kl_backward x1" in compiled
     ratio = float(out.split("ratio eager / fastvae bytes: ")[1].split("x")[0])
     assert ratio > 2
 

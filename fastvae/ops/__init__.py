@@ -1,8 +1,11 @@
 """The fused ops: one module per op, each wrapping its kernels (``fastvae.kernels``) as an
 eager ``torch.autograd.Function`` and as ``torch.library`` custom ops for ``torch.compile``
-(see ``_route.py``), plus its public functions."""
+(see ``_route.py``), plus its public functions: ``likelihood.py`` (Bernoulli, continuous
+Bernoulli and Gaussian log-likelihoods), ``gaussian.py`` (sample and KL), ``elbo.py`` (the
+loss's reconstruction term and reduction as one eager node)."""
 
-from .bernoulli import bernoulli_ll_scaled, bernoulli_log_likelihood
 from .gaussian import gaussian_kl, reparameterize, reparameterize_kl
+from .likelihood import bernoulli_log_likelihood, continuous_bernoulli_log_likelihood, gaussian_log_likelihood
 
-__all__ = ["bernoulli_ll_scaled", "bernoulli_log_likelihood", "gaussian_kl", "reparameterize", "reparameterize_kl"]
+__all__ = ["bernoulli_log_likelihood", "continuous_bernoulli_log_likelihood", "gaussian_kl",
+           "gaussian_log_likelihood", "reparameterize", "reparameterize_kl"]

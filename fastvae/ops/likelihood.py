@@ -1,0 +1,291 @@
+"""The fused log-likelihoods (``fastvae.kernels.likelihood``): Bernoulli, continuous Bernoulli
+and Gaussian, as autograd functions.
+
+Eager: the forward also stores the gradients, pre-multiplied by the upstream gradient the caller
+expects (``grad_scale``), so the usual backward has nothing left to do over (B, D): its kernels
+check the upstream gradient on the device and return (a logscale shared by the rows keeps
+per-program partial sums, refreshed only by programs whose rows got another upstream gradient).
+Under ``torch.compile`` graphs are functional (no buffer may be scaled in place), so the
+gradients are recomputed in backward: 5 + 9 bytes per element for the Bernoulli with uint8
+targets, against 9 + 8 for storing and rescaling. float16 parameters always recompute (a
+pre-scaled float16 gradient would underflow before a loss scaler multiplied it back).
+
+``forward``/``backward`` below are written once; the eager ``torch.autograd.Function`` and the
+``torch.library`` custom ops that ``torch.compile`` sees both call them.
+"""
+
+from typing import Optional
+
+import torch
+
+from .. import reference
+from .._backend import use_triton
+from .._checks import check_likelihood, validate_targets
+from . import _route
+from ._route import graph_kept, kernels, once_differentiable
+
+Tensor = torch.Tensor
+
+
+def _expanded(s, p):
+    """The logscale tensor viewed at p's shape (stride 0 where broadcast), or None."""
+    if s is None:
+        return None
+    return s.expand(p.shape) if s.dim() else s.reshape((1,) * p.dim()).expand(p.shape)
+
+
+def gs_mode(s, p):
+    """How the logscale's gradient is formed (see ``fastvae.kernels.likelihood``): 0 none, 1 per
+    element, 2 summed over the rows (shared by them, varying within a row), 3 summed within
+    each row (constant within a row: one value for all included), the upstream applied after."""
+    if s is None or not s.requires_grad:
+        return 0
+    e = _expanded(s, p)
+    if all(st == 0 for st in e.stride()[1:]):
+        return 3
+    return 2 if e.stride(0) == 0 else 1
+
+
+def _to_logscale(gs, mode, s, shape):
+    """The logscale's gradient in its own shape and dtype, from the kernel's for parameters of
+    ``shape``: per element (1), summed over the rows (2: shape[1:]) or within each row (3: (B,))."""
+    if mode == 2:
+        gs = gs.reshape((1, *shape[1:]))
+    elif mode == 3:
+        gs = gs.view((-1,) + (1,) * (len(shape) - 1))
+    return (gs.sum_to_size(s.shape) if gs.shape != s.shape else gs).to(s.dtype)
+
+
+def forward(ctx, kind, p, x, s, s_value, grad_scale, store, kl=None, beta=1.0):
+    """The forward pass; with ``ctx``, also saves what backward needs. Returns (ll, rows)."""
+    need = (p.requires_grad, x.requires_grad, gs_mode(s, p))
+    store = store and (need[0] or need[1] or need[2] != 0)
+    ll, gp, gx, gs, rows = kernels().likelihood(
+        kind, p, x, _expanded(s, p), s_value, grad_scale, store_gp=store and need[0],
+        store_gx=store and need[1], gs_mode=need[2] if store else 0, kl=kl, beta=beta)
+    if ctx is not None:
+        ctx.kind, ctx.s_value, ctx.grad_scale, ctx.store, ctx.need = kind, s_value, grad_scale, store, need
+        ctx.p_shape = p.shape
+        # p and x stay alive only where backward reads them (a shared logscale re-sums from them)
+        keep = not store or need[2] == 2
+        ctx.save_for_backward(gp, gx, gs, p if keep else None, x if keep else None, s)
+        ctx.set_materialize_grads(False)
+    return ll, rows
+
+
+def backward(ctx, factor, recompute=None):
+    """Gradients of (p, x, s) for the upstream gradient ``factor * grad_scale`` per row
+    (``factor``: (B,) or 0-d). ``recompute(kind, p, x, s, s_value, g, need)`` forms them anew
+    (eager: the kernel; compiled: the backward custom op)."""
+    gp, gx, gs, p, x, s = ctx.saved_tensors
+    need = ctx.need
+    if ctx.store:
+        in_place = not graph_kept()
+        scale = kernels().scale_rows
+        gp = scale(gp, factor, 1.0, in_place=in_place) if gp is not None else None
+        gx = scale(gx, factor, 1.0, in_place=in_place) if gx is not None else None
+        if need[2] == 1:
+            gs = scale(gs, factor, 1.0, in_place=in_place)
+        elif need[2] == 3:
+            gs = gs * (factor * ctx.grad_scale)
+        elif need[2] == 2:  # programs whose rows got another upstream gradient sum theirs again
+            gs = gs if in_place else gs.clone()
+            kernels().likelihood(ctx.kind, p, x, _expanded(s, p), ctx.s_value, ctx.grad_scale, factor,
+                                 write_ll=False, gs_mode=2, gs=gs, skip_if_one=True)
+            gs = kernels().sum_partials(gs, p)
+    else:
+        g = factor * ctx.grad_scale if ctx.grad_scale != 1.0 else factor
+        gp, gx, gs = (recompute or _recompute)(ctx.kind, p, x, s, ctx.s_value, g, need)
+    if need[2]:
+        gs = _to_logscale(gs, need[2], s, ctx.p_shape)
+    return gp if need[0] else None, gx if need[1] else None, gs if need[2] else None
+
+
+def _recompute(kind, p, x, s, s_value, g, need):
+    _, gp, gx, gs, _ = kernels().likelihood(kind, p, x, _expanded(s, p), s_value, 1.0, g, write_ll=False,
+                                            store_gp=need[0], store_gx=need[1], gs_mode=need[2])
+    if need[2] == 2:
+        gs = kernels().sum_partials(gs, p)
+    elif need[2] == 3:  # row sums of d/ds: the upstream gradient applied here
+        gs = gs * g
+    return gp, gx, gs
+
+
+class fastvae_likelihood(torch.autograd.Function):  # noqa: N801 - the name grad_fn shows
+    """Eager route: (kind, p, x, s, s_value, grad_scale, store) -> ll (B,)."""
+
+    @staticmethod
+    def forward(ctx, kind, p, x, s, s_value, grad_scale, store):
+        return forward(ctx, kind, p, x, s, s_value, grad_scale, store)[0]
+
+    @staticmethod
+    def backward(ctx, grad_ll):
+        if grad_ll is None:
+            return (None,) * 7
+        once_differentiable("log_likelihood")
+        # the upstream gradient in units of the grad_scale the stored gradients carry
+        factor = grad_ll if ctx.grad_scale == 1.0 else grad_ll / ctx.grad_scale
+        return (None, *backward(ctx, factor), None, None, None)
+
+
+# ------------------------------------------------------------- the same under torch.compile
+
+@torch.library.custom_op("fastvae::likelihood", mutates_args=())
+def _op(kind: int, p: Tensor, x: Tensor, s: Optional[Tensor], s_value: float) -> Tensor:
+    return forward(None, kind, p, x, s, s_value, 1.0, False)[0]
+
+
+@_op.register_fake
+def _(kind, p, x, s, s_value):
+    from .._rows import sum_dtype
+
+    return p.new_empty((p.shape[0],), dtype=sum_dtype(p.dtype))
+
+
+@torch.library.custom_op("fastvae::likelihood_backward", mutates_args=())
+def _op_backward(kind: int, p: Tensor, x: Tensor, s: Optional[Tensor], s_value: float, g: Tensor,
+                 need_p: bool, need_x: bool, mode: int) -> tuple[Tensor, Tensor, Tensor]:
+    gp, gx, gs = _recompute(kind, p, x, s, s_value, g, (need_p, need_x, mode))
+    # unused outputs: distinct empty tensors (outputs of a custom op may not alias each other)
+    return tuple(p.new_empty((0,)) if t is None else t for t in (gp, gx, gs))
+
+
+@_op_backward.register_fake
+def _(kind, p, x, s, s_value, g, need_p, need_x, mode):
+    k = kernels()
+    from .._rows import sum_dtype
+
+    acc = sum_dtype(p.dtype)
+    gs = {0: lambda: p.new_empty((0,)), 1: lambda: k.grad_like(p, s.dtype),
+          2: lambda: p.new_empty(p.shape[1:], dtype=acc), 3: lambda: p.new_empty((p.shape[0],), dtype=acc)}[mode]()
+    return (k.grad_like(p) if need_p else p.new_empty((0,)), k.grad_like(p, x.dtype) if need_x else p.new_empty((0,)),
+            gs)
+
+
+def _op_setup(ctx, inputs, output):
+    kind, p, x, s, s_value = inputs
+    ctx.kind, ctx.s_value, ctx.grad_scale, ctx.store = kind, s_value, 1.0, False
+    ctx.need, ctx.p_shape = (p.requires_grad, x.requires_grad, gs_mode(s, p)), p.shape
+    ctx.save_for_backward(None, None, None, p, x, s)
+
+
+def _op_grads(ctx, grad_ll):
+    if grad_ll is None:
+        return None, None, None, None, None
+
+    def recompute(kind, p, x, s, s_value, g, need):
+        return _op_backward(kind, p, x, s, s_value, g, need[0], need[1], need[2])
+
+    gp, gx, gs = backward(ctx, grad_ll, recompute)
+    return None, gp, gx, gs, None
+
+
+_op.register_autograd(_op_grads, setup_context=_op_setup)
+
+
+def log_likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0):
+    """The fused op (inputs already validated): eager or compiled route. ``grad_scale``: the
+    upstream gradient the caller expects for ll, folded into the stored gradients."""
+    if _route.compiling():
+        return _op(kind, p, x, s, s_value)
+    store = torch.is_grad_enabled() and p.dtype != torch.float16 and (
+        p.requires_grad or x.requires_grad or (s is not None and s.requires_grad))
+    return fastvae_likelihood.apply(kind, p, x, s, s_value, float(grad_scale), store)
+
+
+# --------------------------------------------------------------------- public functions
+
+_CODES = {"bernoulli": 0, "continuous_bernoulli": 1, "gaussian": 2}
+
+
+def logscale_args(kind, logscale):
+    """(tensor or None, number) for the kernels: a tensor logscale, or the fixed value."""
+    if kind != "gaussian":
+        return None, 0.0
+    return (logscale, 0.0) if isinstance(logscale, torch.Tensor) else (None, float(logscale))
+
+
+def _fused(kind, p, x, logscale, validate_args, reference_fn, *args):
+    check_likelihood(kind, p, x, logscale if kind == "gaussian" else None)
+    if validate_args:
+        validate_targets(kind, x)
+    if not use_triton(p):
+        return _route.guard(f"{kind}_log_likelihood", reference_fn(p, x, *args))
+    return log_likelihood(_CODES[kind], p, x, *logscale_args(kind, logscale))
+
+
+def bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate_args: bool = False) -> Tensor:
+    """log p(x | logits) of independent Bernoullis, per row: ``sum(x * logits - softplus(logits))``.
+
+    Computed stably (softplus as ``max(l, 0) + log1p(exp(-|l|))``, never a log of a sigmoid).
+
+    Args:
+        logits: (B, ...) float16, bfloat16, float32 or float64; any strides (a channels-last
+            decoder output is read through its strides, never copied).
+        x: targets of logits' shape: floats in [0, 1] (soft targets), bool, or uint8 holding
+            0/1 (read as one byte per element).
+        validate_args: check that x lies in [0, 1] (uint8: is 0 or 1), a ValueError otherwise.
+            It costs a reduction and a host sync, so it is off by default, and then other values
+            give the formula's value.
+
+    Returns:
+        (B,) float32 (float64 for float64 logits): the sum over all non-batch dimensions.
+
+    With the Triton backend the forward computes the gradient in the same pass into its own
+    buffer (the caller's logits are never overwritten); the backward only applies the upstream
+    gradient, and skips even that when it is exactly 1 (as after ``ll.sum().backward()``).
+    float16 logits instead get their gradient recomputed in one backward pass (float16's range
+    is too small to store it ahead of the loss scale). The gradient for x (``logits``) is
+    computed too when x requires grad. Differentiable once (``create_graph=True`` raises);
+    ``retain_graph=True`` and a second backward work.
+    """
+    return _fused("bernoulli", logits, x, None, validate_args, reference.bernoulli_log_likelihood)
+
+
+def continuous_bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate_args: bool = False) -> Tensor:
+    """log p(x | logits) of independent continuous Bernoullis (Loaiza-Ganem & Cunningham, 2019),
+    the normalised density on [0, 1]: per row, ``sum(x * l - softplus(l) + log C(l))`` with
+    ``C(l) = l / tanh(l / 2)`` (2 at l = 0).
+
+    Exact and finite for every finite logit: near 0 the normaliser and its derivative are Taylor
+    series, for large |l| their closed forms (``torch.distributions.ContinuousBernoulli`` clamps
+    its probabilities and is off by tenths of a nat at logit 20 in float32).
+
+    Args:
+        logits: (B, ...) float16, bfloat16, float32 or float64; any strides.
+        x: targets of logits' shape in [0, 1]: any float dtype, bool, or uint8, read as k/255
+            (8-bit images kept as bytes on the device: one byte per element read, no
+            conversion pass).
+        validate_args: check that float x lies in [0, 1], a ValueError otherwise (a reduction
+            and a host sync; off by default).
+
+    Returns:
+        (B,) float32 (float64 for float64 logits). Gradients flow to logits
+        (``x - sigmoid(l) + 1/l - 1/sinh(l)``) and to a float x (``l``); as for
+        ``bernoulli_log_likelihood``, the usual backward has no pass over (B, D) left to do.
+    """
+    return _fused("continuous_bernoulli", logits, x, None, validate_args,
+                  reference.continuous_bernoulli_log_likelihood)
+
+
+def gaussian_log_likelihood(mean: Tensor, x: Tensor, logscale=0.0, *, validate_args: bool = False) -> Tensor:
+    """log N(x; mean, exp(logscale)^2) of independent Gaussians, per row: the sum of
+    ``-0.5 * ((x - mean) * exp(-logscale))^2 - logscale - 0.5 * log(2 pi)``.
+
+    Args:
+        mean: (B, ...) float16, bfloat16, float32 or float64; any strides.
+        x: targets of mean's shape: any float dtype, bool, or uint8 read as k/255.
+        logscale: the log standard deviation: a number (fixed), a 0-d tensor (one shared,
+            learned value), or a tensor broadcastable to mean's shape without changing it: per
+            feature ``mean.shape[1:]`` shared by the rows, per channel ``(1, C, 1, 1)``, or per
+            element ``mean.shape`` (a variance head). Its gradient is summed over the
+            dimensions it was broadcast along and returned in its own shape and dtype.
+        validate_args: check that x is finite, a ValueError otherwise (a reduction and a host
+            sync; off by default).
+
+    Returns:
+        (B,) float32 (float64 for float64 mean). Gradients flow to mean, x (float) and a tensor
+        logscale, all formed in the forward's pass; a logscale shared by the rows gets its
+        gradient from per-program partial sums (no (B, D) temporary).
+    """
+    return _fused("gaussian", mean, x, logscale, validate_args, reference.gaussian_log_likelihood, logscale)

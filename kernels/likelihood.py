@@ -1,0 +1,361 @@
+r"""Fused log-likelihoods of a decoder's output, and their gradients, in one pass.
+
+For parameters ``p`` and targets ``x`` of a (B, ...) batch, per row b (sum over the row):
+
+* Bernoulli (``KIND = 0``), p = logits l, x in [0, 1]:  ``x*l - softplus(l)``;
+  d/dl = ``x - sigmoid(l)``, d/dx = ``l``.
+* continuous Bernoulli (``1``), Loaiza-Ganem & Cunningham (2019), p = logits l, x in [0, 1]:
+  ``x*l - softplus(l) + log C(l)``, ``C(l) = l / tanh(l/2)``; d/dl = ``x - sigmoid(l) + 1/l -
+  1/sinh(l)``, d/dx = ``l``.
+* Gaussian (``2``), p = mean m, logscale s: ``-((x - m) e^-s)^2 / 2 - s - log(2 pi) / 2``;
+  d/dm = ``(x - m) e^-2s``, d/dx = ``-(x - m) e^-2s``, d/ds = ``((x - m) e^-s)^2 - 1``.
+
+Evaluated stably, with a = |l|, e = exp(-a), p = [l >= 0]:
+
+* Bernoulli: ``(x - p) l - log1p(e)`` and ``(x - p) +- e / (1 + e)``: no overflow, no log of a
+  sigmoid, full relative precision for well-fit pixels on both sides.
+* continuous Bernoulli: softplus and log C share a term, leaving ``(x - p) l + h(a)`` with
+  ``h(a) = log(a / (1 - e))`` and d/dl = ``(x - p) +- h'(a)``, ``h'(a) = 1/a - e / (1 - e)``;
+  below a = 0.25 (0.01 in float64) both are Taylor series (``h = a/2 - a^2/24 + a^4/2880 -
+  ...``), exact and finite for every finite logit (the closed forms cancel near 0).
+
+uint8 targets are one byte per element: 0/1 for the Bernoulli, ``k/255`` for the others. One
+kernel does every pass: the forward (ll, and with ``STORE_*`` the gradients, pre-multiplied by
+the upstream gradient the caller expects, ``grad_scale``), and the backward that recomputes
+them (``G_ROWS``: the per-row upstream gradient read from ``g``). A logscale shared by the rows
+gets its gradient as per-program partial sums over the rows (``GS_MODE = 2``, then
+``sum_partials``), one constant within each row (a single shared value included) as row sums
+of d/ds, the upstream gradient applied by the caller (``3``), a full one per element (``1``). Math in float32 (float64 for float64 parameters); each gradient stored once.
+"""
+
+import functools
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from .._backend import INTERPRET
+from .._rows import sum_dtype
+from . import _launch
+from ._launch import acc_dtype, column_levels, column_offsets, column_order, empty_in_order, load, loop_meta, store, tile
+from ._math import LOG2E, log1p_01, log_pos, recip
+
+KINDS = {"bernoulli": 0, "continuous_bernoulli": 1, "gaussian": 2}
+_INTERPRET = tl.constexpr(INTERPRET)
+HALF_LOG_2PI = tl.constexpr(0.9189385332046728)
+
+
+@triton.jit
+def _bernoulli(l, x, ACC: tl.constexpr):
+    pos = l >= 0
+    xp = tl.where(pos, x - 1.0, x)
+    if ACC == tl.float64:
+        e = tl.exp(-tl.abs(l))
+        u = 1.0 + e
+        term = xp * l - tl.where(u == 1.0, e, tl.log(u) * (e / tl.where(u == 1.0, 1.0, u - 1.0)))
+        q = e / u
+    else:
+        e = tl.exp2(tl.abs(l) * -LOG2E)
+        term = xp * l - log1p_01(e)
+        q = e * recip(1.0 + e)
+    return term, xp + tl.where(pos, q, -q)
+
+
+@triton.jit
+def _continuous_bernoulli(l, x, ACC: tl.constexpr):
+    # (x - p) l + h(a) and (x - p) +- h'(a), a = |l|: Taylor series below SMALL (to a^6 and
+    # a^5: 2e-12 and 5e-11 at a = 0.25), closed forms above (where they cancel by < 1e-6)
+    a = tl.abs(l)
+    SMALL: tl.constexpr = 0.01 if ACC == tl.float64 else 0.25
+    small = a < SMALL
+    a2 = a * a
+    hs = ((-5.511463844797178e-06 * a2 + 3.472222222222222e-04) * a2 - 4.1666666666666664e-02) * a2 + 0.5 * a
+    dh = ((-3.306878306878307e-05 * a2 + 1.388888888888889e-03) * a2 - 8.333333333333333e-02) * a + 0.5
+    # the closed forms: a small a only reaches them in the branch tl.where drops
+    if ACC == tl.float64:
+        e = tl.exp(-a)
+        hl = tl.log(a / (1.0 - e))
+        dl = 1.0 / a - e / (1.0 - e)
+    else:
+        e = tl.exp2(a * -LOG2E)
+        r = recip(1.0 - e)
+        hl = log_pos(a * r)
+        dl = recip(a) - e * r
+    pos = l >= 0
+    xp = tl.where(pos, x - 1.0, x)
+    h = tl.where(small, hs, hl)
+    d = tl.where(small, dh, dl)
+    return xp * l + h, xp + tl.where(pos, d, -d)
+
+
+@triton.jit
+def _gaussian(m, x, s, ACC: tl.constexpr):
+    if ACC == tl.float64:
+        r = tl.exp(-s)
+    else:
+        r = tl.exp2(s * -LOG2E)  # e^-s
+    w = (x - m) * r
+    return -0.5 * (w * w) - s - HALF_LOG_2PI, w * r, w * w - 1.0
+
+
+@triton.jit
+def _terms(p, x, s, KIND: tl.constexpr, ACC: tl.constexpr):
+    # per element: (log-density, d/dp, d/dx, d/ds)
+    if KIND == 2:
+        term, dp, ds = _gaussian(p, x, s, ACC)
+        return term, dp, -dp, ds
+    elif KIND == 1:
+        term, dp = _continuous_bernoulli(p, x, ACC)
+        return term, dp, p, dp
+    else:
+        term, dp = _bernoulli(p, x, ACC)
+        return term, dp, p, dp
+
+
+@triton.jit
+def _likelihood_kernel(
+    p_ptr, x_ptr, s_ptr, g_ptr, ll_ptr, gp_ptr, gx_ptr, gs_ptr, kl_ptr, rows_ptr, B,
+    stride_pb, p_s1, p_s2, p_s3, stride_xb, x_s1, x_s2, x_s3, stride_sb, s_s1, s_s2, s_s3, stride_g,
+    s_value: tl.float64, grad_scale: tl.float64, beta: tl.float64, x_scale: tl.float64,
+    KIND: tl.constexpr, D: tl.constexpr, P_N2: tl.constexpr, P_N3: tl.constexpr, X_N2: tl.constexpr,
+    X_N3: tl.constexpr, S_N2: tl.constexpr, S_N3: tl.constexpr, ACC: tl.constexpr, S_TENSOR: tl.constexpr,
+    S_ONE: tl.constexpr,
+    G_ROWS: tl.constexpr, WRITE_LL: tl.constexpr, STORE_GP: tl.constexpr, STORE_GX: tl.constexpr,
+    GS_MODE: tl.constexpr, HAS_KL: tl.constexpr, SKIP_IF_ONE: tl.constexpr, BLOCK_B: tl.constexpr,
+    BLOCK_D: tl.constexpr, EVEN: tl.constexpr, UNROLL: tl.constexpr,
+):
+    # ll[b] = sum_d term; gradients (times grad_scale, and g[b] with G_ROWS) stored as asked;
+    # with HAS_KL also the negative ELBO's rows[b] = beta * kl[b] - ll[b]. SKIP_IF_ONE: a
+    # program whose rows all have g == 1 returns at once (what it would write is there already)
+    # the scalars arrive as float64 (exact for float64 kernels) and are used in ACC (the
+    # interpreter hands them over as Python floats, which NumPy already treats so)
+    if not _INTERPRET:
+        s_value, grad_scale, beta, x_scale = s_value.to(ACC), grad_scale.to(ACC), beta.to(ACC), x_scale.to(ACC)
+    pid = tl.program_id(0).to(tl.int64)
+    rows = pid * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_ok = rows < B
+    if G_ROWS:
+        g = tl.load(g_ptr + rows * stride_g, mask=row_ok, other=1.0).to(ACC)
+        if SKIP_IF_ONE:
+            if tl.sum((g != 1.0).to(tl.int32), axis=0) == 0:
+                return
+        factor = (g * grad_scale)[:, None]
+    else:
+        factor = grad_scale
+    p_row, x_row, s_row = p_ptr + rows * stride_pb, x_ptr + rows * stride_xb, s_ptr + rows * stride_sb
+    s_one = s_value + tl.zeros([], ACC)  # a typed scalar (in the interpreter a float64 one stays so)
+    if S_ONE:  # one logscale for every element (a 0-d tensor, expanded): read once
+        s_one = tl.load(s_ptr).to(ACC)
+    o_row = rows * D
+    acc = tl.zeros([BLOCK_B, BLOCK_D], ACC)
+    acc_s = tl.zeros([BLOCK_B, BLOCK_D], ACC)
+    for c0 in tl.range(0, D, BLOCK_D, loop_unroll_factor=UNROLL):
+        cols = c0 + tl.arange(0, BLOCK_D)
+        mask = row_ok[:, None] & (cols < D)[None, :]
+        p = load(p_row[:, None] + column_offsets(cols, p_s1, p_s2, p_s3, P_N2, P_N3)[None, :], mask, EVEN).to(ACC)
+        x = load(x_row[:, None] + column_offsets(cols, x_s1, x_s2, x_s3, X_N2, X_N3)[None, :], mask, EVEN).to(ACC)
+        if x_ptr.dtype.element_ty == tl.uint8 and KIND != 0:
+            x = x * x_scale  # 8-bit images as k / 255
+        s = s_one
+        if S_TENSOR and not S_ONE:
+            s = load(s_row[:, None] + column_offsets(cols, s_s1, s_s2, s_s3, S_N2, S_N3)[None, :], mask, EVEN).to(ACC)
+        term, dp, dx, ds = _terms(p, x, s, KIND, ACC)
+        out = o_row[:, None] + cols[None, :]
+        if STORE_GP:
+            store(gp_ptr + out, (factor * dp).to(gp_ptr.dtype.element_ty), mask, EVEN)
+        if STORE_GX:
+            store(gx_ptr + out, (factor * dx).to(gx_ptr.dtype.element_ty), mask, EVEN)
+        if GS_MODE == 1:
+            store(gs_ptr + out, (factor * ds).to(gs_ptr.dtype.element_ty), mask, EVEN)
+        if GS_MODE == 2:  # a logscale shared by the rows: this program's sum over its rows
+            part = tl.sum(tl.where(mask, factor * ds, 0.0), axis=0)
+            tl.store(gs_ptr + pid * D + cols, part, mask=cols < D)
+        if GS_MODE == 3:  # unscaled: the caller applies the upstream gradient to the (B,) sums
+            acc_s += tl.where(mask, ds, 0.0)
+        if D % BLOCK_D == 0:
+            acc += term  # rows past B are summed but never stored
+        else:
+            acc += tl.where(mask, term, 0.0)
+    ll = tl.sum(acc, axis=1)
+    if WRITE_LL:
+        store(ll_ptr + rows, ll.to(ll_ptr.dtype.element_ty), row_ok, EVEN)
+    if HAS_KL:
+        kl = load(kl_ptr + rows, row_ok, EVEN).to(ACC)
+        store(rows_ptr + rows, (beta * kl - ll).to(rows_ptr.dtype.element_ty), row_ok, EVEN)
+    if GS_MODE == 3:
+        store(gs_ptr + rows, tl.sum(acc_s, axis=1).to(gs_ptr.dtype.element_ty), row_ok, EVEN)
+
+
+@triton.jit
+def _sum_partials_kernel(part_ptr, out_ptr, P, D, BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr):
+    # out[d] = sum_p part[p, d]: the shared logscale's gradient from the programs' partial sums
+    cols = tl.program_id(0).to(tl.int64) * BLOCK_D + tl.arange(0, BLOCK_D)
+    acc = tl.zeros([BLOCK_P, BLOCK_D], part_ptr.dtype.element_ty)
+    for p0 in range(0, P, BLOCK_P):
+        r = p0 + tl.arange(0, BLOCK_P)
+        acc += tl.load(part_ptr + r[:, None].to(tl.int64) * D + cols[None, :], mask=(r < P)[:, None] & (cols < D)[None, :],
+                       other=0.0)
+    tl.store(out_ptr + cols, tl.sum(acc, axis=0), mask=cols < D)
+
+
+@triton.jit
+def _scale_rows_kernel(
+    grad_ptr, out_ptr, g_ptr, B, stride_g, grad_scale: tl.float64,
+    D: tl.constexpr, ACC: tl.constexpr, IN_PLACE: tl.constexpr, CHECK_ROWS: tl.constexpr, BLOCK_B: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
+    # out[b, :] = grad[b, :] * g[b] / s for the CHECK_ROWS rows of this program. In place, the
+    # program returns at once when g[b] == s for all of them (the usual case: the forward
+    # already applied the expected upstream gradient), so that case costs B / CHECK_ROWS
+    # programs reading g. NaN != s: a NaN upstream gradient is applied, never skipped.
+    if not _INTERPRET:
+        grad_scale = grad_scale.to(ACC)
+    first = tl.program_id(0).to(tl.int64) * CHECK_ROWS
+    chk = first + tl.arange(0, CHECK_ROWS)
+    g_all = tl.load(g_ptr + chk * stride_g, mask=chk < B, other=grad_scale).to(ACC)
+    n_differ = tl.sum((g_all != grad_scale).to(tl.int32), axis=0)
+    if not IN_PLACE:
+        n_differ += 1  # a new buffer: every row is written
+    if n_differ > 0:
+        for r0 in range(0, CHECK_ROWS, BLOCK_B):
+            rows = first + r0 + tl.arange(0, BLOCK_B)
+            row_ok = rows < B
+            factor = tl.load(g_ptr + rows * stride_g, mask=row_ok, other=grad_scale).to(ACC) / grad_scale
+            for c0 in range(0, D, BLOCK_D):
+                cols = c0 + tl.arange(0, BLOCK_D)
+                mask = row_ok[:, None] & (cols < D)[None, :]
+                offs = rows[:, None] * D + cols[None, :]
+                v = tl.load(grad_ptr + offs, mask=mask, other=0.0).to(ACC) * factor[:, None]
+                tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+_ITEMSIZE = {torch.float16: 2, torch.bfloat16: 2, torch.float32: 4, torch.float64: 8}
+
+
+def _chunk(dtype):
+    # elements of one chunk: 16 bytes per thread at 8 warps (fp32: 1024, bf16/fp16: 2048)
+    return max(1024, 4096 // _ITEMSIZE[dtype])
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(kind, shape, p_strides, x_strides, s_strides, dtype, block_rows, block_cols):
+    """What a launch over (B, ...) parameters, targets (and a logscale) needs that depends only
+    on shapes, strides and dtype, once per such key: ``(programs, strides, meta, order)``, or
+    None when a tensor's strides need more than three levels (the caller copies it)."""
+    B, D = shape[0], math.prod(shape[1:])
+    order = column_order(shape, p_strides)
+    pl, xl = column_levels(shape, p_strides, order), column_levels(shape, x_strides, order)
+    sl = column_levels(shape, s_strides, order) if s_strides is not None else ((0, 0, 0), (1, 1))
+    if pl is None or xl is None or sl is None:
+        return None
+    rows, cols, warps = tile(B, D, block_rows, block_cols, _chunk(dtype))
+    meta = dict(KIND=kind, D=D, P_N2=pl[1][0], P_N3=pl[1][1], X_N2=xl[1][0], X_N3=xl[1][1], S_N2=sl[1][0],
+                S_N3=sl[1][1], ACC=acc_dtype(dtype), BLOCK_B=rows, BLOCK_D=cols, num_warps=warps,
+                S_ONE=s_strides is not None and not any(s_strides),
+                # float64's exact log and division need the registers unrolling would take (spills)
+                **loop_meta(B, D, rows, cols, 1 if dtype == torch.float64 else 8))
+    strides = (p_strides[0], *pl[0], x_strides[0], *xl[0], 0 if s_strides is None else s_strides[0], *sl[0])
+    return -(-B // rows), strides, meta, order
+
+
+def _planned(kind, p, x, s, block_rows, block_cols):
+    key = (kind, tuple(p.shape), p.stride(), x.stride(), None if s is None else s.stride(), p.dtype,
+           block_rows, block_cols)
+    plan = _plan(*key)
+    if plan is None:  # beyond three levels of strides (5-D and more): laid out densely first
+        order = column_order(tuple(p.shape), p.stride())
+        p, x = (t.permute(0, *order).contiguous().permute(0, *_launch.inverse(order)) for t in (p, x))
+        s = None if s is None else s.permute(0, *order).contiguous().permute(0, *_launch.inverse(order))
+        plan = _plan(kind, tuple(p.shape), p.stride(), x.stride(), None if s is None else s.stride(), p.dtype,
+                     block_rows, block_cols)
+    return p, x, s, plan
+
+
+def grad_like(p, dtype=None):
+    """A new tensor of ``p``'s shape, dense in the order the kernels walk ``p`` (its own memory
+    order: a channels-last ``p`` gets a channels-last gradient)."""
+    return empty_in_order(p, column_order(tuple(p.shape), p.stride()), dtype)
+
+
+def likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, write_ll=True, store_gp=False,
+               store_gx=False, gs_mode=0, gs=None, skip_if_one=False, kl=None, beta=1.0, block_rows=None,
+               block_cols=None):
+    """Launch one pass over (B, ...) parameters ``p`` and targets ``x`` (any strides; read
+    through them) and, for the Gaussian, a logscale: a tensor ``s`` of p's shape (expanded:
+    stride 0 where it is broadcast) or the number ``s_value``.
+
+    Returns ``(ll, gp, gx, gs, rows)``: ll (B,) float32 (float64 for float64 p); the gradients
+    asked for (``grad_like`` tensors, times ``grad_scale`` and, with ``g``, the per-row upstream
+    gradient g (B,) or 0-d), gs per ``gs_mode`` (1: like p, in s's dtype; 2: (programs, D)
+    partial sums over rows in ll's dtype, see ``sum_partials``; 3: (B,) row sums), written
+    into ``gs`` when given; rows = ``beta * kl - ll`` when ``kl`` (B,) of ll's dtype is given.
+    Unasked outputs are None. ``skip_if_one`` (with ``g``): programs whose rows all have g == 1
+    write nothing (their outputs from an earlier pass with ``grad_scale`` stand).
+    """
+    B = p.shape[0]
+    D = p.numel() // B if B else 0
+    ll = torch.empty(B, device=p.device, dtype=sum_dtype(p.dtype))
+    rows = None if kl is None else torch.empty_like(ll)
+    gp = grad_like(p) if store_gp else None
+    gx = grad_like(p, x.dtype) if store_gx else None
+    p, x, s, (programs, strides, meta, order) = _planned(KINDS[kind] if isinstance(kind, str) else kind, p, x, s,
+                                                          block_rows, block_cols) if B and D else (p, x, s, (0,) * 4)
+    if gs is None and gs_mode:
+        gs = {1: lambda: grad_like(p, s.dtype), 2: lambda: torch.empty((programs, D), device=p.device, dtype=ll.dtype),
+              3: lambda: torch.empty_like(ll)}[gs_mode]()
+    if not (B and D):
+        ll.zero_()
+        if gs is not None:
+            gs.zero_()
+        if rows is not None:
+            torch.mul(kl, beta, out=rows)
+        return ll, gp, gx, gs, rows
+    _launch.launch(_likelihood_kernel, programs, p, x, ll if s is None else s, ll if g is None else g, ll,
+                   ll if gp is None else gp, ll if gx is None else gx, ll if gs is None else gs,
+                   ll if kl is None else kl, ll if rows is None else rows, B, *strides,
+                   0 if g is None or g.dim() == 0 else g.stride(0), float(s_value), float(grad_scale), float(beta),
+                   1.0 / 255.0, S_TENSOR=s is not None, G_ROWS=g is not None, WRITE_LL=write_ll, STORE_GP=store_gp,
+                   STORE_GX=store_gx, GS_MODE=gs_mode, HAS_KL=kl is not None, SKIP_IF_ONE=skip_if_one, **meta)
+    return ll, gp, gx, gs, rows
+
+
+def sum_partials(part, like):
+    """The per-program partial sums (P, D) of ``likelihood(..., gs_mode=2)`` summed over the
+    programs: a tensor of ``like.shape[1:]`` in the partials' dtype (``like``: the parameters)."""
+    P, D = part.shape
+    out = torch.empty(D, device=part.device, dtype=part.dtype)
+    if D:
+        bp, bd = min(64, 1 << max(P - 1, 0).bit_length()), min(256, 1 << max(D - 1, 0).bit_length())
+        _launch.launch(_sum_partials_kernel, -(-D // bd), part, out, P, D, BLOCK_P=bp, BLOCK_D=bd,
+                       num_warps=4)
+    order = column_order(tuple(like.shape), like.stride())
+    return out.view(*(like.shape[d] for d in order)).permute(*(i - 1 for i in _launch.inverse(order)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _scale_plan(B, D, dtype, block_rows, block_cols):
+    rows, cols, warps = tile(B, D, block_rows, block_cols, _chunk(dtype))
+    check = max(rows, min(256, 1 << (B - 1).bit_length()))
+    return -(-B // check), dict(D=D, ACC=acc_dtype(dtype), CHECK_ROWS=check, BLOCK_B=rows, BLOCK_D=cols,
+                                num_warps=warps)
+
+
+def scale_rows(grad, g, grad_scale=1.0, in_place=True, block_rows=None, block_cols=None):
+    """``grad[b] * g[b] / grad_scale``: in place (programs whose rows all have g == grad_scale
+    return at once, so the expected upstream gradient costs no pass), or into a new buffer
+    (``in_place=False``: the stored buffer stays as it was, for another backward).
+
+    grad: a gradient ``likelihood`` stored (dense rows); g: (B,) upstream gradient, any stride
+    (an expanded scalar has stride 0), or a 0-d tensor (the same for every row). No host
+    synchronisation. Returns the result.
+    """
+    B = grad.shape[0]
+    out = grad if in_place else torch.empty_like(grad)
+    if B == 0 or grad.numel() == 0:
+        return out
+    programs, meta = _scale_plan(B, grad.numel() // B, torch.float64 if g.dtype == torch.float64 else grad.dtype,
+                                 block_rows, block_cols)
+    _launch.launch(_scale_rows_kernel, programs, grad, out, g, B, g.stride(0) if g.dim() else 0,
+                   float(grad_scale), IN_PLACE=in_place, **meta)
+    return out
