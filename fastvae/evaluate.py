@@ -51,7 +51,10 @@ def _log_weights(model, x: Tensor, mu: Tensor, logvar: Tensor, k: int, generator
     z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps
     logits = model.decode(z.reshape(b * k, L).to(model.output_bias.dtype))
     x_rep = x[:, None].expand(b, k, *x.shape[1:]).reshape(b * k, *x.shape[1:])
-    ll = (bernoulli_log_likelihood if model.fused else reference.bernoulli_log_likelihood)(logits, x_rep)
+    if hasattr(model, "log_likelihood"):  # a fastvae VAE: its own likelihood
+        ll = model.log_likelihood(logits, x_rep)
+    else:
+        ll = (bernoulli_log_likelihood if model.fused else reference.bernoulli_log_likelihood)(logits, x_rep)
     log_pz_over_q = 0.5 * (eps.square() - z.square()).sum(-1) + 0.5 * logvar.sum(-1)[:, None]
     return ll.view(b, k).to(mu.dtype) + log_pz_over_q
 

@@ -1,7 +1,8 @@
 """Standard VAEs on fastvae's fused ops: an MLP and a convolutional encoder/decoder pair.
 
-Both are ``q(z|x) = N(mu, diag(exp(logvar)))`` from the encoder, ``p(x|z) = Bernoulli(logits)``
-from the decoder, and a N(0, I) prior. With ``fused=True`` (default) the sample and the KL come
+Both are ``q(z|x) = N(mu, diag(exp(logvar)))`` from the encoder, ``p(x|z)`` from the decoder
+(``likelihood``: Bernoulli logits (default), continuous Bernoulli logits, or a Gaussian mean
+with a fixed or learned logscale; see ``fastvae.decoders``), and a N(0, I) prior. With ``fused=True`` (default) the sample and the KL come
 from one ``fastvae.reparameterize_kl`` pass and the objective from ``fastvae.ELBOLoss`` given that
 KL; ``fused=False`` runs the same model, same weights, on ``fastvae.reference`` (plain PyTorch),
 so the two can be compared. Passing the same ``eps=`` makes them compute the same numbers.
@@ -13,9 +14,10 @@ from typing import NamedTuple, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from . import reference
-from ._checks import check_int
+from . import decoders, reference
+from ._checks import check_int, check_likelihood_name
 from .loss import elbo_loss
+from . import ops as fastvae_ops
 from .ops import reparameterize_kl
 
 __all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "ACTIVATIONS"]
@@ -27,7 +29,7 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
 class VAEOutput(NamedTuple):
     """What ``VAE.forward`` returns."""
 
-    logits: Tensor  # (B, *input_shape) Bernoulli logits of p(x | z)
+    logits: Tensor  # (B, *input_shape) the decoder's output: logits (Bernoullis), or the Gaussian's mean
     mu: Tensor      # (B, latent_dim)
     logvar: Tensor  # (B, latent_dim)
     z: Tensor       # (B, latent_dim) the reparameterized sample
@@ -56,27 +58,46 @@ class VAE(nn.Module):
     the decoder (``separate_bias=True``, for decoders whose last layer has no per-pixel bias), or
     a subclass property viewing the decoder's own last bias.
 
-    Inputs ``x``: (B, *input_shape), uint8 holding 0/1 (one byte per pixel, the cheapest form),
-    bool, or float in [0, 1]; also accepted flat as (B, prod(input_shape)).
+    Inputs ``x``: (B, *input_shape), uint8 (one byte per pixel, the cheapest form: 0/1 for the
+    Bernoulli, k/255 for the others), bool, or float; also accepted flat as (B, prod(input_shape)).
+
+    ``likelihood``: ``"bernoulli"``, ``"continuous_bernoulli"`` or ``"gaussian"``; for the
+    Gaussian, ``logscale``: ``"learned"`` (one shared parameter, default), ``"per-pixel"`` (a
+    parameter of input_shape) or a number (fixed). A learned logscale is the parameter
+    ``self.logscale`` (optimised, checkpointed), used clamped at ``decoders.LOGSCALE_FLOOR``.
     """
 
     def __init__(self, input_shape, latent_dim: int, fused: bool = True, beta: float = 1.0,
-                 separate_bias: bool = True):
+                 separate_bias: bool = True, *, likelihood: str = "bernoulli", logscale="learned"):
         super().__init__()
         self.input_shape = _shape(input_shape)
         self.latent_dim = check_int("latent_dim", latent_dim, 1)
         self.fused = bool(fused)
         self.beta = float(beta)
+        self.likelihood = check_likelihood_name(likelihood)
         self._separate_bias = separate_bias
         if separate_bias:
             self.output_bias = nn.Parameter(torch.zeros(self.input_shape))
+        self._fixed_logscale = 0.0
+        if self.likelihood == "gaussian":
+            setting = decoders.check_logscale_setting(logscale)
+            if isinstance(setting, float):
+                self._fixed_logscale = setting
+            else:
+                self.logscale = nn.Parameter(torch.zeros(() if setting == "learned" else self.input_shape))
+
+    def output_logscale(self):
+        """The Gaussian's logscale as the likelihood gets it: the number, or the learned
+        parameter clamped at ``decoders.LOGSCALE_FLOOR``."""
+        ls = getattr(self, "logscale", None)
+        return self._fixed_logscale if ls is None else ls.clamp(min=decoders.LOGSCALE_FLOOR)
 
     # -- pieces
     def _check_input(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a Tensor, got {type(x).__name__}")
         if x.dtype not in (torch.uint8, torch.bool) and not x.is_floating_point():
-            raise TypeError(f"x must be uint8 0/1, bool or float in [0, 1], got {x.dtype}")
+            raise TypeError(f"x must be uint8, bool or float, got {x.dtype}")
         if tuple(x.shape[1:]) == self.input_shape:
             return x
         if x.dim() == 2 and x.shape[1] == math.prod(self.input_shape):
@@ -95,7 +116,7 @@ class VAE(nn.Module):
         return mu, logvar
 
     def decode(self, z: Tensor) -> Tensor:
-        """Bernoulli logits (B, *input_shape) of p(x | z)."""
+        """The decoder's output (B, *input_shape): logits, or the Gaussian's mean, of p(x | z)."""
         logits = self.decoder(z)
         if not self._separate_bias:
             return logits
@@ -124,37 +145,48 @@ class VAE(nn.Module):
         out = self(x, eps=eps)
         loss_fn = elbo_loss if self.fused else reference.elbo_loss
         beta = self.beta if beta is None else beta
-        return loss_fn(out.logits, x, beta=beta, reduction=reduction, return_terms=return_terms, kl=out.kl)
+        return loss_fn(out.logits, x, beta=beta, reduction=reduction, return_terms=return_terms, kl=out.kl,
+                       likelihood=self.likelihood, logscale=self.output_logscale())
+
+    def log_likelihood(self, out: Tensor, x: Tensor) -> Tensor:
+        """log p(x | z) per row for decoder outputs ``out`` (B, *input_shape), fused or not."""
+        lib = fastvae_ops if self.fused else reference
+        fn = getattr(lib, f"{self.likelihood}_log_likelihood")
+        return fn(out, x, self.output_logscale()) if self.likelihood == "gaussian" else fn(out, x)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: Optional[torch.Generator] = None, binary: bool = False) -> Tensor:
-        """n draws from the model: z ~ N(0, I), then the decoder's pixel probabilities
-        (B, *input_shape) float, or Bernoulli draws of them (uint8 0/1) when ``binary``."""
+        """n draws from the model: z ~ N(0, I), then the mean of p(x | z) (B, *input_shape)
+        float32 (the Bernoulli's probabilities; the continuous Bernoulli's and the Gaussian's
+        means), or, for the Bernoulli with ``binary``, draws of it (uint8 0/1)."""
         check_int("n", n, 1)
+        if binary and self.likelihood != "bernoulli":
+            raise ValueError(f"binary samples are for the Bernoulli likelihood, not {self.likelihood!r}")
         p = self.output_bias
         z = torch.randn(n, self.latent_dim, device=p.device, dtype=p.dtype, generator=generator)
-        probs = torch.sigmoid(self.decode(z).float())
+        mean = decoders.mean_of(self.likelihood, self.decode(z))
         if binary:
-            return (torch.rand(probs.shape, device=p.device, generator=generator) < probs).to(torch.uint8)
-        return probs
+            return (torch.rand(mean.shape, device=p.device, generator=generator) < mean).to(torch.uint8)
+        return mean
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
-        """Pixel probabilities (B, *input_shape) decoded from the posterior mean of x."""
+        """The mean of p(x | z) (B, *input_shape), float32, decoded from the posterior mean of x."""
         mu, _ = self.encode(x)
-        return torch.sigmoid(self.decode(mu).float())
+        return decoders.mean_of(self.likelihood, self.decode(mu))
 
     @torch.no_grad()
     def init_output_bias(self, pixel_means: Union[Tensor, float], eps: float = 1e-3) -> None:
-        """Set the decoder's output bias to ``logit(mean)`` of the training pixels (clamped to
-        [eps, 1 - eps]): the untrained model then predicts the average image, which is worth
-        about a nat at the end of training on MNIST. ``pixel_means``: input_shape or flat."""
+        """Set the decoder's output bias so that the untrained model predicts the average image:
+        ``logit(mean)`` for the Bernoulli (means clamped to [eps, 1 - eps]), the logit with that
+        mean for the continuous Bernoulli, the mean for the Gaussian; worth about a nat at the end
+        of training on MNIST. ``pixel_means`` (of the training data, in [0, 1]): input_shape or flat."""
         m = torch.as_tensor(pixel_means, dtype=torch.float64)
         if m.dim() != 0 and m.numel() != self.output_bias.numel():
             raise ValueError(f"pixel_means must have {self.output_bias.numel()} values "
                              f"(input_shape {self.input_shape}), got shape {tuple(m.shape)}")
-        m = m.clamp(eps, 1 - eps)
-        self.output_bias.copy_(torch.log(m / (1 - m)).reshape(self.output_bias.shape if m.dim() else ()))
+        bias = decoders.bias_for_means(self.likelihood, m, eps)
+        self.output_bias.copy_(bias.reshape(self.output_bias.shape if m.dim() else ()))
 
 
 class MLPVAE(VAE):
@@ -165,10 +197,12 @@ class MLPVAE(VAE):
     """
 
     def __init__(self, input_shape=(1, 28, 28), hidden: Union[int, Sequence[int]] = (400,),
-                 latent_dim: int = 40, activation: str = "relu", fused: bool = True, beta: float = 1.0):
+                 latent_dim: int = 40, activation: str = "relu", fused: bool = True, beta: float = 1.0, *,
+                 likelihood: str = "bernoulli", logscale="learned"):
         # the last Linear's bias is the per-pixel output bias: added inside its matmul, so no
         # extra pass over the (B, D) logits forward or backward
-        super().__init__(input_shape, latent_dim, fused, beta, separate_bias=False)
+        super().__init__(input_shape, latent_dim, fused, beta, separate_bias=False, likelihood=likelihood,
+                         logscale=logscale)
         hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
         for h in hidden:
             check_int("hidden width", h, 1)
@@ -203,8 +237,8 @@ class ConvVAE(VAE):
 
     def __init__(self, input_shape=(1, 28, 28), latent_dim: int = 32,
                  channels: Optional[Sequence[int]] = None, activation: str = "relu",
-                 fused: bool = True, beta: float = 1.0):
-        super().__init__(input_shape, latent_dim, fused, beta)
+                 fused: bool = True, beta: float = 1.0, *, likelihood: str = "bernoulli", logscale="learned"):
+        super().__init__(input_shape, latent_dim, fused, beta, likelihood=likelihood, logscale=logscale)
         if len(self.input_shape) != 3:
             raise ValueError(f"ConvVAE needs input_shape (C, H, W), got {self.input_shape}")
         C, H, W = self.input_shape

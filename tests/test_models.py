@@ -179,3 +179,52 @@ def test_evaluate_rejects_bad_arguments():
         evaluate.log_likelihood(model, x[:0])
     with pytest.raises(ValueError, match="batch_size"):
         evaluate.elbo(model, x, batch_size=-1)
+
+
+@pytest.mark.parametrize("likelihood,logscale", [("continuous_bernoulli", "learned"), ("gaussian", "learned"),
+                                                 ("gaussian", "per-pixel"), ("gaussian", -1.0)])
+def test_models_with_other_likelihoods(likelihood, logscale, device):
+    from fastvae import decoders
+
+    torch.manual_seed(0)
+    extra = dict(logscale=logscale) if likelihood == "gaussian" else {}
+    model = MLPVAE((1, 4, 4), hidden=(8,), latent_dim=3, likelihood=likelihood, **extra).to(device)
+    x = torch.randint(0, 256, (5, 1, 4, 4), dtype=torch.uint8, device=device)  # 8-bit data: k / 255
+    eps = torch.randn(5, 3, device=device)
+    loss = model.loss(x, eps=eps)
+    ref = MLPVAE((1, 4, 4), hidden=(8,), latent_dim=3, likelihood=likelihood, fused=False, **extra).to(device)
+    ref.load_state_dict(model.state_dict())
+    torch.testing.assert_close(loss, ref.loss(x, eps=eps), rtol=1e-5, atol=1e-5)
+    loss.backward()
+    if likelihood == "gaussian" and isinstance(logscale, str):  # a learned parameter, checkpointed
+        assert "logscale" in model.state_dict() and model.logscale.grad is not None
+        assert model.logscale.shape == (() if logscale == "learned" else (1, 4, 4))
+    # means, not sigmoid(logits): 0.5 at logit 0 for the continuous Bernoulli too
+    means = model.sample(7)
+    assert means.shape == (7, 1, 4, 4) and means.dtype == torch.float32
+    if likelihood == "continuous_bernoulli":
+        torch.testing.assert_close(decoders.continuous_bernoulli_mean(torch.tensor([0.0, 1e-6, 2.0, -30.0])),
+                                   torch.tensor([0.5, 0.5, 0.65654, 1 / 30]), rtol=1e-4, atol=1e-6)
+        with pytest.raises(ValueError, match="binary samples"):
+            model.sample(2, binary=True)
+    # the output bias makes the untrained model predict the average image
+    model.init_output_bias(torch.full((16,), 0.3))
+    with torch.no_grad():
+        for layer in model.decoder:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.zero_()
+    torch.testing.assert_close(model.reconstruct(x), torch.full((5, 1, 4, 4), 0.3, device=device), rtol=1e-4, atol=1e-4)
+    assert torch.isfinite(evaluate.log_likelihood(model, x, num_samples=4)).all()
+
+
+def test_learned_logscale_has_a_floor(device):
+    from fastvae import decoders
+
+    model = MLPVAE((4,), hidden=(3,), latent_dim=2, likelihood="gaussian", logscale="per-pixel").to(device)
+    with torch.no_grad():
+        model.logscale.fill_(-40.0)
+    assert (model.output_logscale() == decoders.LOGSCALE_FLOOR).all()
+    with pytest.raises(ValueError, match="logscale must be"):
+        MLPVAE((4,), likelihood="gaussian", logscale="per-channel")
+    with pytest.raises(ValueError, match="likelihood must be one of"):
+        MLPVAE((4,), likelihood="poisson")
