@@ -14,15 +14,9 @@ and with upstream gradients gz (B, L) and gkl (B,):
 posterior, where the KL is tiny; the eager formula loses it there).
 
 The noise never touches memory: the forward draws it in registers and the backward draws the
-same numbers again. Element (b, j) takes output ``j // Q`` of the Philox-4x32-10 block at counter
-``(j % Q, b mod 2**32, b >> 32, 0)`` under the 64-bit key ``seed``, with ``Q = 4 * ceil(L / 16)``:
-one Philox call feeds four elements (one in each quarter of the row, so the four quarters are
-four contiguous column ranges, read with 16-byte loads), and each pair of its 32-bit outputs
-becomes two normals by Box-Muller (``sqrt(-2 ln u1) * (cos, sin)(2 pi u2 - pi)``). The
-logarithm, sine and cosine are short polynomials (1e-6 relative, 5e-8 absolute), the square
-root and exp2 the GPU's special-function unit (``_math.py``): the normals are float32 whatever the input
-dtype. Forward is one pass (read mu, logvar; write z and kl), backward is one pass (read mu,
-logvar, gz, gkl; write grad_mu, grad_logvar). Math in float32 (float64 for float64 input).
+same numbers again (``_noise.py``: Philox-4x32-10, one call for four elements, Box-Muller with
+both outputs). Forward is one pass (read mu, logvar; write z and kl), backward is one pass (read
+mu, logvar, gz, gkl; write grad_mu, grad_logvar). Math in float32 (float64 for float64 input).
 """
 
 import functools
@@ -31,49 +25,11 @@ import torch
 import triton
 import triton.language as tl
 
-from .._rows import sum_dtype
 from .._backend import INTERPRET
+from .._rows import sum_dtype
 from . import _launch
 from ._launch import acc_dtype, load, store
-from ._math import LOG2E, log_pos
-
-
-
-@triton.jit
-def _radius(a):
-    # sqrt(-2 ln u), u = (a + 0.5) / 2**32 in (0, 1] for a uint32 a
-    u = a.to(tl.float32) * 2.3283064365386963e-10 + 1.1641532182693481e-10
-    return tl.sqrt(-2.0 * log_pos(u))
-
-
-@triton.jit
-def _turn(b):
-    # (cos, sin)(2 pi t) for t = b / 2**32 - 1/2: half-angle polynomials in t (5e-8), doubled
-    t = b.to(tl.float32) * 2.3283064365386963e-10 - 0.5
-    t2 = t * t
-    s = 0.07756040 * t2 - 0.59824216
-    s = s * t2 + 2.5500698
-    s = s * t2 - 5.1677098
-    s = (s * t2 + 3.1415927) * t  # sin(pi t)
-    c = 0.21969683 * t2 - 1.3318802
-    c = c * t2 + 4.058412
-    c = c * t2 - 4.934793
-    c = c * t2 + 0.99999994  # cos(pi t)
-    return 1.0 - 2.0 * (s * s), 2.0 * (s * c)
-
-
-@triton.jit
-def _normals(seed, rows, q):
-    # four [rows, q] blocks of N(0, 1), for the quarters 0..3 (see the module docstring)
-    zero = tl.zeros([rows.shape[0], q.shape[0]], dtype=tl.uint32)
-    c0 = q.to(tl.uint32)[None, :] + zero
-    c1 = rows.to(tl.uint32)[:, None] + zero
-    c2 = (rows >> 32).to(tl.uint32)[:, None] + zero
-    r0, r1, r2, r3 = tl.philox(seed, c0, c1, c2, zero)
-    ra, rb = _radius(r0), _radius(r2)
-    ca, sa = _turn(r1)
-    cb, sb = _turn(r3)
-    return ra * ca, ra * sa, rb * cb, rb * sb
+from ._noise import normals, std_of
 
 
 @triton.jit
@@ -95,15 +51,6 @@ def _expm1_parts(v, ex, SERIES_MAX: tl.constexpr):
 
 
 @triton.jit
-def _std(lv, ACC: tl.constexpr):
-    # exp(lv / 2); its square is exp(lv) for the KL
-    if ACC == tl.float64:
-        return tl.exp(0.5 * lv)
-    else:
-        return tl.exp2(lv * (0.5 * LOG2E))
-
-
-@triton.jit
 def _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, cols, col_ok, eps, smb, sml, svb, svl, seb, sel,
                  L: tl.constexpr, ACC: tl.constexpr, SERIES_MAX: tl.constexpr, HAS_EPS: tl.constexpr,
                  WRITE_Z: tl.constexpr, WRITE_KL: tl.constexpr, EVEN: tl.constexpr):
@@ -111,7 +58,7 @@ def _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, cols, col_ok, eps
     mask = row_ok[:, None] & col_ok[None, :]
     lv = load(lv_ptr + rows[:, None] * svb + cols[None, :] * svl, mask, EVEN).to(ACC)
     mu = load(mu_ptr + rows[:, None] * smb + cols[None, :] * sml, mask, EVEN).to(ACC)
-    std = _std(lv, ACC)
+    std = std_of(lv, ACC)
     if WRITE_Z:
         if HAS_EPS:
             eps = load(eps_ptr + rows[:, None] * seb + cols[None, :] * sel, mask, EVEN)
@@ -144,7 +91,7 @@ def _reparameterize_kl_fwd_kernel(
         e2 = e0
         e3 = e0
         if DRAW:
-            e0, e1, e2, e3 = _normals(seed, rows, q)
+            e0, e1, e2, e3 = normals(seed, rows, q, 0)
         q_ok = q < Q
         acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, q, q_ok & (q < L), e0,
                             stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
@@ -168,7 +115,7 @@ def _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok
                  HAS_EPS: tl.constexpr, HAS_GZ: tl.constexpr, HAS_GKL: tl.constexpr, EVEN: tl.constexpr):
     mask = row_ok[:, None] & col_ok[None, :]
     lv = load(lv_ptr + rows[:, None] * svb + cols[None, :] * svl, mask, EVEN).to(ACC)
-    std = _std(lv, ACC)
+    std = std_of(lv, ACC)
     gmu = tl.zeros(mask.shape, ACC)
     glv = tl.zeros(mask.shape, ACC)
     if HAS_GZ:
@@ -209,7 +156,7 @@ def _reparameterize_kl_bwd_kernel(
         e2 = e0
         e3 = e0
         if DRAW:
-            e0, e1, e2, e3 = _normals(seed, rows, q)
+            e0, e1, e2, e3 = normals(seed, rows, q, 0)
         q_ok = q < Q
         _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok, q, q_ok & (q < L), e0, gkl,
                      stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, stride_gzb, stride_gzl,
