@@ -25,6 +25,7 @@ os.environ.pop("TRITON_INTERPRET", None)  # before triton is imported: compile f
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
@@ -50,7 +51,7 @@ def measure(variant, dev):
     launch = launches[0]
     code = sass.of_cubin(launch.compiled.asm["cubin"])
     threads = 32 * launch.compiled.metadata.num_warps
-    programs = launch.grid[0] if isinstance(launch.grid, tuple) else launch.grid
+    programs = math.prod(launch.grid) if isinstance(launch.grid, tuple) else launch.grid
     per_program = variant.elements / programs
     trips = variant.trips(launch.kwargs)
     dyn = sass.dynamic_instructions(code, trips, variant.loads_per_trip)

@@ -101,6 +101,23 @@ def _gaussian(kernel, dt, name, **kw):
                    loads_per_trip=None, budget=_budget(kernel, dt, None) if headline else None)
 
 
+def _importance(kernel, dt, K, **kw):
+    """``reparameterize_iw`` with K samples, drawn noise, B = 65536, latent 64."""
+    def run(dev):
+        mu, lv, seed = _t((B, L), dt, dev), _t((B, L), dt, dev), torch.empty(1, dtype=torch.int64, device=dev)
+        if kernel == "importance_forward":
+            kern.reparameterize_iw_fwd(mu, lv, K, seed=seed)
+        else:
+            sd = "fp64" if dt == "fp64" else "fp32"
+            kern.reparameterize_iw_bwd(mu, lv, K, None, seed, _t((K, B, L), dt, dev), _t((K, B), sd, dev),
+                                       _t((K, B), sd, dev) if kw.get("dreg") else None, path=kw.get("dreg", False))
+    kern = globals()["K"]
+    name = f"K={K}, drawn noise" + (", DReG" if kw.get("dreg") else "")
+    backward = kernel == "importance_backward"
+    return Variant(kernel, name, dt, None, K * B * L, run, trips=lambda k: K if backward else 1,
+                   loads_per_trip=(6 if kw.get("dreg") else 5) if backward else None)
+
+
 def _variants():
     out = []
     for ld, xd in [("fp32", "u8"), ("fp32", "fp32"), ("bf16", "u8"), ("bf16", "bf16"), ("fp64", "fp64")]:
@@ -117,6 +134,10 @@ def _variants():
             out.append(_likelihood(f"{kernel}_forward", kind, ld, xd, False))
     for ls in ("shared", "feature", "element"):
         out.append(_likelihood("gaussian_ll_forward_grad", "gaussian", "fp32", "u8", True, ls))
+    for dt in ("fp32", "bf16"):
+        out.append(_importance("importance_forward", dt, 5))
+        out.append(_importance("importance_backward", dt, 5))
+    out.append(_importance("importance_backward", "fp32", 5, dreg=True))
     for dt in ("fp32", "bf16", "fp16", "fp64"):
         out.append(_gaussian("gaussian_forward", dt, "drawn noise, z and kl"))
     out.append(_gaussian("gaussian_forward", "fp32", "given eps", eps=True))

@@ -2,7 +2,8 @@
 
 Public API: ``reparameterize_kl``, ``reparameterize``, ``gaussian_kl``,
 ``bernoulli_log_likelihood``, ``continuous_bernoulli_log_likelihood``,
-``gaussian_log_likelihood``, ``elbo_loss`` / ``ELBOLoss`` (with ``ELBOTerms``), the plain
+``gaussian_log_likelihood``, ``elbo_loss`` / ``ELBOLoss`` (with ``ELBOTerms``),
+``reparameterize_iw`` and ``iwae_loss`` (importance-weighted training, IWAE and DReG), the plain
 PyTorch twins in ``fastvae.reference``, and the backend switch (``FASTVAE_BACKEND``,
 ``set_backend``, ``get_backend``, ``backend``; ``implementation(tensor)`` says what runs).
 Sub-modules: ``fastvae.models`` (MLP and
@@ -14,7 +15,7 @@ from . import data, evaluate, models, reference
 from ._backend import backend, get_backend, implementation, set_backend
 from .loss import ELBOLoss, ELBOTerms, elbo_loss
 from .ops import (bernoulli_log_likelihood, continuous_bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood,
-                  reparameterize, reparameterize_kl)
+                  iwae_loss, reparameterize, reparameterize_iw, reparameterize_kl)
 
 __version__ = "0.1.0"
 
@@ -31,9 +32,11 @@ __all__ = [
     "gaussian_log_likelihood",
     "get_backend",
     "implementation",
+    "iwae_loss",
     "models",
     "reference",
     "reparameterize",
+    "reparameterize_iw",
     "reparameterize_kl",
     "set_backend",
 ]

@@ -159,3 +159,55 @@ def check_elbo(kind, recon_logits, x, mu, logvar, beta, reduction, kl=None, logs
         raise ValueError(f"{recon} and {name} must be on the same device, got {recon_logits.device} and {device}")
     check_beta(beta)
     check_reduction(reduction)
+
+
+ESTIMATORS = ("iwae", "dreg")
+
+
+def check_num_samples(num_samples):
+    return check_int("num_samples", num_samples, 1)
+
+
+def check_iw_eps(eps, mu, K):
+    if eps is not None:
+        _float("eps", eps)
+        if tuple(eps.shape) != (K, *mu.shape):
+            raise ValueError(f"eps must have shape (num_samples, *mu.shape) = {(K, *mu.shape)}, got {tuple(eps.shape)}")
+        if eps.device != mu.device:
+            raise ValueError(f"eps and mu must be on the same device, got {eps.device} and {mu.device}")
+
+
+def check_iwae(kind, recon, x, log_ratio, logscale, z, estimator, reduction, has_slot):
+    """iwae_loss's inputs: recon (K, B, ...), x (B, ...), log_ratio (K, B); see fastvae.iwae_loss."""
+    _float(f"recon ({_PARAM[kind]})", recon)
+    if recon.dim() < 2:
+        raise ValueError(f"recon must be (K, B, ...), one decoder output per sample, got shape {tuple(recon.shape)}")
+    _tensor("x", x)
+    if x.dtype not in FLOAT_DTYPES + (torch.bool, torch.uint8):
+        raise TypeError(f"x must be {_FLOAT_NAMES}, bool, or {_TARGETS[kind]}, got dtype {x.dtype}")
+    if tuple(x.shape) != tuple(recon.shape[1:]):
+        raise ValueError(f"x must have one sample's shape recon.shape[1:] = {tuple(recon.shape[1:])} (it is not "
+                         f"repeated per sample), got {tuple(x.shape)}")
+    _float("log_ratio", log_ratio)
+    if tuple(log_ratio.shape) != tuple(recon.shape[:2]):
+        raise ValueError(f"log_ratio must be (K, B) = {tuple(recon.shape[:2])}, got {tuple(log_ratio.shape)}")
+    for name, t in (("x", x), ("log_ratio", log_ratio)):
+        if t.device != recon.device:
+            raise ValueError(f"recon and {name} must be on the same device, got {recon.device} and {t.device}")
+    if kind == "gaussian":
+        one = recon[0]
+        if isinstance(logscale, torch.Tensor) and tuple(logscale.shape) == tuple(recon.shape):
+            check_logscale(logscale, recon)
+        else:
+            check_logscale(logscale, one)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if estimator == "dreg":
+        if z is None:
+            raise ValueError("estimator='dreg' needs z=, the z of reparameterize_iw(..., path_gradient=True)")
+        if not has_slot:
+            raise ValueError("estimator='dreg' needs the z returned by reparameterize_iw(..., path_gradient=True) "
+                             "itself (not a copy, a view or a z made otherwise)")
+        if tuple(z.shape[:2]) != tuple(recon.shape[:2]):
+            raise ValueError(f"z must be (K, B, ...) with (K, B) = {tuple(recon.shape[:2])}, got {tuple(z.shape)}")
+    check_reduction(reduction)

@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import (check_beta, check_elbo, check_gaussian, check_likelihood, check_likelihood_name,
-                      check_reduction, validate_targets)
+from . import _dreg
+from ._checks import (check_beta, check_elbo, check_gaussian, check_iw_eps, check_iwae, check_likelihood,
+                      check_likelihood_name, check_num_samples, check_reduction, validate_targets)
 from ._rows import reduce_rows, row_sum, to_sum
 
 
@@ -163,3 +164,53 @@ class ELBOLoss(nn.Module):
 
     def extra_repr(self):
         return f"beta={self.beta}, reduction={self.reduction!r}, likelihood={self.likelihood!r}"
+
+
+def reparameterize_iw(mu: torch.Tensor, logvar: torch.Tensor, num_samples: int, *, eps: Optional[torch.Tensor] = None,
+                      generator: Optional[torch.Generator] = None, path_gradient: bool = False):
+    """K samples ``z_k = mu + exp(logvar/2) * eps_k`` (K, B, ...) in mu's dtype and the log
+    importance ratios ``log N(z_k; 0, I) - log q(z_k | x)`` (K, B) in the sum dtype; with
+    ``path_gradient`` log q sees mu and logvar as constants. See ``fastvae.reparameterize_iw``."""
+    check_gaussian(mu, logvar, None, generator)
+    K = check_num_samples(num_samples)
+    check_iw_eps(eps, mu, K)
+    if eps is None:
+        eps = torch.randn((K, *mu.shape), dtype=mu.dtype, device=mu.device, generator=generator)
+    m, lv = to_sum(mu), to_sum(logvar)
+    z = m + torch.exp(0.5 * lv) * to_sum(eps)
+    mq, lq = (m.detach(), lv.detach()) if path_gradient else (m, lv)
+    e = (z - mq) * torch.exp(-0.5 * lq)  # eps again, written so that log q differentiates as it should
+    log_ratio = (0.5 * (e * e - z * z + lq)).reshape(K, mu.shape[0], -1).sum(-1)
+    z = z.to(mu.dtype)
+    if path_gradient:
+        slot = _dreg.Slot()
+        z = _dreg.attach(_dreg.ScaleByWeights.apply(z, slot), slot)
+    return z, log_ratio
+
+
+def iwae_loss(recon: torch.Tensor, x: torch.Tensor, log_ratio: torch.Tensor, *, likelihood: str = "bernoulli",
+              logscale=0.0, z: Optional[torch.Tensor] = None, estimator: str = "iwae", reduction: str = "mean"):
+    """The importance-weighted bound's loss, ``-(logsumexp_k(log p(x | z_k) + log_ratio_k) - log K)``
+    per row, reduced; ``estimator='dreg'`` routes the gradients as ``fastvae.iwae_loss`` does."""
+    kind = check_likelihood_name(likelihood)
+    slot = _dreg.slot_of(z) if z is not None else None
+    check_iwae(kind, recon, x, log_ratio, logscale, z, estimator, reduction, slot is not None)
+    K, B = log_ratio.shape
+    rows = recon.reshape(K * B, *recon.shape[2:])
+    x_rows = x.expand(K, *x.shape).reshape(K * B, *x.shape[1:])
+    extra = ()
+    if kind == "gaussian":
+        ls = logscale
+        if isinstance(ls, torch.Tensor):
+            ls = ls.reshape(K * B, *ls.shape[2:]) if tuple(ls.shape) == tuple(recon.shape) else \
+                ls.expand(x.shape).expand(K, *x.shape).reshape(K * B, *x.shape[1:])
+        extra = (ls,)
+    ll = LOG_LIKELIHOODS[kind](rows, x_rows, *extra).view(K, B)
+    a = ll + log_ratio.to(ll.dtype) if log_ratio.dtype != torch.float64 else ll.double() + log_ratio
+    per_row = -(torch.logsumexp(a, 0) - math.log(K))
+    if estimator == "dreg":
+        w = torch.softmax(a, 0).detach()
+        slot.weights = w.contiguous()
+        surrogate = -(w * ll).sum(0) - (w * w * log_ratio.to(w.dtype)).sum(0)
+        per_row = per_row.detach() + surrogate - surrogate.detach()
+    return reduce_rows(per_row, reduction)

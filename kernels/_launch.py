@@ -25,8 +25,9 @@ _INTERPRET_TILE = 16384
 
 
 def launch(kernel, programs, *args, **meta):
-    """``kernel[(programs,)](*args, **meta)``: the one place where fastvae hands work to Triton."""
-    return kernel[(programs,)](*args, **meta)
+    """``kernel[grid](*args, **meta)``, grid ``(programs,)`` or a tuple: the one place where
+    fastvae hands work to Triton."""
+    return kernel[programs if isinstance(programs, tuple) else (programs,)](*args, **meta)
 
 
 def _pow2(name, v):

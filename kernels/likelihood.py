@@ -116,18 +116,20 @@ def _terms(p, x, s, KIND: tl.constexpr, ACC: tl.constexpr):
 @triton.jit
 def _likelihood_kernel(
     p_ptr, x_ptr, s_ptr, g_ptr, ll_ptr, gp_ptr, gx_ptr, gs_ptr, kl_ptr, rows_ptr, B,
-    stride_pb, p_s1, p_s2, p_s3, stride_xb, x_s1, x_s2, x_s3, stride_sb, s_s1, s_s2, s_s3, stride_g,
+    stride_pb, p_s1, p_s2, p_s3, stride_xb, x_s1, x_s2, x_s3, stride_sb, s_s1, s_s2, s_s3, stride_g, x_rows, s_rows,
     s_value: tl.float64, grad_scale: tl.float64, beta: tl.float64, x_scale: tl.float64,
     KIND: tl.constexpr, D: tl.constexpr, P_N2: tl.constexpr, P_N3: tl.constexpr, X_N2: tl.constexpr,
     X_N3: tl.constexpr, S_N2: tl.constexpr, S_N3: tl.constexpr, ACC: tl.constexpr, S_TENSOR: tl.constexpr,
     S_ONE: tl.constexpr,
     G_ROWS: tl.constexpr, WRITE_LL: tl.constexpr, STORE_GP: tl.constexpr, STORE_GX: tl.constexpr,
-    GS_MODE: tl.constexpr, HAS_KL: tl.constexpr, SKIP_IF_ONE: tl.constexpr, BLOCK_B: tl.constexpr,
+    GS_MODE: tl.constexpr, HAS_KL: tl.constexpr, SKIP_IF_ONE: tl.constexpr, ROW_MOD: tl.constexpr,
+    BLOCK_B: tl.constexpr,
     BLOCK_D: tl.constexpr, EVEN: tl.constexpr, UNROLL: tl.constexpr,
 ):
     # ll[b] = sum_d term; gradients (times grad_scale, and g[b] with G_ROWS) stored as asked;
     # with HAS_KL also the negative ELBO's rows[b] = beta * kl[b] - ll[b]. SKIP_IF_ONE: a
-    # program whose rows all have g == 1 returns at once (what it would write is there already)
+    # program whose rows all have g == 1 returns at once (what it would write is there already).
+    # ROW_MOD: row r of p takes row r % x_rows of x (K samples of one batch of targets)
     # the scalars arrive as float64 (exact for float64 kernels) and are used in ACC (the
     # interpreter hands them over as Python floats, which NumPy already treats so)
     if not _INTERPRET:
@@ -143,7 +145,10 @@ def _likelihood_kernel(
         factor = (g * grad_scale)[:, None]
     else:
         factor = grad_scale
-    p_row, x_row, s_row = p_ptr + rows * stride_pb, x_ptr + rows * stride_xb, s_ptr + rows * stride_sb
+    x_r, s_r = rows, rows
+    if ROW_MOD:  # x (and a logscale) of one sample's rows, read for each of the samples p holds
+        x_r, s_r = rows % x_rows, rows % s_rows
+    p_row, x_row, s_row = p_ptr + rows * stride_pb, x_ptr + x_r * stride_xb, s_ptr + s_r * stride_sb
     s_one = s_value + tl.zeros([], ACC)  # a typed scalar (in the interpreter a float64 one stays so)
     if S_ONE:  # one logscale for every element (a 0-d tensor, expanded): read once
         s_one = tl.load(s_ptr).to(ACC)
@@ -291,7 +296,10 @@ def likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, write
     partial sums over rows in ll's dtype, see ``sum_partials``; 3: (B,) row sums), written
     into ``gs`` when given; rows = ``beta * kl - ll`` when ``kl`` (B,) of ll's dtype is given.
     Unasked outputs are None. ``skip_if_one`` (with ``g``): programs whose rows all have g == 1
-    write nothing (their outputs from an earlier pass with ``grad_scale`` stand).
+    write nothing (their outputs from an earlier pass with ``grad_scale`` stand). ``x`` (and
+    ``s``) may have fewer rows than p, a divisor of them: row r of p then reads row r % rows of
+    each (the K samples of importance-weighted training, the targets never repeated in memory);
+    stored gradients of x and per-element ones of s then have p's rows.
     """
     B = p.shape[0]
     D = p.numel() // B if B else 0
@@ -311,12 +319,14 @@ def likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, write
         if rows is not None:
             torch.mul(kl, beta, out=rows)
         return ll, gp, gx, gs, rows
+    x_rows, s_rows = x.shape[0], B if s is None else s.shape[0]
     _launch.launch(_likelihood_kernel, programs, p, x, ll if s is None else s, ll if g is None else g, ll,
                    ll if gp is None else gp, ll if gx is None else gx, ll if gs is None else gs,
                    ll if kl is None else kl, ll if rows is None else rows, B, *strides,
-                   0 if g is None or g.dim() == 0 else g.stride(0), float(s_value), float(grad_scale), float(beta),
-                   1.0 / 255.0, S_TENSOR=s is not None, G_ROWS=g is not None, WRITE_LL=write_ll, STORE_GP=store_gp,
-                   STORE_GX=store_gx, GS_MODE=gs_mode, HAS_KL=kl is not None, SKIP_IF_ONE=skip_if_one, **meta)
+                   0 if g is None or g.dim() == 0 else g.stride(0), x_rows, s_rows, float(s_value), float(grad_scale),
+                   float(beta), 1.0 / 255.0, S_TENSOR=s is not None, G_ROWS=g is not None, WRITE_LL=write_ll,
+                   STORE_GP=store_gp, STORE_GX=store_gx, GS_MODE=gs_mode, HAS_KL=kl is not None,
+                   SKIP_IF_ONE=skip_if_one, ROW_MOD=x_rows != B or s_rows not in (B, 1), **meta)
     return ll, gp, gx, gs, rows
 
 

@@ -2,10 +2,12 @@
 eager ``torch.autograd.Function`` and as ``torch.library`` custom ops for ``torch.compile``
 (see ``_route.py``), plus its public functions: ``likelihood.py`` (Bernoulli, continuous
 Bernoulli and Gaussian log-likelihoods), ``gaussian.py`` (sample and KL), ``elbo.py`` (the
-loss's reconstruction term and reduction as one eager node)."""
+loss's reconstruction term and reduction as one eager node), ``importance.py`` (K samples, the
+importance-weighted bound and its IWAE and DReG gradients)."""
 
 from .gaussian import gaussian_kl, reparameterize, reparameterize_kl
+from .importance import iwae_loss, reparameterize_iw
 from .likelihood import bernoulli_log_likelihood, continuous_bernoulli_log_likelihood, gaussian_log_likelihood
 
 __all__ = ["bernoulli_log_likelihood", "continuous_bernoulli_log_likelihood", "gaussian_kl",
-           "gaussian_log_likelihood", "reparameterize", "reparameterize_kl"]
+           "gaussian_log_likelihood", "iwae_loss", "reparameterize", "reparameterize_iw", "reparameterize_kl"]

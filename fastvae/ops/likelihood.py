@@ -28,9 +28,13 @@ Tensor = torch.Tensor
 
 
 def _expanded(s, p):
-    """The logscale tensor viewed at p's shape (stride 0 where broadcast), or None."""
+    """The logscale tensor viewed at p's shape (stride 0 where broadcast), or None. One with
+    p's dims but fewer rows, a divisor of p's (one sample's rows of importance-weighted
+    training), keeps its rows: the kernel reads row r % rows for row r of p."""
     if s is None:
         return None
+    if s.dim() == p.dim() and 1 < s.shape[0] < p.shape[0] and p.shape[0] % s.shape[0] == 0:
+        return s.expand((s.shape[0], *p.shape[1:]))
     return s.expand(p.shape) if s.dim() else s.reshape((1,) * p.dim()).expand(p.shape)
 
 
@@ -53,6 +57,8 @@ def _to_logscale(gs, mode, s, shape):
         gs = gs.reshape((1, *shape[1:]))
     elif mode == 3:
         gs = gs.view((-1,) + (1,) * (len(shape) - 1))
+    if s.dim() == gs.dim() and 1 < s.shape[0] < gs.shape[0]:  # rows read again for each sample
+        gs = gs.reshape(-1, s.shape[0], *gs.shape[1:]).sum(0)
     return (gs.sum_to_size(s.shape) if gs.shape != s.shape else gs).to(s.dtype)
 
 
@@ -183,10 +189,12 @@ def _op_grads(ctx, grad_ll):
 _op.register_autograd(_op_grads, setup_context=_op_setup)
 
 
-def log_likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0):
+def log_likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, store=True):
     """The fused op (inputs already validated): eager or compiled route. ``grad_scale``: the
-    upstream gradient the caller expects for ll, folded into the stored gradients."""
-    if _route.compiling():
+    upstream gradient the caller expects for ll, folded into the stored gradients; ``store``
+    False (the upstream gradient is not known ahead, as in the importance-weighted bound): the
+    gradients are recomputed in backward, as under ``torch.compile``."""
+    if _route.compiling() or not store:
         return _op(kind, p, x, s, s_value)
     store = torch.is_grad_enabled() and p.dtype != torch.float16 and (
         p.requires_grad or x.requires_grad or (s is not None and s.requires_grad))

@@ -1,0 +1,216 @@
+"""Importance-weighted training: ``reparameterize_iw`` (K samples and their log importance
+ratios in one pass, ``fastvae.kernels.importance``) and ``iwae_loss`` (the K-sample bound over
+the fused log-likelihoods, the targets read by indexing, never repeated K times).
+
+The IWAE bound per row is ``logsumexp_k(log p(x | z_k) + log_ratio_k) - log K``; its gradient
+gives sample k the weight ``w_k = softmax_k(...)``. With ``estimator="dreg"`` the encoder gets the
+doubly reparameterized gradient instead (weights ``w_k^2``, through z only; ``fastvae._dreg``).
+The (K, B) logsumexp and weights are plain torch; every pass over (K, B, ...) is a kernel.
+"""
+
+import math
+from typing import Optional
+
+import torch
+
+from .. import _dreg, reference
+from .._backend import use_triton
+from .._checks import check_gaussian, check_iw_eps, check_iwae, check_likelihood_name, check_num_samples
+from .._rows import as_rows, reduce_rows
+from . import _route
+from ._route import draw_seed, kernels, once_differentiable
+
+Tensor = torch.Tensor
+_CODES = {"bernoulli": 0, "continuous_bernoulli": 1, "gaussian": 2}
+
+
+class fastvae_reparameterize_iw(torch.autograd.Function):  # noqa: N801 - the name grad_fn shows
+    """(mu, logvar, eps, seed, K, path, slot) -> (z (K, B, ...), log_ratio (K, B))."""
+
+    @staticmethod
+    def forward(ctx, mu, logvar, eps, seed, K, path, slot):
+        eps_rows = None if eps is None else eps.reshape(K, mu.shape[0], -1)
+        z, lr = kernels().reparameterize_iw_fwd(as_rows(mu), as_rows(logvar), K, eps_rows, seed)
+        ctx.save_for_backward(mu, logvar, eps, seed)
+        ctx.K, ctx.path, ctx.slot = K, path, slot
+        ctx.set_materialize_grads(False)
+        return z.view(K, *mu.shape), lr
+
+    @staticmethod
+    def backward(ctx, grad_z, grad_lr):
+        once_differentiable("reparameterize_iw")
+        mu, logvar, eps, seed = ctx.saved_tensors
+        K, B = ctx.K, mu.shape[0]
+        w = ctx.slot.weights if ctx.slot is not None else None
+        gmu = glv = geps = None
+        if grad_z is not None or grad_lr is not None:
+            gz = None if grad_z is None else grad_z.reshape(K, B, -1).contiguous()
+            glr = None if grad_lr is None else grad_lr.contiguous()
+            eps_rows = None if eps is None else eps.reshape(K, B, -1)
+            gmu, glv = kernels().reparameterize_iw_bwd(as_rows(mu), as_rows(logvar), K, eps_rows,
+                                                       seed if eps is None else None, gz, glr, w, ctx.path)
+            gmu, glv = gmu.view(mu.shape), glv.view(logvar.shape)
+        if eps is not None and ctx.needs_input_grad[2]:  # a caller's own noise that requires grad (rare)
+            std = torch.exp(0.5 * logvar.double())
+            z = mu.double() + std * eps.double()
+            geps = torch.zeros_like(eps, dtype=torch.float64)
+            if grad_z is not None:
+                geps += grad_z.double() * std * (1 if w is None else w.double().view(K, B, *[1] * (mu.dim() - 1)))
+            if grad_lr is not None:
+                geps += grad_lr.double().view(K, B, *[1] * (mu.dim() - 1)) * (eps.double() - z * std)
+            geps = geps.to(eps.dtype)
+        return gmu, glv, geps, None, None, None, None
+
+
+# ------------------------------------------------- under torch.compile (estimator "iwae" only)
+
+@torch.library.custom_op("fastvae::reparameterize_iw", mutates_args=())
+def _op(mu: Tensor, logvar: Tensor, eps: Optional[Tensor], seed: Optional[Tensor], K: int) -> tuple[Tensor, Tensor]:
+    eps_rows = None if eps is None else eps.reshape(K, mu.shape[0], -1)
+    z, lr = kernels().reparameterize_iw_fwd(as_rows(mu), as_rows(logvar), K, eps_rows, seed)
+    return z.view(K, *mu.shape), lr
+
+
+@_op.register_fake
+def _(mu, logvar, eps, seed, K):
+    from .._rows import sum_dtype
+
+    return mu.new_empty((K, *mu.shape)), mu.new_empty((K, mu.shape[0]), dtype=sum_dtype(mu.dtype))
+
+
+@torch.library.custom_op("fastvae::reparameterize_iw_backward", mutates_args=())
+def _op_backward(mu: Tensor, logvar: Tensor, eps: Optional[Tensor], seed: Optional[Tensor], K: int,
+                 grad_z: Optional[Tensor], grad_lr: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    B = mu.shape[0]
+    gz = None if grad_z is None else grad_z.reshape(K, B, -1).contiguous()
+    gmu, glv = kernels().reparameterize_iw_bwd(as_rows(mu), as_rows(logvar), K,
+                                               None if eps is None else eps.reshape(K, B, -1),
+                                               seed if eps is None else None, gz,
+                                               None if grad_lr is None else grad_lr.contiguous())
+    return gmu.view(mu.shape), glv.view(logvar.shape)
+
+
+@_op_backward.register_fake
+def _(mu, logvar, eps, seed, K, grad_z, grad_lr):
+    return torch.empty_like(mu, memory_format=torch.contiguous_format), \
+        torch.empty_like(logvar, memory_format=torch.contiguous_format)
+
+
+def _op_setup(ctx, inputs, output):
+    mu, logvar, eps, seed, K = inputs
+    ctx.K = K
+    ctx.save_for_backward(mu, logvar, eps, seed)
+    ctx.set_materialize_grads(False)
+
+
+def _op_grads(ctx, grad_z, grad_lr):
+    mu, logvar, eps, seed = ctx.saved_tensors
+    if grad_z is None and grad_lr is None:
+        return None, None, None, None, None
+    if eps is not None and ctx.needs_input_grad[2]:
+        raise NotImplementedError("a gradient for a given eps under torch.compile: run eagerly")
+    gmu, glv = _op_backward(mu, logvar, eps, seed, ctx.K, grad_z, grad_lr)
+    return gmu, glv, None, None, None
+
+
+_op.register_autograd(_op_grads, setup_context=_op_setup)
+
+
+def reparameterize_iw(mu: Tensor, logvar: Tensor, num_samples: int, *, eps: Optional[Tensor] = None,
+                      generator: Optional[torch.Generator] = None, path_gradient: bool = False):
+    """K reparameterized samples and their log importance ratios, in one fused pass.
+
+    Args:
+        mu, logvar: (B, ...) of one float dtype, same shape and device; any strides.
+        num_samples: K >= 1.
+        eps: optional noise (K, B, ...) to use instead of drawing it.
+        generator: the ``torch.Generator`` the kernel's seed is drawn from (default: the device's).
+        path_gradient: evaluate log q with mu and logvar held constant, so that gradients reach
+            them only through z ("sticking the landing"; what ``estimator="dreg"`` needs).
+
+    Returns:
+        ``(z, log_ratio)``: z (K, B, ...) in mu's dtype, ``mu + exp(logvar / 2) * eps_k``;
+        log_ratio (K, B) float32 (float64 for float64), ``log N(z_k; 0, I) - log q(z_k | x)``
+        summed over the non-batch dimensions. Without ``eps`` the draws are independent N(0, I)
+        for every sample and row, drawn in the kernel (never stored) and reproducible under
+        ``torch.manual_seed``; sample 0 is the noise ``reparameterize_kl`` draws from the same
+        seed. Differentiable once.
+    """
+    check_gaussian(mu, logvar, None, generator)
+    K = check_num_samples(num_samples)
+    check_iw_eps(eps, mu, K)
+    if not use_triton(mu):
+        z, lr = reference.reparameterize_iw(mu, logvar, K, eps=eps, generator=generator, path_gradient=path_gradient)
+        slot = _dreg.slot_of(z)
+        z, lr = _route.guard("reparameterize_iw", (z, lr))
+        return (_dreg.attach(z, slot) if slot is not None else z), lr
+    if _route.compiling() and path_gradient:
+        raise NotImplementedError("reparameterize_iw(path_gradient=True) (for estimator='dreg') runs eagerly "
+                                  "only; torch.compile supports estimator='iwae'")
+    seed = draw_seed(mu.device, generator) if eps is None else None
+    if _route.compiling():
+        return _op(mu, logvar, eps, seed, K)
+    slot = _dreg.Slot() if path_gradient else None
+    z, lr = fastvae_reparameterize_iw.apply(mu, logvar, eps, seed, K, bool(path_gradient), slot)
+    return (_dreg.attach(z, slot) if slot is not None else z), lr
+
+
+def _logscale_rows(kind, logscale, recon, x):
+    """(tensor or None, number) for the K * B rows of recon: a (K, B, ...) logscale reshaped to
+    them; any other as given (one with x's B rows is read by index for every sample, one shared
+    by the rows broadcasts), so that its gradient comes back in its own shape."""
+    if kind != "gaussian" or not isinstance(logscale, torch.Tensor):
+        return None, (float(logscale) if kind == "gaussian" else 0.0)
+    if tuple(logscale.shape) == tuple(recon.shape):
+        return logscale.reshape(recon.shape[0] * recon.shape[1], *recon.shape[2:]), 0.0
+    return logscale, 0.0
+
+
+def iwae_loss(recon: Tensor, x: Tensor, log_ratio: Tensor, *, likelihood: str = "bernoulli", logscale=0.0,
+              z: Optional[Tensor] = None, estimator: str = "iwae", reduction: str = "mean") -> Tensor:
+    """The importance-weighted bound (Burda et al., 2016) as a loss, fused: per row
+    ``-(logsumexp_k(log p(x | z_k) + log_ratio_k) - log K)``, reduced like ``ELBOLoss``.
+
+    Args:
+        recon: (K, B, ...) the decoder's output for each sample (logits, or the Gaussian's mean).
+        x: (B, ...) the targets, once (read for every sample by indexing, never repeated K
+            times); the dtypes ``likelihood`` accepts, uint8 included.
+        log_ratio: (K, B), e.g. from ``reparameterize_iw``.
+        likelihood: ``'bernoulli'``, ``'continuous_bernoulli'`` or ``'gaussian'``.
+        logscale: the Gaussian's: a number, a tensor broadcast against one sample's shape
+            (B, ...) (shared, per feature, per row), or (K, B, ...).
+        z: with ``estimator='dreg'``, the z of ``reparameterize_iw(..., path_gradient=True)``.
+        estimator: ``'iwae'``: the plain gradient of the bound (sample weights ``w_k`` =
+            softmax over k). ``'dreg'`` (Tucker et al., 2019): the decoder gets the IWAE gradient,
+            the encoder the doubly reparameterized one (weights ``w_k**2``, through z only): the
+            loss gives the log ratio's path ``w_k**2`` and leaves ``w`` with z, whose backward
+            multiplies every gradient reaching z by it. So any other use of that z (a
+            regulariser on z, say) has its gradient multiplied by the weights too; use a
+            ``z.detach()`` copy for those. One ``iwae_loss`` per z per backward; eager only
+            (``torch.compile`` supports ``'iwae'``).
+        reduction: ``'mean'`` over the batch (nats per example), ``'sum'`` or ``'none'`` (B,).
+
+    With K = 1 and ``'iwae'`` the value is the single-sample Monte Carlo ELBO
+    ``-(log p(x|z_1) + log_ratio_1)`` (not ``ELBOLoss``'s closed-form KL).
+    """
+    kind = check_likelihood_name(likelihood)
+    slot = _dreg.slot_of(z) if z is not None else None
+    check_iwae(kind, recon, x, log_ratio, logscale, z, estimator, reduction, slot is not None)
+    if not use_triton(recon):
+        return _route.guard("iwae_loss", reference.iwae_loss(recon, x, log_ratio, likelihood=kind, logscale=logscale,
+                                                             z=z, estimator=estimator, reduction=reduction))
+    if _route.compiling() and estimator == "dreg":
+        raise NotImplementedError("iwae_loss(estimator='dreg') runs eagerly only; torch.compile supports 'iwae'")
+    from .likelihood import log_likelihood
+
+    K, B = log_ratio.shape
+    s, s_value = _logscale_rows(kind, logscale, recon, x)
+    ll = log_likelihood(_CODES[kind], recon.reshape(K * B, *recon.shape[2:]), x, s, s_value, store=False).view(K, B)
+    a = ll + log_ratio.to(ll.dtype) if log_ratio.dtype != torch.float64 else ll.double() + log_ratio
+    per_row = -(torch.logsumexp(a, 0) - math.log(K))
+    if estimator == "dreg":
+        w = torch.softmax(a.detach(), 0)
+        slot.weights = w.contiguous()
+        surrogate = -(w * ll).sum(0) - (w * w * log_ratio.to(w.dtype)).sum(0)
+        per_row = per_row.detach() + surrogate - surrogate.detach()
+    return reduce_rows(per_row, reduction)

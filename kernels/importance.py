@@ -1,0 +1,236 @@
+r"""K reparameterized samples of a diagonal Gaussian and their log importance ratios, fused.
+
+For mu, logvar of a (B, L) view, std = exp(logvar / 2), and K draws eps_k ~ N(0, I):
+
+    z_k        = mu + std * eps_k                                              (K, B, L)
+    lr[k, b]   = log N(z_k; 0, I) - log q(z_k | x) = 0.5 * sum_j eps_kj^2 - z_kj^2 + logvar_j
+
+and with upstream gradients gz (K, B, L) and glr (K, B), per sample k (summed over k):
+
+    d lr / d mu = -z,        d lr / d logvar = 0.5 - 0.5 z std eps       (``PATH`` off)
+    d lr / d mu = eps/std - z,  d lr / d logvar = 0.5 std eps (eps/std - z)  (``PATH``: log q
+        with mu and logvar held constant, so their gradient flows through z only: the
+        "sticking the landing" form that DReG needs)
+    grad_mu = sum_k w_k gz_k + glr_k d lr_k / d mu,  grad_logvar = sum_k w_k gz_k 0.5 std eps_k + glr_k d lr_k / d logvar
+
+where ``w`` (K, B) multiplies the gradient that reaches z from elsewhere (the doubly
+reparameterized estimator's extra importance weight; 1 without ``HAS_W``). The noise is drawn in
+registers from ``_noise.py``'s stream (sample k = Philox counter word 3) and drawn again in
+backward: it never touches memory. The forward writes z and lr once; the backward reads gz once
+and writes grad_mu, grad_logvar once, looping over the K samples in each program.
+"""
+
+import functools
+
+import torch
+import triton
+import triton.language as tl
+
+from .._backend import INTERPRET
+from .._rows import sum_dtype
+from . import _launch
+from ._launch import acc_dtype, load, store
+from ._noise import normals, std_of
+
+
+@triton.jit
+def _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, k, B, rows, row_ok, cols, col_ok, eps, smb, sml, svb, svl, sek,
+                 seb, sel, L: tl.constexpr, ACC: tl.constexpr, HAS_EPS: tl.constexpr, EVEN: tl.constexpr):
+    # z of sample k for one quarter of the columns; returns its log-ratio terms
+    mask = row_ok[:, None] & col_ok[None, :]
+    lv = load(lv_ptr + rows[:, None] * svb + cols[None, :] * svl, mask, EVEN).to(ACC)
+    mu = load(mu_ptr + rows[:, None] * smb + cols[None, :] * sml, mask, EVEN).to(ACC)
+    if HAS_EPS:
+        eps = load(eps_ptr + k * sek + rows[:, None] * seb + cols[None, :] * sel, mask, EVEN)
+    eps = eps.to(ACC)
+    z = mu + std_of(lv, ACC) * eps
+    store(z_ptr + (k * B + rows[:, None]) * L + cols[None, :], z.to(z_ptr.dtype.element_ty), mask, EVEN)
+    return tl.where(mask, 0.5 * (eps * eps - z * z + lv), 0.0)
+
+
+@triton.jit
+def _reparameterize_iw_fwd_kernel(
+    mu_ptr, lv_ptr, eps_ptr, seed_ptr, z_ptr, lr_ptr, B,
+    stride_mb, stride_ml, stride_vb, stride_vl, stride_ek, stride_eb, stride_el,
+    L: tl.constexpr, Q: tl.constexpr, ACC: tl.constexpr, HAS_EPS: tl.constexpr, BLOCK_B: tl.constexpr,
+    BLOCK_Q: tl.constexpr, EVEN: tl.constexpr,
+):
+    # one program: BLOCK_B rows of sample k = program_id(1)
+    k = tl.program_id(1).to(tl.int64)
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_ok = rows < B
+    if not HAS_EPS:
+        seed = tl.load(seed_ptr)
+    acc = tl.zeros([BLOCK_B, BLOCK_Q], ACC)
+    for q0 in tl.range(0, Q, BLOCK_Q):
+        q = q0 + tl.arange(0, BLOCK_Q)
+        e0 = tl.zeros([BLOCK_B, BLOCK_Q], tl.float32)
+        e1 = e0
+        e2 = e0
+        e3 = e0
+        if not HAS_EPS:
+            e0, e1, e2, e3 = normals(seed, rows, q, tl.program_id(1))
+        q_ok = q < Q
+        for i in tl.static_range(4):
+            e = e0 if i == 0 else (e1 if i == 1 else (e2 if i == 2 else e3))
+            acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, k, B, rows, row_ok, i * Q + q, q_ok & (i * Q + q < L),
+                                e, stride_mb, stride_ml, stride_vb, stride_vl, stride_ek, stride_eb, stride_el,
+                                L, ACC, HAS_EPS, EVEN)
+    store(lr_ptr + k * B + rows, tl.sum(acc, axis=1).to(lr_ptr.dtype.element_ty), row_ok, EVEN)
+
+
+@triton.jit
+def _bwd_terms(mu, lv, std, inv_std, eps, gz, glr, w, HAS_GZ: tl.constexpr, HAS_GLR: tl.constexpr,
+               HAS_W: tl.constexpr, PATH: tl.constexpr):
+    # (d/dmu, d/dlogvar) of one sample's contributions (module docstring)
+    z = mu + std * eps
+    half_se = 0.5 * std * eps
+    dmu = tl.zeros(mu.shape, mu.dtype)
+    dlv = tl.zeros(mu.shape, mu.dtype)
+    if HAS_GZ:
+        g = gz * w[:, None] if HAS_W else gz
+        dmu += g
+        dlv += g * half_se
+    if HAS_GLR:
+        if PATH:
+            t = glr[:, None] * (eps * inv_std - z)
+            dmu += t
+            dlv += t * half_se
+        else:
+            dmu -= glr[:, None] * z
+            dlv += glr[:, None] * (0.5 - z * half_se)
+    return dmu, dlv
+
+
+@triton.jit
+def _bwd_quarter(mu, lv, dmu, dlv, gz_ptr, glr, w, eps_ptr, k, B, rows, mask, cols, e, sek, seb, sel,
+                 L: tl.constexpr, ACC: tl.constexpr, HAS_EPS: tl.constexpr, HAS_GZ: tl.constexpr,
+                 HAS_GLR: tl.constexpr, HAS_W: tl.constexpr, PATH: tl.constexpr, EVEN: tl.constexpr):
+    # adds sample k's terms to one quarter's (dmu, dlv)
+    if HAS_EPS:
+        e = load(eps_ptr + k * sek + rows[:, None] * seb + cols[None, :] * sel, mask, EVEN)
+    gz = dmu
+    if HAS_GZ:
+        gz = load(gz_ptr + (k * B + rows[:, None]) * L + cols[None, :], mask, EVEN).to(ACC)
+    std = std_of(lv, ACC)
+    a, b = _bwd_terms(mu, lv, std, 1.0 / std, e.to(ACC), gz, glr, w, HAS_GZ, HAS_GLR, HAS_W, PATH)
+    return dmu + a, dlv + b
+
+
+@triton.jit
+def _reparameterize_iw_bwd_kernel(
+    mu_ptr, lv_ptr, eps_ptr, seed_ptr, gz_ptr, glr_ptr, w_ptr, gmu_ptr, glv_ptr, B,
+    stride_mb, stride_ml, stride_vb, stride_vl, stride_ek, stride_eb, stride_el,
+    K: tl.constexpr, L: tl.constexpr, Q: tl.constexpr, ACC: tl.constexpr, HAS_EPS: tl.constexpr,
+    HAS_GZ: tl.constexpr, HAS_GLR: tl.constexpr, HAS_W: tl.constexpr, PATH: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_Q: tl.constexpr, EVEN: tl.constexpr,
+):
+    # one program: BLOCK_B rows, all K samples (each drawn again), the four quarters at once
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_ok = rows < B
+    if not HAS_EPS:
+        seed = tl.load(seed_ptr)
+    for q0 in tl.range(0, Q, BLOCK_Q):
+        q = q0 + tl.arange(0, BLOCK_Q)
+        q_ok = q < Q
+        c0, c1, c2, c3 = q, Q + q, 2 * Q + q, 3 * Q + q
+        m0 = row_ok[:, None] & (q_ok & (c0 < L))[None, :]
+        m1 = row_ok[:, None] & (q_ok & (c1 < L))[None, :]
+        m2 = row_ok[:, None] & (q_ok & (c2 < L))[None, :]
+        m3 = row_ok[:, None] & (q_ok & (c3 < L))[None, :]
+        mu0 = load(mu_ptr + rows[:, None] * stride_mb + c0[None, :] * stride_ml, m0, EVEN).to(ACC)
+        mu1 = load(mu_ptr + rows[:, None] * stride_mb + c1[None, :] * stride_ml, m1, EVEN).to(ACC)
+        mu2 = load(mu_ptr + rows[:, None] * stride_mb + c2[None, :] * stride_ml, m2, EVEN).to(ACC)
+        mu3 = load(mu_ptr + rows[:, None] * stride_mb + c3[None, :] * stride_ml, m3, EVEN).to(ACC)
+        lv0 = load(lv_ptr + rows[:, None] * stride_vb + c0[None, :] * stride_vl, m0, EVEN).to(ACC)
+        lv1 = load(lv_ptr + rows[:, None] * stride_vb + c1[None, :] * stride_vl, m1, EVEN).to(ACC)
+        lv2 = load(lv_ptr + rows[:, None] * stride_vb + c2[None, :] * stride_vl, m2, EVEN).to(ACC)
+        lv3 = load(lv_ptr + rows[:, None] * stride_vb + c3[None, :] * stride_vl, m3, EVEN).to(ACC)
+        a0 = tl.zeros([BLOCK_B, BLOCK_Q], ACC)
+        a1, a2, a3, b0, b1, b2, b3 = a0, a0, a0, a0, a0, a0, a0
+        for k in range(K):
+            kk = k + tl.zeros([], tl.int64)
+            glr = tl.zeros([BLOCK_B], ACC)
+            w = tl.zeros([BLOCK_B], ACC)
+            if HAS_GLR:
+                glr = load(glr_ptr + kk * B + rows, row_ok, EVEN).to(ACC)
+            if HAS_W:
+                w = load(w_ptr + kk * B + rows, row_ok, EVEN).to(ACC)
+            e0 = tl.zeros([BLOCK_B, BLOCK_Q], tl.float32)
+            e1, e2, e3 = e0, e0, e0
+            if not HAS_EPS:
+                e0, e1, e2, e3 = normals(seed, rows, q, k)
+            a0, b0 = _bwd_quarter(mu0, lv0, a0, b0, gz_ptr, glr, w, eps_ptr, kk, B, rows, m0, c0, e0, stride_ek,
+                                  stride_eb, stride_el, L, ACC, HAS_EPS, HAS_GZ, HAS_GLR, HAS_W, PATH, EVEN)
+            a1, b1 = _bwd_quarter(mu1, lv1, a1, b1, gz_ptr, glr, w, eps_ptr, kk, B, rows, m1, c1, e1, stride_ek,
+                                  stride_eb, stride_el, L, ACC, HAS_EPS, HAS_GZ, HAS_GLR, HAS_W, PATH, EVEN)
+            a2, b2 = _bwd_quarter(mu2, lv2, a2, b2, gz_ptr, glr, w, eps_ptr, kk, B, rows, m2, c2, e2, stride_ek,
+                                  stride_eb, stride_el, L, ACC, HAS_EPS, HAS_GZ, HAS_GLR, HAS_W, PATH, EVEN)
+            a3, b3 = _bwd_quarter(mu3, lv3, a3, b3, gz_ptr, glr, w, eps_ptr, kk, B, rows, m3, c3, e3, stride_ek,
+                                  stride_eb, stride_el, L, ACC, HAS_EPS, HAS_GZ, HAS_GLR, HAS_W, PATH, EVEN)
+        out = rows[:, None] * L
+        store(gmu_ptr + out + c0[None, :], a0.to(gmu_ptr.dtype.element_ty), m0, EVEN)
+        store(gmu_ptr + out + c1[None, :], a1.to(gmu_ptr.dtype.element_ty), m1, EVEN)
+        store(gmu_ptr + out + c2[None, :], a2.to(gmu_ptr.dtype.element_ty), m2, EVEN)
+        store(gmu_ptr + out + c3[None, :], a3.to(gmu_ptr.dtype.element_ty), m3, EVEN)
+        store(glv_ptr + out + c0[None, :], b0.to(glv_ptr.dtype.element_ty), m0, EVEN)
+        store(glv_ptr + out + c1[None, :], b1.to(glv_ptr.dtype.element_ty), m1, EVEN)
+        store(glv_ptr + out + c2[None, :], b2.to(glv_ptr.dtype.element_ty), m2, EVEN)
+        store(glv_ptr + out + c3[None, :], b3.to(glv_ptr.dtype.element_ty), m3, EVEN)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(B, L, dtype, backward):
+    """``(programs, meta)`` of a launch over (B, L), once per key: Q (columns per quarter), the
+    tile (two counters a thread in backward, which holds the four quarters' sums), EVEN."""
+    Q = 4 * -(-L // 16)
+    bq = min(1 << max(Q - 1, 0).bit_length(), 1024 if INTERPRET else 64)
+    bb = max(1, min(1 << max(B - 1, 0).bit_length(), (8192 if INTERPRET else (256 if backward else 512)) // bq))
+    even = B % bb == 0 and Q % bq == 0 and 4 * Q == L
+    threads = bb * bq // (2 if backward else 4)
+    return -(-B // bb), dict(L=L, Q=Q, ACC=acc_dtype(dtype), BLOCK_B=bb, BLOCK_Q=bq, EVEN=even,
+                             num_warps=max(1, min(8, threads // 32)))
+
+
+def _eps_strides(eps):
+    return eps.stride() if eps is not None else (0, 0, 0)
+
+
+def reparameterize_iw_fwd(mu, logvar, K, eps=None, seed=None):
+    """Launch the forward on 2-D (B, L) views (any strides). eps: (K, B, L) of any float dtype,
+    or None to draw it from ``seed`` (a one-element int64 device tensor). Returns ``(z, lr)``: z
+    contiguous (K, B, L) of mu's dtype, lr (K, B) float32 (float64 for float64 input)."""
+    B, L = mu.shape
+    z = torch.empty((K, B, L), device=mu.device, dtype=mu.dtype)
+    lr = torch.empty((K, B), device=mu.device, dtype=sum_dtype(mu.dtype))
+    if B == 0 or K == 0:
+        return z, lr
+    if L == 0:
+        return z, lr.zero_()
+    if eps is None and seed is None:
+        raise ValueError("reparameterize_iw_fwd: give eps or seed to draw z")
+    programs, meta = _plan(B, L, mu.dtype, False)
+    _launch.launch(_reparameterize_iw_fwd_kernel, (programs, K), mu, logvar, mu if eps is None else eps,
+                   mu if seed is None else seed, z, lr, B, *mu.stride(), *logvar.stride(), *_eps_strides(eps),
+                   HAS_EPS=eps is not None, **meta)
+    return z, lr
+
+
+def reparameterize_iw_bwd(mu, logvar, K, eps, seed, grad_z, grad_lr, weight=None, path=False):
+    """Launch the backward. grad_z (K, B, L) contiguous or None, grad_lr (K, B) contiguous or
+    None, weight (K, B) contiguous or None (multiplies grad_z per sample and row). Returns
+    contiguous ``(grad_mu, grad_logvar)`` of mu's and logvar's dtype."""
+    B, L = mu.shape
+    gmu = torch.empty((B, L), device=mu.device, dtype=mu.dtype)
+    glv = torch.empty((B, L), device=mu.device, dtype=logvar.dtype)
+    if B == 0 or L == 0:
+        return gmu, glv
+    if (grad_z is None and grad_lr is None) or K == 0:
+        return gmu.zero_(), glv.zero_()
+    programs, meta = _plan(B, L, mu.dtype, True)
+    _launch.launch(_reparameterize_iw_bwd_kernel, programs, mu, logvar, mu if eps is None else eps,
+                   mu if seed is None else seed, mu if grad_z is None else grad_z, mu if grad_lr is None else grad_lr,
+                   mu if weight is None else weight, gmu, glv, B, *mu.stride(), *logvar.stride(), *_eps_strides(eps),
+                   K=K, HAS_EPS=eps is not None, HAS_GZ=grad_z is not None, HAS_GLR=grad_lr is not None,
+                   HAS_W=weight is not None, PATH=bool(path), **meta)
+    return gmu, glv
