@@ -185,9 +185,9 @@ def _plan(B, L, dtype, backward):
     tile (two counters a thread in backward, which holds the four quarters' sums), EVEN."""
     Q = 4 * -(-L // 16)
     bq = min(1 << max(Q - 1, 0).bit_length(), 1024 if INTERPRET else 64)
-    bb = max(1, min(1 << max(B - 1, 0).bit_length(), (8192 if INTERPRET else (256 if backward else 512)) // bq))
+    bb = max(1, min(1 << max(B - 1, 0).bit_length(), (8192 if INTERPRET else 512) // bq))
     even = B % bb == 0 and Q % bq == 0 and 4 * Q == L
-    threads = bb * bq // (2 if backward else 4)
+    threads = bb * bq // 4
     return -(-B // bb), dict(L=L, Q=Q, ACC=acc_dtype(dtype), BLOCK_B=bb, BLOCK_Q=bq, EVEN=even,
                              num_warps=max(1, min(8, threads // 32)))
 
