@@ -16,9 +16,9 @@ from typing import Iterable, Optional, Union
 import torch
 from torch import Tensor
 
+from . import ops as fastvae_ops
 from . import reference
 from ._checks import check_int
-from .ops import bernoulli_log_likelihood
 
 __all__ = ["log_likelihood", "elbo"]
 
@@ -44,19 +44,19 @@ class _EvalMode:
         self.model.train(self.was_training)
 
 
-def _log_weights(model, x: Tensor, mu: Tensor, logvar: Tensor, k: int, generator) -> Tensor:
-    """(b, k) importance log-weights of k fresh samples per example."""
+def _log_sum_weights(model, x: Tensor, mu: Tensor, logvar: Tensor, k: int, generator) -> Tensor:
+    """(b,) float64 ``logsumexp_k log w_k`` of k fresh samples per example, through the same ops
+    as importance-weighted training (``reparameterize_iw``, ``iwae_loss``: the targets read
+    once for all k samples)."""
     b, L = mu.shape
-    eps = torch.randn(b, k, L, device=mu.device, dtype=mu.dtype, generator=generator)
-    z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps
-    logits = model.decode(z.reshape(b * k, L).to(model.output_bias.dtype))
-    x_rep = x[:, None].expand(b, k, *x.shape[1:]).reshape(b * k, *x.shape[1:])
-    if hasattr(model, "log_likelihood"):  # a fastvae VAE: its own likelihood
-        ll = model.log_likelihood(logits, x_rep)
-    else:
-        ll = (bernoulli_log_likelihood if model.fused else reference.bernoulli_log_likelihood)(logits, x_rep)
-    log_pz_over_q = 0.5 * (eps.square() - z.square()).sum(-1) + 0.5 * logvar.sum(-1)[:, None]
-    return ll.view(b, k).to(mu.dtype) + log_pz_over_q
+    lib = fastvae_ops if getattr(model, "fused", True) else reference
+    z, lr = lib.reparameterize_iw(mu, logvar, k, generator=generator)
+    recon = model.decode(z.reshape(k * b, L).to(model.output_bias.dtype))
+    recon = recon.reshape(k, b, *recon.shape[1:])
+    likelihood = getattr(model, "likelihood", "bernoulli")
+    logscale = model.output_logscale() if hasattr(model, "output_logscale") else 0.0
+    neg_bound = lib.iwae_loss(recon, x, lr, likelihood=likelihood, logscale=logscale, reduction="none")
+    return math.log(k) - neg_bound.double()
 
 
 @torch.no_grad()
@@ -67,8 +67,8 @@ def log_likelihood(model, data: Data, num_samples: int = 1000, *, max_rows: int 
     Args:
         model: a ``fastvae.models.VAE`` (anything with ``encode``, ``decode``, ``fused``,
             ``output_bias``).
-        data: (N, ...) tensor of binary examples (uint8 0/1, bool or float), on the model's
-            device, or an iterable of such batches.
+        data: (N, ...) tensor of examples of the model's likelihood (uint8, bool or float), on
+            the model's device, or an iterable of such batches.
         num_samples: K, the number of importance samples per example (5000 in the literature).
         max_rows: at most this many (example, sample) rows go through the decoder at once;
             examples are taken ``max_rows // K`` at a time, and for K > max_rows the samples of
@@ -90,8 +90,7 @@ def log_likelihood(model, data: Data, num_samples: int = 1000, *, max_rows: int 
                 if hasattr(model, "_check_input"):  # a VAE also takes flat (B, D) examples
                     xb = model._check_input(xb)
                 mu, logvar = model.encode(xb)
-                mu, logvar = mu.double(), logvar.double()
-                parts = [torch.logsumexp(_log_weights(model, xb, mu, logvar, min(chunk, num_samples - s), generator), 1)
+                parts = [_log_sum_weights(model, xb, mu, logvar, min(chunk, num_samples - s), generator)
                          for s in range(0, num_samples, chunk)]
                 lse = parts[0] if len(parts) == 1 else torch.logsumexp(torch.stack(parts, 1), 1)
                 out.append(lse - math.log(num_samples))

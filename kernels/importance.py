@@ -34,31 +34,32 @@ from ._noise import normals, std_of
 
 
 @triton.jit
-def _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, k, B, rows, row_ok, cols, col_ok, eps, smb, sml, svb, svl, sek,
-                 seb, sel, L: tl.constexpr, ACC: tl.constexpr, HAS_EPS: tl.constexpr, EVEN: tl.constexpr):
-    # z of sample k for one quarter of the columns; returns its log-ratio terms
+def _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, r, b, row_ok, cols, col_ok, eps, smb, sml, svb, svl, seb, sel,
+                 L: tl.constexpr, ACC: tl.constexpr, HAS_EPS: tl.constexpr, EVEN: tl.constexpr):
+    # z at rows r = k * B + b for one quarter of the columns; returns its log-ratio terms
     mask = row_ok[:, None] & col_ok[None, :]
-    lv = load(lv_ptr + rows[:, None] * svb + cols[None, :] * svl, mask, EVEN).to(ACC)
-    mu = load(mu_ptr + rows[:, None] * smb + cols[None, :] * sml, mask, EVEN).to(ACC)
+    lv = load(lv_ptr + b[:, None] * svb + cols[None, :] * svl, mask, EVEN).to(ACC)
+    mu = load(mu_ptr + b[:, None] * smb + cols[None, :] * sml, mask, EVEN).to(ACC)
     if HAS_EPS:
-        eps = load(eps_ptr + k * sek + rows[:, None] * seb + cols[None, :] * sel, mask, EVEN)
+        eps = load(eps_ptr + r[:, None] * seb + cols[None, :] * sel, mask, EVEN)
     eps = eps.to(ACC)
     z = mu + std_of(lv, ACC) * eps
-    store(z_ptr + (k * B + rows[:, None]) * L + cols[None, :], z.to(z_ptr.dtype.element_ty), mask, EVEN)
+    store(z_ptr + r[:, None] * L + cols[None, :], z.to(z_ptr.dtype.element_ty), mask, EVEN)
     return tl.where(mask, 0.5 * (eps * eps - z * z + lv), 0.0)
 
 
 @triton.jit
 def _reparameterize_iw_fwd_kernel(
-    mu_ptr, lv_ptr, eps_ptr, seed_ptr, z_ptr, lr_ptr, B,
-    stride_mb, stride_ml, stride_vb, stride_vl, stride_ek, stride_eb, stride_el,
+    mu_ptr, lv_ptr, eps_ptr, seed_ptr, z_ptr, lr_ptr, B, KB,
+    stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
     L: tl.constexpr, Q: tl.constexpr, ACC: tl.constexpr, HAS_EPS: tl.constexpr, BLOCK_B: tl.constexpr,
     BLOCK_Q: tl.constexpr, EVEN: tl.constexpr,
 ):
-    # one program: BLOCK_B rows of sample k = program_id(1)
-    k = tl.program_id(1).to(tl.int64)
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = rows < B
+    # rows r = k * B + b of the (K * B, L) output: sample k of row b
+    r = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_ok = r < KB
+    k = r // B
+    b = r - k * B
     if not HAS_EPS:
         seed = tl.load(seed_ptr)
     acc = tl.zeros([BLOCK_B, BLOCK_Q], ACC)
@@ -69,14 +70,17 @@ def _reparameterize_iw_fwd_kernel(
         e2 = e0
         e3 = e0
         if not HAS_EPS:
-            e0, e1, e2, e3 = normals(seed, rows, q, tl.program_id(1))
+            e0, e1, e2, e3 = normals(seed, b, q, k.to(tl.uint32)[:, None])
         q_ok = q < Q
-        for i in tl.static_range(4):
-            e = e0 if i == 0 else (e1 if i == 1 else (e2 if i == 2 else e3))
-            acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, k, B, rows, row_ok, i * Q + q, q_ok & (i * Q + q < L),
-                                e, stride_mb, stride_ml, stride_vb, stride_vl, stride_ek, stride_eb, stride_el,
-                                L, ACC, HAS_EPS, EVEN)
-    store(lr_ptr + k * B + rows, tl.sum(acc, axis=1).to(lr_ptr.dtype.element_ty), row_ok, EVEN)
+        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, r, b, row_ok, q, q_ok & (q < L), e0, stride_mb,
+                            stride_ml, stride_vb, stride_vl, stride_eb, stride_el, L, ACC, HAS_EPS, EVEN)
+        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, r, b, row_ok, Q + q, q_ok & (Q + q < L), e1, stride_mb,
+                            stride_ml, stride_vb, stride_vl, stride_eb, stride_el, L, ACC, HAS_EPS, EVEN)
+        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, r, b, row_ok, 2 * Q + q, q_ok & (2 * Q + q < L), e2,
+                            stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, L, ACC, HAS_EPS, EVEN)
+        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, r, b, row_ok, 3 * Q + q, q_ok & (3 * Q + q < L), e3,
+                            stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, L, ACC, HAS_EPS, EVEN)
+    store(lr_ptr + r, tl.sum(acc, axis=1).to(lr_ptr.dtype.element_ty), row_ok, EVEN)
 
 
 @triton.jit
@@ -197,9 +201,10 @@ def _eps_strides(eps):
 
 
 def reparameterize_iw_fwd(mu, logvar, K, eps=None, seed=None):
-    """Launch the forward on 2-D (B, L) views (any strides). eps: (K, B, L) of any float dtype,
-    or None to draw it from ``seed`` (a one-element int64 device tensor). Returns ``(z, lr)``: z
-    contiguous (K, B, L) of mu's dtype, lr (K, B) float32 (float64 for float64 input)."""
+    """Launch the forward on 2-D (B, L) views (any strides), one program per block of the K * B
+    sample rows. eps: (K, B, L) of any float dtype, or None to draw it from ``seed`` (a
+    one-element int64 device tensor). Returns ``(z, lr)``: z contiguous (K, B, L) of mu's dtype,
+    lr (K, B) float32 (float64 for float64 input)."""
     B, L = mu.shape
     z = torch.empty((K, B, L), device=mu.device, dtype=mu.dtype)
     lr = torch.empty((K, B), device=mu.device, dtype=sum_dtype(mu.dtype))
@@ -209,10 +214,11 @@ def reparameterize_iw_fwd(mu, logvar, K, eps=None, seed=None):
         return z, lr.zero_()
     if eps is None and seed is None:
         raise ValueError("reparameterize_iw_fwd: give eps or seed to draw z")
-    programs, meta = _plan(B, L, mu.dtype, False)
-    _launch.launch(_reparameterize_iw_fwd_kernel, (programs, K), mu, logvar, mu if eps is None else eps,
-                   mu if seed is None else seed, z, lr, B, *mu.stride(), *logvar.stride(), *_eps_strides(eps),
-                   HAS_EPS=eps is not None, **meta)
+    programs, meta = _plan(K * B, L, mu.dtype, False)
+    eps = None if eps is None else eps.reshape(K * B, L)  # a view for any (k, b)-contiguous layout
+    _launch.launch(_reparameterize_iw_fwd_kernel, programs, mu, logvar, mu if eps is None else eps,
+                   mu if seed is None else seed, z, lr, B, K * B, *mu.stride(), *logvar.stride(),
+                   *(eps.stride() if eps is not None else (0, 0)), HAS_EPS=eps is not None, **meta)
     return z, lr
 
 
