@@ -15,6 +15,7 @@ The training step (``train_step.py``) builds its own and adds ``fastvae_compile`
 """
 
 import dataclasses
+import math
 from typing import Callable, NamedTuple, Optional
 
 import torch
@@ -35,15 +36,18 @@ class Config:
     op: str
     batch: int
     dtype: str
-    dim: Optional[int] = None       # D: elements per example of the data / logits
+    dim: Optional[int] = None       # D: elements per example of the data / logits, as a (B, D) matrix
     latent: Optional[int] = None    # L: latent size
     targets: Optional[str] = None   # "uint8" (0/1, one byte) or "float" (logits' dtype)
     model: Optional[str] = None     # train_step: "mlp" or "conv"
+    image: Optional[str] = None     # "CxHxW": the data are (B, C, H, W) images instead of (B, D)
+    samples: Optional[int] = None   # K: importance samples per example
 
     def label(self, batch=True):
         parts = [f"B={self.batch}"] if batch else []
-        parts += [f"{k}={v}" for k, v in (("model", self.model), ("D", self.dim), ("L", self.latent),
-                                          ("x", self.targets)) if v is not None]
+        parts += [f"{k}={v}" for k, v in (("model", self.model), ("K", self.samples), ("D", self.dim),
+                                          ("image", self.image), ("L", self.latent), ("x", self.targets))
+                  if v is not None]
         return " ".join(parts)
 
     def sizes(self):
@@ -52,10 +56,23 @@ class Config:
         t = 1 if self.targets == "uint8" else e
         return e, t, self.batch
 
+    def example_shape(self):
+        """One example's data shape: (D,) or (C, H, W)."""
+        return tuple(int(n) for n in self.image.split("x")) if self.image else (self.dim,)
+
+    def elements(self):
+        """Data elements per example: D, or C*H*W."""
+        return math.prod(self.example_shape())
+
+    @classmethod
+    def keys(cls):
+        """The fields, in order: what identifies a configuration in a record."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
     @classmethod
     def of(cls, record):
         """The configuration of a result record (a dict with the fields, and more)."""
-        return cls(**{f.name: record[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{k: record[k] for k in cls.keys()})
 
 
 class Inputs(NamedTuple):

@@ -47,12 +47,13 @@ def _gaussian_fwd(lib, mu, logvar, eps=None):
     return lib.reparameterize_kl(mu, logvar, eps=eps)
 
 
-def _logits_and_targets(c, dev):
-    dt, B, D = DTYPES[c.dtype], c.batch, c.dim
-    logits = _randn((B, D), dt, dev, 3.0, grad=True)
+def _logits_and_targets(c, dev, samples=()):
+    """Logits (*samples, B, ...) and targets (B, ...): (B, D) or (B, C, H, W) images."""
+    dt, shape = DTYPES[c.dtype], (c.batch, *c.example_shape())
+    logits = _randn((*samples, *shape), dt, dev, 3.0, grad=True)
     if c.targets == "uint8":  # binarized data, one byte per element
-        return logits, torch.randint(0, 2, (B, D), dtype=torch.uint8, device=dev)
-    return logits, torch.rand((B, D), dtype=dt, device=dev)  # soft targets in the logits' dtype
+        return logits, torch.randint(0, 2, shape, dtype=torch.uint8, device=dev)
+    return logits, torch.rand(shape, dtype=dt, device=dev)  # soft targets in the logits' dtype
 
 
 def _bernoulli_inputs(c, dev):
@@ -63,6 +64,41 @@ def _bernoulli_inputs(c, dev):
 
 def _bernoulli_fwd(lib, logits, x, eps=None):
     return (lib.bernoulli_log_likelihood(logits, x),)
+
+
+def _cb_fwd(lib, logits, x, eps=None):
+    return (lib.continuous_bernoulli_log_likelihood(logits, x),)
+
+
+def _gaussian_ll_inputs(c, dev):
+    mean, x = _logits_and_targets(c, dev)
+    logscale = torch.full((), -1.0, device=dev, requires_grad=True)  # a learned scalar, as a model's
+    return Inputs((mean, x, logscale), (mean, logscale), (torch.ones(c.batch, device=dev),), None)
+
+
+def _gaussian_ll_fwd(lib, mean, x, logscale, eps=None):
+    return (lib.gaussian_log_likelihood(mean, x, logscale),)
+
+
+def _iw_inputs(c, dev):
+    K, L = c.samples, c.latent
+    logits, x = _logits_and_targets(c, dev, samples=(K,))
+    g = _gaussian_inputs(c, dev)
+    mu, logvar = g.args
+    grad_z = _randn((K, c.batch, L), DTYPES[c.dtype], dev)  # what the decoder sends back to z
+    eps = _randn((K, c.batch, L), DTYPES[c.dtype], dev)
+    return Inputs((logits, x, mu, logvar), (logits, mu, logvar), (torch.ones((), device=dev), grad_z), eps)
+
+
+def _iwae_fwd(lib, logits, x, mu, logvar, eps=None):
+    # the decoder's logits for the K samples stand in as an input (the decoder is not timed)
+    z, log_ratio = lib.reparameterize_iw(mu, logvar, logits.shape[0], eps=eps)
+    return lib.iwae_loss(logits, x, log_ratio), z
+
+
+def _dreg_fwd(lib, logits, x, mu, logvar, eps=None):
+    z, log_ratio = lib.reparameterize_iw(mu, logvar, logits.shape[0], eps=eps, path_gradient=True)
+    return lib.iwae_loss(logits, x, log_ratio, z=z, estimator="dreg"), z
 
 
 def _elbo_inputs(c, dev):
@@ -89,6 +125,30 @@ def _elbo_fwd(lib, logits, x, mu, logvar, eps=None):
 # Sweeps: families (everything but the batch), per sweep. Not a full product of all axes: the
 # latent size barely matters next to D for the whole loss.
 ALL_MODES = ("fwd", "bwd", "fwd+bwd")
+# any per-row likelihood (the fused kernel is one for all three): the Gaussian's learned scalar
+# logscale adds a few bytes per row block, not counted
+LL_BYTES = {
+    "fwd": ("read logits (B*D), targets (B*D, 1 byte for uint8); write ll (B, float32)",
+            lambda c, e, t, B: B * (c.elements() * (e + t) + 4)),
+    "bwd": ("read logits, targets, grad_ll (B, float32); write grad_logits (B*D)",
+            lambda c, e, t, B: B * (c.elements() * (2 * e + t) + 4)),
+    "fwd+bwd": ("read logits and targets once; write grad_logits once; ll and grad_ll (B, float32)",
+                lambda c, e, t, B: B * (c.elements() * (2 * e + t) + 8))}
+IW_BYTES = {"fwd+bwd": (
+    "reparameterize_iw fwd+bwd (mu, logvar read twice; z written, grad_z read: K*B*L each; grad_mu, grad_logvar "
+    "written; log_ratio written and its gradient read: K*B float32) + logits (K*B*D) read once, targets (B*D) "
+    "read once for all K, grad_logits written once",
+    lambda c, e, t, B: B * (c.latent * e * (6 + 2 * c.samples) + 8 * c.samples)
+    + B * c.elements() * (2 * c.samples * e + t))}
+FLOAT_LL = [dict(dim=784, targets="float"), dict(image="3x64x64", targets="float")]
+LL_SWEEPS = {"gpu": FLOAT_LL, "gpu_quick": FLOAT_LL, "cpu": FLOAT_LL, "cpu_quick": FLOAT_LL[:1], "small": FLOAT_LL[:1]}
+IW_FAMILY = dict(dim=784, latent=64, targets="uint8")
+IW_SWEEPS = {"gpu": [dict(samples=K, **IW_FAMILY) for K in (5, 50)],
+             "gpu_quick": [dict(samples=K, **IW_FAMILY) for K in (5, 50)],
+             "cpu": [dict(samples=K, **IW_FAMILY) for K in (5, 50)],
+             "cpu_quick": [dict(samples=5, **IW_FAMILY)], "small": [dict(samples=5, **IW_FAMILY)]}
+IW_BATCHES = {"gpu": [1024, 4096, 16384], "gpu_quick": [4096], "cpu": [256, 1024], "cpu_quick": [256],
+              "small": [64, 256, 1024, 4096]}
 TRAIN_BATCHES = {"gpu": [256, 1024, 4096, 16384, 65536], "gpu_quick": [4096], "cpu": [256, 1024],
                  "cpu_quick": [256], "small": [64, 256, 1024, 4096]}
 
@@ -107,24 +167,35 @@ CASES = {case.name: case for case in [
                  "small": [dict(latent=64)]}),
     Case("bernoulli_ll", ALL_MODES, "ll = bernoulli_log_likelihood(logits, x); backward as ll.sum()",
          inputs=_bernoulli_inputs, forward=_bernoulli_fwd, outputs=("ll",), grads=("logits",),
-         least_bytes={
-             "fwd": ("read logits (B*D), targets (B*D, 1 byte for uint8); write ll (B, float32)",
-                     lambda c, e, t, B: B * (c.dim * (e + t) + 4)),
-             "bwd": ("read logits, targets, grad_ll (B, float32); write grad_logits (B*D)",
-                     lambda c, e, t, B: B * (c.dim * (2 * e + t) + 4)),
-             "fwd+bwd": ("read logits and targets once; write grad_logits once; ll and grad_ll (B, float32)",
-                         lambda c, e, t, B: B * (c.dim * (2 * e + t) + 8))},
+         least_bytes=LL_BYTES,
          sweeps={"gpu": [dict(dim=D, targets=t) for D in (784, 3072, 12288) for t in ("float", "uint8")],
                  "gpu_quick": [dict(dim=784, targets="float"), dict(dim=784, targets="uint8")],
                  "cpu": [dict(dim=D, targets=t) for D in (784, 3072) for t in ("float", "uint8")],
                  "cpu_quick": [dict(dim=784, targets="uint8")], "small": [dict(dim=784, targets="uint8")]}),
+    Case("continuous_bernoulli_ll", ALL_MODES,
+         "ll = continuous_bernoulli_log_likelihood(logits, x); backward as ll.sum()",
+         inputs=_bernoulli_inputs, forward=_cb_fwd, outputs=("ll",), grads=("logits",),
+         least_bytes=LL_BYTES, sweeps=LL_SWEEPS),
+    Case("gaussian_ll", ALL_MODES,
+         "ll = gaussian_log_likelihood(mean, x, logscale) with a learned scalar logscale; backward as ll.sum()",
+         inputs=_gaussian_ll_inputs, forward=_gaussian_ll_fwd, outputs=("ll",), grads=("mean", "logscale"),
+         least_bytes=LL_BYTES, sweeps=LL_SWEEPS),
+    Case("iwae_loss", ("fwd+bwd",),
+         "z, lr = reparameterize_iw(mu, logvar, K); loss = iwae_loss(logits, x, lr); backward from loss and z",
+         inputs=_iw_inputs, forward=_iwae_fwd, outputs=("loss", "z"), grads=("logits", "mu", "logvar"),
+         least_bytes=IW_BYTES, sweeps=IW_SWEEPS, batches=IW_BATCHES),
+    Case("dreg_loss", ("fwd+bwd",),
+         "z, lr = reparameterize_iw(mu, logvar, K, path_gradient=True); "
+         "loss = iwae_loss(logits, x, lr, z=z, estimator='dreg'); backward from loss and z",
+         inputs=_iw_inputs, forward=_dreg_fwd, outputs=("loss", "z"), grads=("logits", "mu", "logvar"),
+         least_bytes=IW_BYTES, sweeps=IW_SWEEPS, batches=IW_BATCHES),
     Case("elbo_loss", ("fwd+bwd",),
          "z, kl = reparameterize_kl(mu, logvar); loss = elbo_loss(logits, x, kl=kl); backward from loss and z",
          inputs=_elbo_inputs, forward=_elbo_fwd, outputs=("loss", "z"), grads=("logits", "mu", "logvar"),
          noise_free=("loss", "grad logits", "grad mu"),
          least_bytes={
              "fwd+bwd": ("bernoulli_ll fwd+bwd (D) + reparameterize_kl fwd+bwd (L)",
-                         lambda c, e, t, B: B * (c.dim * (2 * e + t) + 8) + B * (8 * c.latent * e + 8))},
+                         lambda c, e, t, B: B * (c.elements() * (2 * e + t) + 8) + B * (8 * c.latent * e + 8))},
          sweeps={"gpu": [dict(dim=784, latent=64, targets="uint8"), dict(dim=784, latent=64, targets="float"),
                          dict(dim=3072, latent=64, targets="uint8"), dict(dim=12288, latent=64, targets="uint8"),
                          dict(dim=784, latent=32, targets="uint8"), dict(dim=784, latent=128, targets="uint8")],

@@ -18,10 +18,17 @@ import timing
 from case_types import Config
 
 ROOT = Path(__file__).resolve().parent.parent
-OPS = {"elbo_loss": "elbo_loss_fwd_bwd", "reparameterize_kl": "reparameterize_kl_fwd_bwd"}
+OPS = {"elbo_loss": "elbo_loss_fwd_bwd", "reparameterize_kl": "reparameterize_kl_fwd_bwd",
+       "continuous_bernoulli_ll": "continuous_bernoulli_ll_fwd_bwd", "gaussian_ll": "gaussian_ll_fwd_bwd",
+       "iwae_loss": "iwae_loss_fwd_bwd", "dreg_loss": "dreg_loss_fwd_bwd"}
 HEADLINE = ([Config("elbo_loss", 65536, dt, dim=784, latent=64, targets=t)
              for dt in ("float32", "bfloat16") for t in ("uint8", "float")]
             + [Config("reparameterize_kl", 65536, dt, latent=64) for dt in ("float32", "bfloat16")])
+# the other likelihoods at the sizes of their issue, and the K-sample objectives
+OBJECTIVES = ([Config(op, 65536, "float32", **fam) for op in ("continuous_bernoulli_ll", "gaussian_ll")
+               for fam in (dict(dim=784, targets="float"), dict(image="3x64x64", targets="float"))]
+              + [Config(op, 4096, "float32", samples=K, dim=784, latent=64, targets="uint8")
+                 for op in ("iwae_loss", "dreg_loss") for K in (5, 50)])
 SMALL = [Config("elbo_loss", B, "float32", dim=784, latent=64, targets="uint8") for B in (64, 256, 1024, 4096, 8192)]
 
 
@@ -39,6 +46,7 @@ def header(name, date):
 def _case(rec, op=None):
     fv = rec["impl"] == "fastvae" and rec["fraction_of_copy_bandwidth"] is not None
     return dict(op=op or OPS.get(rec["op"], rec["op"]), B=rec["batch"], D=rec["dim"], latent=rec["latent"],
+                image=rec.get("image"), K=rec.get("samples"),
                 logits_dtype=rec["dtype"], target_dtype=rec["targets"], impl=rec["impl"], ms=rec["median_ms"],
                 floor_bytes=rec["least_bytes"],
                 pct_of_copy_bandwidth=round(100 * rec["fraction_of_copy_bandwidth"], 1) if fv else None,
@@ -65,6 +73,10 @@ def _run_configs(summary, configs):
 
 def headline(summary):
     _run_configs(summary, HEADLINE)
+
+
+def objectives(summary):
+    _run_configs(summary, OBJECTIVES)
 
 
 def small(summary):
@@ -99,11 +111,12 @@ def _md(summary):
              "| stage | ok | seconds | note |", "|---|---|---|---|"]
     lines += [f"| {s['stage']} | {'yes' if s['ok'] else 'NO'} | {s['seconds']} | {s['note'] or ''} |"
               for s in summary["stages"]]
-    lines += ["", "| op | B | D | latent | logits | targets | impl | ms | % of copy bw | peak MB |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| op | B | K | D | latent | logits | targets | impl | ms | % of copy bw | peak MB |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in summary["cases"]:
         ms = "-" if c["ms"] is None else f"{c['ms']:.4g}"
-        lines.append(f"| {c['op']} | {c['B']} | {c['D'] or '-'} | {c['latent'] or '-'} | {c['logits_dtype']} | "
+        lines.append(f"| {c['op']} | {c['B']} | {c.get('K') or '-'} | {c['D'] or c.get('image') or '-'} | "
+                     f"{c['latent'] or '-'} | {c['logits_dtype']} | "
                      f"{c['target_dtype'] or '-'} | {c['impl']} | {ms} | {c['pct_of_copy_bandwidth'] or '-'} | "
                      f"{c['peak_mem_mb'] or '-'} |")
     if summary.get("overhead"):

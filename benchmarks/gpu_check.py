@@ -14,10 +14,14 @@ CUDA GPU and measure it, in stages, each printed as it runs and timed:
 5. ``train``: a whole MLP VAE training step (784-400-40, bf16 autocast, B = 65536) with the fused
    loss and with the eager loss, then about a minute of ``python -m fastvae.train`` at B = 65536
    (bf16 autocast, latent 64) for its examples/s.
+6. ``objectives``: the continuous Bernoulli and Gaussian likelihoods forward+backward at
+   B = 65536 (D = 784, and 3x64x64 images), and the K-sample objectives (IWAE and DReG, K = 5
+   and 50) at B = 4096, D = 784: eager vs ``torch.compile`` vs fastvae, time and peak memory.
 
 ``--headline`` runs stage 2 alone. Writes ``summary.json`` (keys: device, date, torch, triton,
 copy_bandwidth_gbs, cases; a case has op, B, D, latent, logits_dtype, target_dtype, impl, ms,
-floor_bytes, pct_of_copy_bandwidth (fastvae only), peak_mem_mb), ``summary.md`` and plots into
+floor_bytes, pct_of_copy_bandwidth (fastvae only), peak_mem_mb, and image and K where they
+apply), ``summary.md`` and plots into
 OUTDIR (default ``benchmarks/results/<gpu>-<date>/``). Exit status 2 without a CUDA GPU, 1 when
 a stage failed (the others still ran), else 0.
 """
@@ -94,6 +98,7 @@ def main(argv=None):
         _stage("small", lambda: gpu_cases.small(summary), log)
         summary["sass"] = _stage("sass", lambda: gpu_cases.sass(out), log)
         _stage("train", lambda: gpu_cases.train(summary, out), log)
+        _stage("objectives", lambda: gpu_cases.objectives(summary), log)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     gpu_cases.write(summary, out)
     print(f"wrote {out / 'summary.json'} and {out / 'summary.md'} ({summary['seconds']} s in all)")

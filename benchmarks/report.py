@@ -69,7 +69,7 @@ def group_rows(records):
     """Records grouped per configuration and mode, in run order."""
     groups = {}
     for r in records:
-        key = tuple(r[k] for k in ("op", "mode", "dtype", "dim", "latent", "targets", "model", "batch"))
+        key = (r["op"], r["mode"]) + tuple(r[k] for k in Config.keys())
         groups.setdefault(key, []).append(r)
     return list(groups.values())
 

@@ -21,13 +21,14 @@ import fastvae
 from fastvae import _backend
 
 # benchmarks/ modules: pytest.ini puts benchmarks/ on the path
-from case_types import Config
+from case_types import PEERS, Config
 from cases import CASES, least_bytes
 from checks import compare
 
 CUDA = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if CUDA else "cpu")
-B = {"train_step": 4096 if CUDA else 256}  # the batch per case; any other, the default
+B = {"train_step": 4096 if CUDA else 256, "iwae_loss": 4096 if CUDA else 256,
+     "dreg_loss": 4096 if CUDA else 256}  # the batch per case; any other, the default
 DEFAULT_B = 65536 if CUDA else 1024
 # one size per case: the families tracked so far; any other case, its first quick GPU family
 FAMILIES = {"bernoulli_ll": [dict(dim=784, targets="uint8"), dict(dim=784, targets="float")],
@@ -66,7 +67,13 @@ def test_bench(benchmark, config, mode, impl):
     variants, names, tol = CASES[config.op].variants(config, DEVICE)
     check, runs = variants[impl]
     if impl != "eager":  # the same values as eager PyTorch before anything is timed
-        compare(f"{config.op} {impl}", names, check(), variants["eager"][0](), "eager PyTorch", tol)
+        try:
+            values = check()
+        except Exception as e:  # a peer that cannot run the case (torch.compile and DReG) is not ours to fail
+            if impl not in PEERS:
+                raise
+            pytest.skip(f"{impl} cannot run {config.op}: {type(e).__name__}")
+        compare(f"{config.op} {impl}", names, values, variants["eager"][0](), "eager PyTorch", tol)
     setup, fn = runs[mode]
     for _ in range(2):  # warm-up: compiles, allocator
         fn(setup() if setup else None)

@@ -177,6 +177,15 @@ def check_iw_eps(eps, mu, K):
             raise ValueError(f"eps and mu must be on the same device, got {eps.device} and {mu.device}")
 
 
+def check_eager_dreg(what):
+    """DReG's weights pass from the loss to z's backward through a Python object (``_dreg.Slot``)
+    that ``torch.compile`` does not follow: traced, the gradients would come out silently wrong.
+    Refused while compiling, on every backend."""
+    if torch.compiler.is_compiling():
+        raise NotImplementedError(f"{what} (estimator='dreg') runs eagerly only; torch.compile supports "
+                                  "estimator='iwae'")
+
+
 def check_iwae(kind, recon, x, log_ratio, logscale, z, estimator, reduction, has_slot):
     """iwae_loss's inputs: recon (K, B, ...), x (B, ...), log_ratio (K, B); see fastvae.iwae_loss."""
     _float(f"recon ({_PARAM[kind]})", recon)
@@ -203,6 +212,7 @@ def check_iwae(kind, recon, x, log_ratio, logscale, z, estimator, reduction, has
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if estimator == "dreg":
+        check_eager_dreg("iwae_loss(estimator='dreg')")
         if z is None:
             raise ValueError("estimator='dreg' needs z=, the z of reparameterize_iw(..., path_gradient=True)")
         if not has_slot:

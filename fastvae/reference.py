@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _dreg
-from ._checks import (check_beta, check_elbo, check_gaussian, check_iw_eps, check_iwae, check_likelihood,
-                      check_likelihood_name, check_num_samples, check_reduction, validate_targets)
+from ._checks import (check_beta, check_eager_dreg, check_elbo, check_gaussian, check_iw_eps, check_iwae,
+                      check_likelihood, check_likelihood_name, check_num_samples, check_reduction, validate_targets)
 from ._rows import reduce_rows, row_sum, to_sum
 
 
@@ -173,6 +173,8 @@ def reparameterize_iw(mu: torch.Tensor, logvar: torch.Tensor, num_samples: int, 
     ``path_gradient`` log q sees mu and logvar as constants. See ``fastvae.reparameterize_iw``."""
     check_gaussian(mu, logvar, None, generator)
     K = check_num_samples(num_samples)
+    if path_gradient:
+        check_eager_dreg("reparameterize_iw(path_gradient=True)")
     check_iw_eps(eps, mu, K)
     if eps is None:
         eps = torch.randn((K, *mu.shape), dtype=mu.dtype, device=mu.device, generator=generator)

@@ -9,7 +9,7 @@ import cases
 from case_types import TRAIN_IMPLS, Config
 from cases import CASES
 
-RECORD_KEYS = {"op", "mode", "impl", "batch", "dtype", "dim", "latent", "targets", "model", "status", "error",
+RECORD_KEYS = set(Config.keys()) | {"mode", "impl", "status", "error",
                "median_ms", "examples_per_s", "peak_memory_bytes", "peak_memory_over_inputs_bytes",
                "checked_against", "least_bytes", "gb_per_s", "fraction_of_copy_bandwidth",
                "time_fastvae_over_eager", "time_fastvae_over_compile", "peak_memory_fastvae_over_eager",
@@ -26,12 +26,12 @@ def check_records(records, copy_gbs):
         assert math.isfinite(r["median_ms"]) and r["median_ms"] > 0
         assert r["examples_per_s"] == pytest.approx(r["batch"] / r["median_ms"] * 1e3)
         assert r["checked_against"] == ("baseline" if r["impl"] == "eager" else "eager")
-        cfg = Config(**{k: r[k] for k in ("op", "batch", "dtype", "dim", "latent", "targets", "model")})
+        cfg = Config.of(r)
         assert r["least_bytes"] == cases.least_bytes(cfg, r["mode"])
         if r["least_bytes"] is not None:
             assert r["gb_per_s"] == pytest.approx(r["least_bytes"] / r["median_ms"] / 1e6)
             assert r["fraction_of_copy_bandwidth"] == pytest.approx(r["gb_per_s"] / copy_gbs)
-        key = tuple(r[k] for k in ("op", "mode", "batch", "dtype", "dim", "latent", "targets", "model"))
+        key = (r["op"], r["mode"]) + tuple(r[k] for k in Config.keys())
         groups.setdefault(key, {})[r["impl"]] = r
     for impls in groups.values():
         assert {"eager", "compile", "fastvae"} <= set(impls)

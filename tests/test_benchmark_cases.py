@@ -9,7 +9,7 @@ from cases import CASES
 def test_least_bytes_table_covers_every_timed_mode():
     for name, op in CASES.items():
         for mode in op.modes:
-            c = Config(name, 4, "bfloat16", dim=10, latent=3, targets="uint8", model="mlp")
+            c = Config(name, 4, "bfloat16", dim=10, latent=3, targets="uint8", model="mlp", samples=2)
             nbytes = cases.least_bytes(c, mode)
             assert (nbytes is None) == (name == "train_step")
     # bfloat16 logits, uint8 targets: 2 + 1 bytes read, 2 written per element; 8 bytes per row
@@ -28,6 +28,19 @@ def test_least_bytes_formulas():
     assert cases.least_bytes(c, "fwd+bwd") == 1000 * (784 * 5 + 8)
     c = Config("elbo_loss", dim=784, latent=64, targets="uint8", **f32)
     assert cases.least_bytes(c, "fwd+bwd") == 1000 * (784 * 9 + 8) + 1000 * (8 * 64 * 4 + 8)
+    # an image batch counts C*H*W elements per example; float targets in the logits' dtype
+    c = Config("gaussian_ll", image="3x64x64", targets="float", **f32)
+    assert c.example_shape() == (3, 64, 64) and cases.least_bytes(c, "fwd") == 1000 * (12288 * 8 + 4)
+    # K samples: logits and grad_logits K times, targets once; z and grad_z K times, mu and logvar
+    # read twice and their gradients written once; log_ratio and its gradient K per row
+    c = Config("iwae_loss", samples=5, dim=784, latent=64, targets="uint8", **f32)
+    assert cases.least_bytes(c, "fwd+bwd") == 1000 * (64 * 4 * 16 + 40) + 1000 * 784 * (40 + 1)
+
+
+def test_every_new_size_is_a_record_key_and_in_the_label():
+    c = Config("iwae_loss", 8, "float32", samples=50, image="1x28x28", latent=4, targets="uint8")
+    assert Config.of({**{k: getattr(c, k) for k in Config.keys()}, "mode": "fwd+bwd"}) == c
+    assert c.label() == "B=8 K=50 image=1x28x28 L=4 x=uint8"
 
 
 def test_sweep_includes_the_headline_configurations():

@@ -15,6 +15,10 @@ from cases import CASES
     ("bernoulli_ll", dict(dim=50, targets="float")),
     ("bernoulli_ll", dict(dim=50, targets="uint8")),
     ("elbo_loss", dict(dim=50, latent=3, targets="uint8")),
+    ("continuous_bernoulli_ll", dict(image="2x3x5", targets="float")),
+    ("gaussian_ll", dict(dim=50, targets="float")),
+    ("iwae_loss", dict(samples=3, dim=20, latent=3, targets="uint8")),
+    ("dreg_loss", dict(samples=2, dim=20, latent=3, targets="uint8")),
 ])
 def test_other_ops_in_process(op, config, device, monkeypatch):
     # Here fastvae runs the real kernels (Triton's interpreter on CPU): the check that precedes

@@ -39,4 +39,13 @@ def test_summary_files(tmp_path):
         assert set(c) >= {"op", "B", "D", "latent", "logits_dtype", "target_dtype", "impl", "ms", "floor_bytes",
                           "pct_of_copy_bandwidth", "peak_mem_mb"}
     md = (tmp_path / "summary.md").read_text()
-    assert "NVIDIA H200, 2026-11-30" in md and "| elbo_loss_fwd_bwd | 65536 | 784 |" in md
+    assert "NVIDIA H200, 2026-11-30" in md and "| elbo_loss_fwd_bwd | 65536 | - | 784 |" in md
+
+
+def test_every_measured_configuration_is_a_benchmark_case():
+    import cases
+    import gpu_cases
+
+    for c in gpu_cases.HEADLINE + gpu_cases.SMALL + gpu_cases.OBJECTIVES:
+        assert c.op in cases.CASES and c.op in gpu_cases.OPS
+        assert cases.least_bytes(c, "fwd+bwd") > 0

@@ -15,7 +15,8 @@ import torch
 
 from .. import _dreg, reference
 from .._backend import use_triton
-from .._checks import check_gaussian, check_iw_eps, check_iwae, check_likelihood_name, check_num_samples
+from .._checks import (check_eager_dreg, check_gaussian, check_iw_eps, check_iwae, check_likelihood_name,
+                       check_num_samples)
 from .._rows import as_rows, reduce_rows
 from . import _route
 from ._route import draw_seed, kernels, once_differentiable
@@ -138,15 +139,14 @@ def reparameterize_iw(mu: Tensor, logvar: Tensor, num_samples: int, *, eps: Opti
     """
     check_gaussian(mu, logvar, None, generator)
     K = check_num_samples(num_samples)
+    if path_gradient:
+        check_eager_dreg("reparameterize_iw(path_gradient=True)")
     check_iw_eps(eps, mu, K)
     if not use_triton(mu):
         z, lr = reference.reparameterize_iw(mu, logvar, K, eps=eps, generator=generator, path_gradient=path_gradient)
         slot = _dreg.slot_of(z)
         z, lr = _route.guard("reparameterize_iw", (z, lr))
         return (_dreg.attach(z, slot) if slot is not None else z), lr
-    if _route.compiling() and path_gradient:
-        raise NotImplementedError("reparameterize_iw(path_gradient=True) (for estimator='dreg') runs eagerly "
-                                  "only; torch.compile supports estimator='iwae'")
     seed = draw_seed(mu.device, generator) if eps is None else None
     if _route.compiling():
         return _op(mu, logvar, eps, seed, K)
@@ -199,8 +199,6 @@ def iwae_loss(recon: Tensor, x: Tensor, log_ratio: Tensor, *, likelihood: str = 
     if not use_triton(recon):
         return _route.guard("iwae_loss", reference.iwae_loss(recon, x, log_ratio, likelihood=kind, logscale=logscale,
                                                              z=z, estimator=estimator, reduction=reduction))
-    if _route.compiling() and estimator == "dreg":
-        raise NotImplementedError("iwae_loss(estimator='dreg') runs eagerly only; torch.compile supports 'iwae'")
     from .likelihood import log_likelihood
 
     K, B = log_ratio.shape
