@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Validate fastvae on a CUDA GPU, in one command:
 #
-#     bash benchmarks/gpu_check.sh [--headline] [OUTDIR]
+#     bash benchmarks/gpu_check.sh [--headline | --objectives] [OUTDIR]
 #
 # For a machine with a CUDA GPU and no network where torch, triton, numpy, pytest and
 # matplotlib are installed (pytest-xdist is used when present). Installs this checkout without
 # dependencies, then runs benchmarks/gpu_check.py: the test suite on CUDA, the headline
 # benchmark (eager vs torch.compile vs fastvae, copy bandwidth, peak memory), the small-batch
 # sweep and host overhead, the machine-code report, and a training-step comparison plus about a
-# minute of the training command, then the other likelihoods and the K-sample objectives.
-# --headline: the headline cases and the copy bandwidth only.
+# minute of the training command. --headline: the headline cases and the copy bandwidth only.
+# --objectives: only the continuous Bernoulli, Gaussian, IWAE and DReG cases (a separate run).
 # Writes summary.json, summary.md and plots into OUTDIR (default
 # benchmarks/results/<gpu>-<date>/). Exit status: 2 without a CUDA GPU, 1 when a stage failed.
 set -uo pipefail
