@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""The body of ``bash benchmarks/gpu_check.sh [--headline | --objectives] [OUTDIR]``: validate fastvae on a
-CUDA GPU and measure it, in stages, each printed as it runs and timed:
+"""The body of ``bash benchmarks/gpu_check.sh [--headline | --objectives] [OUTDIR]``: validate
+fastvae on a CUDA GPU and measure it, in stages, each printed as it runs and timed:
 
 1. ``tests``: the whole test suite on CUDA (the kernels compiled for real), in parallel
    workers when pytest-xdist is there; JUnit XML and the log in OUTDIR.
