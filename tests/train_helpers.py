@@ -1,8 +1,11 @@
 """Shared by the tests of fastvae.train: a tiny, fast run and reading its metrics."""
 
 import json
+import pathlib
 
 from fastvae import train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # tiny and fast: 384 training images of 28x28 shapes, 6 steps per epoch
 SMALL = ["--data", "shapes", "--num-train", "384", "--num-test", "96", "--batch-size", "64", "--hidden", "64",

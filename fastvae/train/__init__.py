@@ -30,6 +30,7 @@ The package, one module per concern (a call goes cli -> runner -> loop -> step):
 - ``distributed``: ranks and the process group; ``plots``: the PNG files.
 """
 
+from .. import _shadow  # noqa: F401  (first: it says so when a folder named fastvae hides the package)
 from .args import build_parser
 from .checkpoint import CHECKPOINT, save_atomic, write_json_atomic
 from .cli import main
