@@ -81,22 +81,26 @@ class TrainingLoop:
                         self.train_step.scheduler, self.state)
 
     def _epoch(self):
-        """The rest of the current epoch; False when --stop-after stopped it."""
+        """The rest of the current epoch; False when --stop-after stopped it (checkpointed). A
+        stop at its last step ends the epoch first."""
         args, s = self.args, self.state
         tally = _EpochTally(s.partial, self.d.device)
+        stop = False
         for i, x in enumerate(self.loader.epoch(s.epoch, s.batch), start=s.batch):
-            terms, lr_used = self.train_step(x, s.step)
+            terms = self.train_step(x, s.step)
             self._count(terms, tally)
             last = i + 1 == self.steps_per_epoch
             if tally.logged == args.log_every or last:
                 self._log(terms, tally)
-            stop_now = args.stop_after is not None and self.ran >= args.stop_after
-            if stop_now or (args.save_every and s.step % args.save_every == 0 and not last):
+            stop = args.stop_after is not None and self.ran >= args.stop_after
+            if last:
+                break
+            if stop or (args.save_every and s.step % args.save_every == 0):
                 self._checkpoint_mid_epoch(tally, i + 1)
-                if stop_now:
-                    return False
-        self._end_epoch(tally, lr_used)
-        return True
+            if stop:
+                return False
+        self._end_epoch(tally)
+        return not stop
 
     def _count(self, terms, tally):
         tally.sums += torch.stack([terms.loss.detach(), terms.log_likelihood.detach().mean(),
@@ -141,7 +145,7 @@ class TrainingLoop:
         self.checkpoint()
         tally.t0 = time.perf_counter()
 
-    def _end_epoch(self, tally, lr_used):
+    def _end_epoch(self, tally):
         """The epoch's record (training sums over all ranks, validation ELBO), checkpoint, metrics."""
         self._stop_clock(tally)
         d, s = self.d, self.state
@@ -149,16 +153,16 @@ class TrainingLoop:
         if not all(map(math.isfinite, train)):
             raise TrainingDiverged(f"non-finite training loss in epoch {s.epoch + 1}: training diverged")
         valid_neg_elbo, _ = evaluate_split(self.model, self.valid_x, d, None, None)
-        record = self._record(train, valid_neg_elbo, lr_used, tally)
+        record = self._record(train, valid_neg_elbo, tally)
         s.history.append(record)
         s.next_epoch()
         self.checkpoint()
         if d.main:
             append_metrics(self.args.out, record)
 
-    def _record(self, train, valid_neg_elbo, lr_used, tally):
+    def _record(self, train, valid_neg_elbo, tally):
         args, s, world = self.args, self.state, self.d.world
         return {"epoch": s.epoch + 1, "step": s.step, "train_loss": train[0], "train_neg_elbo": train[2] - train[1],
                 "train_log_likelihood": train[1], "train_kl": train[2], "valid_neg_elbo": valid_neg_elbo,
-                "lr": lr_used, "beta": kl_weight(args, s.step - 1), "examples": s.step * args.batch_size * world,
+                "lr": self.train_step.lr_at(s.step - 1), "beta": kl_weight(args, s.step - 1), "examples": s.step * args.batch_size * world,
                 "examples_per_s": tally.timed * args.batch_size * world / tally.time if tally.timed else None}
