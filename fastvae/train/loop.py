@@ -11,7 +11,7 @@ import torch
 
 from .checkpoint import CHECKPOINT, append_metrics, save_checkpoint
 from .evaluation import evaluate_split
-from .step import kl_weight
+from .step import check_targets, kl_weight
 
 
 class TrainingDiverged(RuntimeError):
@@ -87,6 +87,8 @@ class TrainingLoop:
         tally = _EpochTally(s.partial, self.d.device)
         stop = False
         for i, x in enumerate(self.loader.epoch(s.epoch, s.batch), start=s.batch):
+            if self.ran == 0:
+                check_targets(x)
             terms = self.train_step(x, s.step)
             self._count(terms, tally)
             last = i + 1 == self.steps_per_epoch

@@ -99,3 +99,14 @@ class TrainStep:
         self.optimizer.step()
         self.scheduler.step()
         return terms
+
+
+def check_targets(x):
+    """The first batch of an invocation: targets must be what the Bernoulli likelihood expects,
+    uint8 0/1 (one host sync, once). A local stand-in for fastvae.elbo_loss(validate_args=True)."""
+    if x.dtype != torch.uint8:
+        raise TypeError(f"training batches must be uint8 0/1, got dtype {x.dtype}")
+    top = int(x.max()) if x.numel() else 0
+    if top > 1:
+        raise ValueError(f"the first training batch holds pixel values up to {top}, but the Bernoulli "
+                         f"likelihood takes 0/1 targets: grey levels must be binarized first")
