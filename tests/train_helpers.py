@@ -18,6 +18,13 @@ def run(out, *extra):
     return json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else None
 
 
+def status_and_errors(tmp_path, capsys, *argv):
+    """(exit status, stderr) of a one-epoch in-process run in ``tmp_path / "out"`` (or --out)."""
+    out = [] if "--out" in argv else ["--out", str(tmp_path / "out")]
+    status = train.main([*SMALL, "--epochs", "1", "--no-plots", *out, *argv])
+    return status, capsys.readouterr().err
+
+
 def lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
