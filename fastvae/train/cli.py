@@ -3,6 +3,8 @@
 import os
 import sys
 
+import torch
+
 from .args import build_parser, prog_name
 from .loop import TrainingDiverged
 from .runner import run
@@ -26,9 +28,24 @@ def _main(argv):
     try:
         run(args)
     except (ValueError, TypeError, OSError) as e:  # bad settings, missing data, unusable --out
-        print(f"{prog_name()}: error: {e}", file=sys.stderr)
-        return 2
+        return _error(e, 2)
     except TrainingDiverged as e:
-        print(f"{prog_name()}: error: {e}", file=sys.stderr)
-        return 1
+        return _error(e, 1)
+    except (MemoryError, RuntimeError) as e:
+        if not _out_of_memory(e):
+            raise
+        return _error(f"out of memory ({_first_line(e)}); try a smaller --batch-size, --eval-rows or --num-train", 2)
     return 0
+
+
+def _out_of_memory(e):
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "DefaultCPUAllocator" in str(e)
+
+
+def _first_line(e):
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _error(e, status):
+    print(f"{prog_name()}: error: {e}", file=sys.stderr)
+    return status

@@ -9,7 +9,8 @@ import torch
 
 from .. import __version__, _backend, data as fdata
 from .args import run_config
-from .checkpoint import RunState, load_for_resume, restore_checkpoint, write_json_atomic, write_metrics
+from .checkpoint import (RunState, check_out, load_for_resume, make_out, restore_checkpoint, write_json_atomic,
+                         write_metrics)
 from .dataset import load_data
 from .distributed import process_group
 from .evaluation import eval_samples, evaluate_split
@@ -30,6 +31,8 @@ def _run(args, d):
     before any work, and the seeds (weights, then each rank's noise) are drawn where a resumed
     run redraws them, so a resumed run continues an unbroken one exactly."""
     cfg = run_config(args, d.world)
+    if d.main:
+        check_out(args.out)
     saved = load_for_resume(args, cfg, d.main)
     ds = load_data(args, d)
     loader = fdata.DeviceLoader(ds.train, args.batch_size, seed=args.seed, dynamic=ds.dynamic,
@@ -38,7 +41,7 @@ def _run(args, d):
     model = initial_model(args, ds, d.device)
     impl = implementation(model, d.device)
     if d.main:
-        os.makedirs(args.out, exist_ok=True)
+        make_out(args.out)
     train_step = TrainStep(args, model, d, len(loader) * args.epochs)
     torch.manual_seed(args.seed * 7919 + d.rank + 1)  # the noise differs between ranks
     if saved is None:
