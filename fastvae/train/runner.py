@@ -14,6 +14,7 @@ from .checkpoint import (RunState, check_out, load_for_resume, make_out, restore
 from .dataset import load_data
 from .distributed import process_group
 from .evaluation import eval_samples, evaluate_split
+from .interrupt import StopRequest
 from .loop import TrainingLoop
 from .plots import write_plots
 from .step import TrainStep, initial_model
@@ -21,7 +22,8 @@ from .step import TrainStep, initial_model
 
 def run(args):
     """Trains as ``args`` (from build_parser) say, one process of the run; returns the summary,
-    or None when --stop-after stopped this invocation."""
+    or None when --stop-after stopped this invocation; raises ``Interrupted`` (after the
+    checkpoint) when Ctrl-C stopped it."""
     with process_group(args.device) as d:
         return _run(args, d)
 
@@ -48,11 +50,13 @@ def _run(args, d):
         state = RunState()
     else:
         state = restore_checkpoint(saved, d, model, train_step.optimizer, train_step.scheduler)
-    if d.main:
-        write_metrics(args.out, state.history)
-        _announce(args, ds, d, impl, train_step.lr, resumed=saved is not None, step=state.step)
-    loop = TrainingLoop(args, d, cfg, model, loader, train_step, valid_x, state)
-    if not loop.run():
+    with StopRequest(d) as stop:  # from here on Ctrl-C stops at a step boundary, checkpointed
+        if d.main:
+            write_metrics(args.out, state.history)
+            _announce(args, ds, d, impl, train_step.lr, resumed=saved is not None, step=state.step)
+        loop = TrainingLoop(args, d, cfg, model, loader, train_step, valid_x, state, stop)
+        finished = loop.run()
+    if not finished:
         if d.main:
             print(f"stopped after {loop.ran} steps (step {state.step}); continue with --resume", file=sys.stderr)
         return None
