@@ -9,6 +9,8 @@ import sys
 import pytest
 import torch
 
+from fastvae import train
+from fastvae.train import runner
 from fastvae.train.checkpoint import CHECKPOINT
 from train_helpers import SMALL, interrupt, run, same_metrics, start_paused
 
@@ -39,3 +41,21 @@ def test_ctrl_c_checkpoints_and_resume_gives_the_unbroken_run(tmp_path, whole, p
     for key in ("test_neg_elbo", "test_nll", "steps", "examples"):
         assert resumed[key] == whole_summary[key], key
     assert same_metrics(tmp_path) == same_metrics(whole_out)
+
+
+def _raise_keyboard_interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("where, said", [("load_data", "interrupted before the first checkpoint; nothing was saved"),
+                                         ("_finish", "interrupted; the last checkpoint")])
+def test_ctrl_c_outside_training_is_one_message_and_130(tmp_path, capsys, monkeypatch, where, said):
+    """In set-up or in the final evaluation Ctrl-C raises as usual; the command says what is
+    kept and how to go on, without a traceback."""
+    monkeypatch.setattr(runner, where, _raise_keyboard_interrupt)
+    argv = [*SMALL, "--out", str(tmp_path), *COMMON]
+    assert train.main(argv) == 130
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err, err
+    if where == "_finish":
+        assert f"continue with: python -m fastvae.train {shlex.join([*argv, '--resume'])}\n" in err

@@ -43,8 +43,8 @@ def _main(argv):
         _say(f"{prog_name()}: interrupted {e.where}; saved {os.path.join(args.out, CHECKPOINT)}\n"
              f"continue with: {resume_command(argv, args.resume)}")
         return EXIT_STATUS
-    except KeyboardInterrupt:  # Ctrl-C outside the training loop: set-up or the final evaluation
-        _interrupted_outside_training(argv, args)
+    except KeyboardInterrupt:  # Ctrl-C in set-up or the final evaluation, or a second one
+        _interrupted_without_checkpoint(argv, args)
         return EXIT_STATUS
     except (MemoryError, RuntimeError) as e:
         if not _out_of_memory(e):
@@ -64,13 +64,13 @@ def resume_command(argv, resuming):
     return f"the same torchrun command on every node, with these arguments: -m fastvae.train {args}"
 
 
-def _interrupted_outside_training(argv, args):
+def _interrupted_without_checkpoint(argv, args):
     path = os.path.join(args.out, CHECKPOINT)
     if os.path.exists(path):
-        _say(f"{prog_name()}: interrupted outside training; the last checkpoint, {path}, is kept\n"
+        _say(f"{prog_name()}: interrupted; the last checkpoint, {path}, is kept\n"
              f"continue with: {resume_command(argv, args.resume)}")
     else:
-        _say(f"{prog_name()}: interrupted before training started; nothing was saved")
+        _say(f"{prog_name()}: interrupted before the first checkpoint; nothing was saved")
 
 
 def _out_of_memory(e):
