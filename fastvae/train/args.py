@@ -155,8 +155,9 @@ def _add_run_arguments(r):
     r.add_argument("--device", type=_device, help="cuda, cuda:N or cpu (default: cuda if available)")
     r.add_argument("--eval-samples", type=_positive(int),
                    help="K importance samples for the test NLL (default 1000 on CUDA, 100 on CPU)")
-    r.add_argument("--eval-rows", type=_positive(int), default=65536,
-                   help="(example x sample) rows per decoder call when evaluating")
+    r.add_argument("--eval-rows", type=_positive(int),
+                   help="(example x sample) rows per decoder call when evaluating (default 65536 for "
+                        "28x28 images, proportionally fewer for larger ones: 4181 for 3x64x64)")
     r.add_argument("--log-every", type=_positive(int), default=50, help="steps between progress-bar updates")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--no-plots", action="store_true", help="skip the PNG files")
