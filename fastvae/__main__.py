@@ -12,8 +12,13 @@ import sys
 
 import torch
 
-import fastvae
-from fastvae import _backend, reference
+try:  # first: a folder named fastvae may hide the package (see fastvae/_shadow.py)
+    from fastvae import _shadow  # noqa: F401
+except ImportError as e:
+    sys.exit(f"python -m fastvae: {e}")
+
+import fastvae  # noqa: E402
+from fastvae import _backend, reference  # noqa: E402
 
 TOL = {torch.float32: 1e-4, torch.bfloat16: 3e-2, torch.float16: 5e-3, torch.float64: 1e-9}
 

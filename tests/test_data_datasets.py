@@ -135,3 +135,15 @@ def test_real_binarized_mnist(no_data_dir_env, monkeypatch):
         x = getattr(ds, s)
         assert x.dtype == torch.uint8 and x.min() == 0 and x.max() == 1, s
     assert abs(ds.train.float().mean().item() - 0.1306) < 1e-3
+
+
+def test_static_data_must_be_binary():
+    """Raw grey levels (MNIST's bytes, 0..255) as static data would train against a 0/1
+    likelihood at thousands of nats: refused when the Dataset is made."""
+    zeros, grey = torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 255], dtype=torch.uint8)
+    raw = grey.repeat(6).reshape(3, 1, 2, 2)
+    with pytest.raises(ValueError, match="the test split holds values up to 255.*dynamic=True"):
+        data.Dataset("raw", zeros, zeros, raw, dynamic=False)
+    data.Dataset("raw", raw, raw, raw, dynamic=True)  # grey levels, binarized per batch: fine
+    with pytest.raises(TypeError, match="the train split must be a uint8 tensor, got dtype torch.float32"):
+        data.Dataset("f", zeros.float(), zeros, zeros, dynamic=False)

@@ -1,6 +1,6 @@
-"""python -m fastvae.train end to end: a short run learns and writes its files; bad settings and
-missing data are one-line errors; fused vs reference on the real binarized MNIST. The modules'
-own tests are in tests/test_train_<module>.py."""
+"""python -m fastvae.train end to end: a short run learns and writes its files; fused vs
+reference on the real binarized MNIST. The modules' own tests are in tests/test_train_<module>.py
+(bad settings and missing data: tests/test_train_cli.py)."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import os
 import pytest
 
 from fastvae import train
-from train_helpers import SMALL, lines, run
+from train_helpers import lines, run
 
 
 def test_short_run_learns_and_writes_its_files(tmp_path):
@@ -30,17 +30,6 @@ def test_short_run_learns_and_writes_its_files(tmp_path):
     for png in ("samples.png", "reconstructions.png", "loss.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     assert (tmp_path / train.CHECKPOINT).exists() and not (tmp_path / f"{train.CHECKPOINT}.tmp").exists()
-
-
-def test_settings_and_data_errors(tmp_path, capsys, monkeypatch):
-    # the resume refusals are in test_train_checkpoint.py, refused arguments in test_train_args.py
-    (tmp_path / "file").write_text("")
-    assert train.main([*SMALL, "--out", str(tmp_path / "file" / "run")]) == 2
-    assert train.main([*SMALL, "--out", str(tmp_path / "c"), "--arch", "conv", "--conv-channels", "4,8"]) == 2
-    assert "--hidden is for --arch mlp" in capsys.readouterr().err
-    monkeypatch.delenv("FASTVAE_DATA_DIR", raising=False)
-    assert train.main(["--data", "binarized-mnist", "--out", str(tmp_path / "m")]) == 2
-    assert "FASTVAE_DATA_DIR" in capsys.readouterr().err
 
 
 DATA_DIR = os.environ.get("FASTVAE_DATA_DIR", "")

@@ -25,13 +25,21 @@ MNIST_VALID = 10000  # the last 10000 of the 60000 training images
 class Dataset:
     """Three uint8 splits of shape (N, C, H, W). Static data (``dynamic=False``) holds 0/1;
     dynamic data holds grey levels 0..255, binarized per batch by ``DeviceLoader(dynamic=True)``
-    and, for evaluation, once and for all by ``binarized(split, seed)``."""
+    and, for evaluation, once and for all by ``binarized(split, seed)``.
+
+    Checked once, when made: the splits are uint8 tensors and static ones hold only 0 and 1 (raw
+    grey levels such as MNIST's 0/255 bytes would otherwise train silently against a likelihood
+    that takes 0/1, at thousands of nats)."""
 
     name: str
     train: torch.Tensor
     valid: torch.Tensor
     test: torch.Tensor
     dynamic: bool
+
+    def __post_init__(self):
+        for split in SPLITS:
+            _check_split(self.name, split, getattr(self, split), self.dynamic)
 
     @property
     def shape(self) -> tuple:
@@ -56,6 +64,17 @@ class Dataset:
         if not self.dynamic:
             return data
         return binarize(data, seeded_generator(data.device, seed_for(seed, SPLITS.index(split), 0xB1)))
+
+
+def _check_split(name, split, x, dynamic):
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8:
+        what = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"{name}: the {split} split must be a uint8 tensor, got {what}")
+    top = int(x.max()) if not dynamic and x.numel() else 0  # one reduction, when the data is made
+    if top > 1:
+        raise ValueError(f"{name}: the {split} split holds values up to {top}, but static data (dynamic=False) "
+                         f"must hold only 0 and 1. For grey levels 0..255 (e.g. raw MNIST bytes) pass "
+                         f"dynamic=True to binarize them anew every batch, or binarize them first")
 
 
 def _truncate(name, arr, n, arg):
@@ -140,7 +159,8 @@ def load_dataset(name: str, data_dir: Optional[str] = None, *, seed: int = 0, im
     if download:
         download_files(name, directory)
     elif not os.path.isdir(directory):
-        raise missing_files_error(name, directory, source, "the directory does not exist")
+        raise missing_files_error(name, directory, source, "that is a file, not a directory"
+                                  if os.path.exists(directory) else "the directory does not exist")
     loader = _load_binarized_mnist if name == "binarized-mnist" else _load_mnist
     arrays = loader(directory, source)
     splits = {s: torch.from_numpy(np.ascontiguousarray(_truncate(s, arrays[s], nums[s], f"num_{s}")))

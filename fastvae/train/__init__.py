@@ -18,6 +18,10 @@ NLL, examples/s and the configuration), ``samples.png``, ``reconstructions.png``
 timed on the host with the device synchronised, leaving out each invocation's first step
 (compilation and warm-up), evaluation and checkpointing.
 
+Ctrl-C during training stops at the next step boundary (under torchrun, one all ranks agree
+on), checkpoints there, prints the command that continues (the same one plus ``--resume``) and
+exits with status 130.
+
 The package, one module per concern (a call goes cli -> runner -> loop -> step):
 
 - ``cli``: ``main``, the command and its exit statuses;
@@ -27,9 +31,11 @@ The package, one module per concern (a call goes cli -> runner -> loop -> step):
 - ``step``: the model, the objective, Adam, the learning-rate and KL schedules, one step;
 - ``checkpoint``: ``checkpoint.pt``, resume checks, RNG state, ``metrics.jsonl``, atomic writes;
 - ``dataset``: the run's data set on the device; ``evaluation``: ELBO and NLL of a split;
-- ``distributed``: ranks and the process group; ``plots``: the PNG files.
+- ``distributed``: ranks and the process group; ``plots``: the PNG files;
+- ``interrupt``: Ctrl-C, and where the ranks agree to stop.
 """
 
+from .. import _shadow  # noqa: F401  (first: it says so when a folder named fastvae hides the package)
 from .args import build_parser
 from .checkpoint import CHECKPOINT, save_atomic, write_json_atomic
 from .cli import main

@@ -42,15 +42,18 @@ def _device(text):
     return text
 
 
-def _number(kind, low, strict):
-    """argparse type: a finite ``kind`` above ``low`` (``strict``) or at least ``low``."""
+def _number(kind, low, strict, high=None):
+    """argparse type: a finite ``kind`` above ``low`` (``strict``) or at least ``low``, and at
+    most ``high`` when given."""
     def parse(text):
         try:
             v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a{'n' if kind is int else ''} {kind.__name__}, got {text!r}")
         if not math.isfinite(v) or (v <= low if strict else v < low):
             raise argparse.ArgumentTypeError(f"must be a finite number {'>' if strict else '>='} {low}, got {text!r}")
+        if high is not None and v > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {text!r}")
         return v
     return parse
 
@@ -60,13 +63,33 @@ def _positive(kind):
 
 
 _non_negative_int = _number(int, 0, strict=False)
+SEED_MAX = 2**32 - 1  # torch and NumPy take it, and so does the per-rank seed derived from it
 
 
 # --------------------------------------------------------------------------- the parser
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help, unless the help already says what the default is
+    or there is nothing to show (no default, or a flag that is off)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False \
+                or action.default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad value is one line on stderr and exit status 2 (not argparse's usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog=prog_name(), description="Train a VAE with fastvae's fused ops; see README.md.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser(prog=prog_name(), description="Train a VAE with fastvae's fused ops; see README.md.",
+                formatter_class=_HelpFormatter)
     _add_data_arguments(p.add_argument_group("data"))
     _add_model_arguments(p.add_argument_group("model"))
     _add_optimisation_arguments(p.add_argument_group("optimisation"))
@@ -94,7 +117,8 @@ def _add_model_arguments(m):
     m.add_argument("--hidden", type=_widths, help="mlp: hidden widths, e.g. 400 or 200,200 (default 400)")
     m.add_argument("--conv-channels", type=_widths,
                    help="conv: channels of the stride-2 layers (default 32,64 up to 32 pixels, else 32,32,64,64)")
-    m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
+    m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
+                   help="the nonlinearity after each hidden layer (encoder and decoder)")
     m.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
                    help="fastvae's fused ops (--no-fused: the same model on fastvae.reference)")
     m.add_argument("--output-bias-init", action=argparse.BooleanOptionalAction, default=True,
@@ -119,7 +143,8 @@ def _add_optimisation_arguments(o):
 
 
 def _add_run_arguments(r):
-    r.add_argument("--seed", type=int, default=0, help="weights, noise, data order and generated data")
+    r.add_argument("--seed", type=_number(int, 0, strict=False, high=SEED_MAX), default=0,
+                   help="weights, noise, data order and generated data")
     r.add_argument("--out", default="runs/fastvae", help="output directory")
     r.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     r.add_argument("--save-every", type=_non_negative_int, default=0,
@@ -130,8 +155,9 @@ def _add_run_arguments(r):
     r.add_argument("--device", type=_device, help="cuda, cuda:N or cpu (default: cuda if available)")
     r.add_argument("--eval-samples", type=_positive(int),
                    help="K importance samples for the test NLL (default 1000 on CUDA, 100 on CPU)")
-    r.add_argument("--eval-rows", type=_positive(int), default=65536,
-                   help="(example x sample) rows per decoder call when evaluating")
+    r.add_argument("--eval-rows", type=_positive(int),
+                   help="(example x sample) rows per decoder call when evaluating (default 65536 for "
+                        "28x28 images, proportionally fewer for larger ones: 4181 for 3x64x64)")
     r.add_argument("--log-every", type=_positive(int), default=50, help="steps between progress-bar updates")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--no-plots", action="store_true", help="skip the PNG files")

@@ -16,6 +16,11 @@ _SAME_RUN = ("data", "image_size", "channels", "num_train", "num_test", "arch", 
              "base_batch_size", "warmup_steps", "schedule", "beta", "kl_warmup")
 
 
+# what save_checkpoint writes
+_SAVED_KEYS = frozenset(("config", "model", "optimizer", "scheduler", "epoch", "batch", "step", "history", "curve",
+                         "partial", "train_time", "timed_steps", "rng"))
+
+
 # --------------------------------------------------------------------------- atomic writes
 
 def save_atomic(obj, path):
@@ -99,6 +104,33 @@ def restore_checkpoint(saved, d, model, optimizer, scheduler):
     return run
 
 
+# --------------------------------------------------------------------------- the run directory
+
+def check_out(out):
+    """Refuses, before any work, an --out that cannot be the run's directory: empty, an existing
+    file, a path under a file, or a place this user may not write (an OSError that says so)."""
+    if not out:
+        raise OSError("--out is empty: give the directory the run should write into")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise OSError(f"--out {out} is a file, but --out is the directory the run writes its files into: "
+                      f"choose another path (or remove the file)")
+    existing = os.path.abspath(out)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise OSError(f"--out {out} cannot be created: {existing} is a file, not a directory; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OSError(f"--out {out}: no permission to write in {existing}; choose a directory you can write to")
+
+
+def make_out(out):
+    """Creates --out (and its parents) if needed, or says in words why it cannot."""
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"--out {out}: cannot create the directory ({e.strerror or e}); choose another path") from e
+
+
 # --------------------------------------------------------------------------- starting or resuming
 
 def load_for_resume(args, cfg, is_main):
@@ -107,14 +139,30 @@ def load_for_resume(args, cfg, is_main):
     path = os.path.join(args.out, CHECKPOINT)
     if args.resume:
         if not os.path.exists(path):
-            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+            raise FileNotFoundError(f"--resume: no checkpoint at {path}; --resume continues the run whose "
+                                    f"--out holds {CHECKPOINT} (leave --resume out to start a new run)")
+        saved = read_checkpoint(path)
         check_resume(saved["config"], cfg)
         return saved
     if is_main and os.path.exists(path):
         raise FileExistsError(f"{args.out} already holds a run ({CHECKPOINT}); pass --resume to continue "
                               f"it or choose another --out")
     return None
+
+
+def read_checkpoint(path):
+    """The saved run in ``path``; a ValueError naming the file when it is not one."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling, zip and struct errors of a damaged or foreign file
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ValueError(f"--resume: cannot read {path} ({type(e).__name__}: {first}); it is not a checkpoint "
+                         f"written by this command, or it is damaged") from e
+    missing = _SAVED_KEYS - set(saved) if isinstance(saved, dict) else _SAVED_KEYS
+    if missing:
+        raise ValueError(f"--resume: {path} is not a checkpoint of this command (it lacks "
+                         f"{', '.join(sorted(missing))})")
+    return saved
 
 
 def check_resume(saved, cfg):

@@ -1,6 +1,7 @@
 """The epoch loop: training steps over this rank's shard, the progress bar, timing, divergence
-checks, checkpoints (every --save-every steps, at --stop-after, after each epoch) and the
-per-epoch record of ``metrics.jsonl`` (what its examples/s counts: see the package's docstring).
+checks, checkpoints (every --save-every steps, at --stop-after or Ctrl-C, after each epoch) and
+the per-epoch record of ``metrics.jsonl`` (what its examples/s counts: see the package's
+docstring).
 """
 
 import math
@@ -11,7 +12,11 @@ import torch
 
 from .checkpoint import CHECKPOINT, append_metrics, save_checkpoint
 from .evaluation import evaluate_split
-from .step import kl_weight
+from .interrupt import Interrupted
+from .step import check_targets, kl_weight
+
+
+_STOP_AFTER, _INTERRUPT = "stop-after", "interrupt"  # why an epoch stopped early
 
 
 class TrainingDiverged(RuntimeError):
@@ -53,12 +58,13 @@ class _EpochTally:
 
 class TrainingLoop:
     """Trains ``model`` through ``train_step`` (a TrainStep) over ``loader`` from ``state`` (a
-    RunState) to the last epoch, or until --stop-after; ``state`` is updated in place and
-    checkpointed to ``--out``. ``valid_x`` is the validation set evaluated after each epoch."""
+    RunState) to the last epoch, until --stop-after, or until Ctrl-C as ``stop`` (a StopRequest)
+    reports it; ``state`` is updated in place and checkpointed to ``--out``. ``valid_x`` is the
+    validation set evaluated after each epoch."""
 
-    def __init__(self, args, d, cfg, model, loader, train_step, valid_x, state):
+    def __init__(self, args, d, cfg, model, loader, train_step, valid_x, state, stop):
         self.args, self.d, self.cfg, self.model, self.loader = args, d, cfg, model, loader
-        self.train_step, self.valid_x, self.state = train_step, valid_x, state
+        self.train_step, self.valid_x, self.state, self.stop = train_step, valid_x, state, stop
         self.ckpt_path = os.path.join(args.out, CHECKPOINT)
         self.steps_per_epoch = len(loader)
         self.total_steps = self.steps_per_epoch * args.epochs
@@ -66,37 +72,63 @@ class TrainingLoop:
         self.bar = None
 
     def run(self):
-        """True when the last epoch is done, False when --stop-after stopped this invocation."""
+        """True when the last epoch is done, False when --stop-after stopped this invocation;
+        raises Interrupted when Ctrl-C did (each after checkpointing)."""
         self.bar = Progress(self.d.main and not self.args.no_progress, self.total_steps, self.state.step, "train")
-        finished = True
-        while self.state.epoch < self.args.epochs:
-            if not self._epoch():
-                finished = False
-                break
-        self.bar.close()
-        return finished
+        try:
+            while self.state.epoch < self.args.epochs:
+                reason = self._epoch()
+                if reason == _INTERRUPT:
+                    raise Interrupted(self._where())
+                if reason == _STOP_AFTER:
+                    return False
+            return True
+        finally:
+            self.bar.close()
 
     def checkpoint(self):
         save_checkpoint(self.ckpt_path, self.d, self.cfg, self.model, self.train_step.optimizer,
                         self.train_step.scheduler, self.state)
 
     def _epoch(self):
-        """The rest of the current epoch; False when --stop-after stopped it."""
+        """The rest of the current epoch; None when it ran to its end, else why it stopped
+        (_STOP_AFTER, _INTERRUPT), checkpointed. A stop at its last step ends the epoch first."""
         args, s = self.args, self.state
         tally = _EpochTally(s.partial, self.d.device)
+        reason = None
         for i, x in enumerate(self.loader.epoch(s.epoch, s.batch), start=s.batch):
-            terms, lr_used = self.train_step(x, s.step)
+            if self.ran == 0:
+                check_targets(x)
+            terms = self.train_step(x, s.step)
             self._count(terms, tally)
             last = i + 1 == self.steps_per_epoch
             if tally.logged == args.log_every or last:
                 self._log(terms, tally)
-            stop_now = args.stop_after is not None and self.ran >= args.stop_after
-            if stop_now or (args.save_every and s.step % args.save_every == 0 and not last):
+            reason = self._stop_reason()
+            if last:
+                break
+            if reason or (args.save_every and s.step % args.save_every == 0):
                 self._checkpoint_mid_epoch(tally, i + 1)
-                if stop_now:
-                    return False
-        self._end_epoch(tally, lr_used)
-        return True
+            if reason:
+                return reason
+        self._end_epoch(tally)
+        if reason is None and self.stop.at_epoch_end():
+            reason = _INTERRUPT
+        return reason
+
+    def _stop_reason(self):
+        """At a step boundary (on every rank): Ctrl-C, --stop-after, or None to go on."""
+        if self.stop.at_step():
+            return _INTERRUPT
+        if self.args.stop_after is not None and self.ran >= self.args.stop_after:
+            return _STOP_AFTER
+        return None
+
+    def _where(self):
+        s = self.state
+        if s.batch:
+            return f"at step {s.step} (epoch {s.epoch + 1}, batch {s.batch} of {self.steps_per_epoch})"
+        return f"at step {s.step}, after epoch {s.epoch}"
 
     def _count(self, terms, tally):
         tally.sums += torch.stack([terms.loss.detach(), terms.log_likelihood.detach().mean(),
@@ -141,7 +173,7 @@ class TrainingLoop:
         self.checkpoint()
         tally.t0 = time.perf_counter()
 
-    def _end_epoch(self, tally, lr_used):
+    def _end_epoch(self, tally):
         """The epoch's record (training sums over all ranks, validation ELBO), checkpoint, metrics."""
         self._stop_clock(tally)
         d, s = self.d, self.state
@@ -149,16 +181,16 @@ class TrainingLoop:
         if not all(map(math.isfinite, train)):
             raise TrainingDiverged(f"non-finite training loss in epoch {s.epoch + 1}: training diverged")
         valid_neg_elbo, _ = evaluate_split(self.model, self.valid_x, d, None, None)
-        record = self._record(train, valid_neg_elbo, lr_used, tally)
+        record = self._record(train, valid_neg_elbo, tally)
         s.history.append(record)
         s.next_epoch()
         self.checkpoint()
         if d.main:
             append_metrics(self.args.out, record)
 
-    def _record(self, train, valid_neg_elbo, lr_used, tally):
+    def _record(self, train, valid_neg_elbo, tally):
         args, s, world = self.args, self.state, self.d.world
         return {"epoch": s.epoch + 1, "step": s.step, "train_loss": train[0], "train_neg_elbo": train[2] - train[1],
                 "train_log_likelihood": train[1], "train_kl": train[2], "valid_neg_elbo": valid_neg_elbo,
-                "lr": lr_used, "beta": kl_weight(args, s.step - 1), "examples": s.step * args.batch_size * world,
+                "lr": self.train_step.lr_at(s.step - 1), "beta": kl_weight(args, s.step - 1), "examples": s.step * args.batch_size * world,
                 "examples_per_s": tally.timed * args.batch_size * world / tally.time if tally.timed else None}

@@ -1,5 +1,12 @@
 """The PNG files at the end of a run: ``samples.png``, ``reconstructions.png`` and ``loss.png``
-(matplotlib is imported only here, and only when plotting)."""
+(matplotlib is imported only here, and only when plotting).
+
+``reconstructions.png`` shows the test examples at ``spread_indices``: one drawn at random from
+each of 32 equal stretches of the test split, the same every run. Test files may be sorted
+(MNIST's are, by digit), so the first 32 would all be zeros; 32 stretches of a file sorted into
+10 classes of roughly equal size put at least 3 examples in every class. Binarized MNIST has no
+labels, so "every class" can only mean this: examples from all over the file.
+"""
 
 import math
 import os
@@ -19,6 +26,19 @@ def _grid(images, nrow):
     return img[..., 0] if c == 1 else img
 
 
+RECONSTRUCTIONS = 32  # test examples in reconstructions.png
+
+
+def spread_indices(n, k=RECONSTRUCTIONS, seed=0):
+    """``k`` sorted indices into ``n`` examples: one drawn at random from each of ``k`` equal
+    stretches ``[i n / k, (i + 1) n / k)`` of them (all ``n`` when ``n <= k``), fixed by ``seed``."""
+    if n <= k:
+        return torch.arange(n)
+    starts, ends = torch.arange(k) * n // k, torch.arange(1, k + 1) * n // k
+    offsets = torch.rand(k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return starts + (offsets * (ends - starts)).long()
+
+
 def write_plots(model, test_x, history, curve, out):
     import matplotlib
     matplotlib.use("Agg")
@@ -27,7 +47,7 @@ def write_plots(model, test_x, history, curve, out):
     gen = torch.Generator(device=test_x.device).manual_seed(0)
     samples = model.sample(64, generator=gen).cpu()
     plt.imsave(os.path.join(out, "samples.png"), _grid(samples, 8), cmap="gray", vmin=0, vmax=1)
-    x = test_x[:32]
+    x = test_x[spread_indices(test_x.shape[0]).to(test_x.device)]
     recon = model.reconstruct(x).cpu()
     pairs = torch.stack([x.cpu().float(), recon], 1).flatten(0, 1)  # input, reconstruction, ...
     plt.imsave(os.path.join(out, "reconstructions.png"), _grid(pairs, 16), cmap="gray", vmin=0, vmax=1)

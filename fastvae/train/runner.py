@@ -7,13 +7,14 @@ import sys
 
 import torch
 
-from .. import __version__, data as fdata
-from .._backend import use_triton
+from .. import __version__, _backend, data as fdata
 from .args import run_config
-from .checkpoint import RunState, load_for_resume, restore_checkpoint, write_json_atomic, write_metrics
+from .checkpoint import (RunState, check_out, load_for_resume, make_out, restore_checkpoint, write_json_atomic,
+                         write_metrics)
 from .dataset import load_data
 from .distributed import process_group
 from .evaluation import eval_samples, evaluate_split
+from .interrupt import StopRequest
 from .loop import TrainingLoop
 from .plots import write_plots
 from .step import TrainStep, initial_model
@@ -21,7 +22,8 @@ from .step import TrainStep, initial_model
 
 def run(args):
     """Trains as ``args`` (from build_parser) say, one process of the run; returns the summary,
-    or None when --stop-after stopped this invocation."""
+    or None when --stop-after stopped this invocation; raises ``Interrupted`` (after the
+    checkpoint) when Ctrl-C stopped it."""
     with process_group(args.device) as d:
         return _run(args, d)
 
@@ -31,45 +33,68 @@ def _run(args, d):
     before any work, and the seeds (weights, then each rank's noise) are drawn where a resumed
     run redraws them, so a resumed run continues an unbroken one exactly."""
     cfg = run_config(args, d.world)
+    if d.main:
+        check_out(args.out)
     saved = load_for_resume(args, cfg, d.main)
     ds = load_data(args, d)
     loader = fdata.DeviceLoader(ds.train, args.batch_size, seed=args.seed, dynamic=ds.dynamic,
                                 rank=d.rank, world_size=d.world)
     valid_x, test_x = ds.binarized("valid", args.seed + 1), ds.binarized("test", args.seed + 2)
     model = initial_model(args, ds, d.device)
+    impl = implementation(model, d.device)
     if d.main:
-        os.makedirs(args.out, exist_ok=True)
+        make_out(args.out)
     train_step = TrainStep(args, model, d, len(loader) * args.epochs)
     torch.manual_seed(args.seed * 7919 + d.rank + 1)  # the noise differs between ranks
     if saved is None:
         state = RunState()
     else:
         state = restore_checkpoint(saved, d, model, train_step.optimizer, train_step.scheduler)
-    if d.main:
-        write_metrics(args.out, state.history)
-        _announce(args, ds, d, train_step.lr, resumed=saved is not None, step=state.step)
-    loop = TrainingLoop(args, d, cfg, model, loader, train_step, valid_x, state)
-    if not loop.run():
+    with StopRequest(d) as stop:  # from here on Ctrl-C stops at a step boundary, checkpointed
+        if d.main:
+            write_metrics(args.out, state.history)
+            _announce(args, ds, d, impl, train_step.lr, resumed=saved is not None, step=state.step)
+        loop = TrainingLoop(args, d, cfg, model, loader, train_step, valid_x, state, stop)
+        finished = loop.run()
+    if not finished:
         if d.main:
             print(f"stopped after {loop.ran} steps (step {state.step}); continue with --resume", file=sys.stderr)
         return None
-    return _finish(args, d, cfg, model, test_x, state)
+    return _finish(args, d, cfg, model, test_x, state, impl)
 
 
-def _announce(args, ds, d, lr, resumed, step):
-    print(f"fastvae {__version__}: {args.data} {tuple(ds.shape)} train {ds.train.shape[0]}, {args.arch} VAE, "
-          f"{'fused' if args.fused else 'reference'} ops, {d.world} x {d.device.type}, global batch "
-          f"{args.batch_size * d.world}, lr {lr:.3g}" + (f", resuming at step {step}" if resumed else ""),
-          file=sys.stderr)
+# what runs the fused ops, by fastvae.implementation's names, as the console header says it
+IMPLEMENTATIONS = {"triton": "Triton kernels on CUDA", "triton-interpreter": "Triton kernels through the interpreter",
+                   "torch": "plain PyTorch (fastvae.reference)"}
+
+
+def implementation(model, device):
+    """What computes the model's fused ops on ``device``: "triton", "triton-interpreter" or
+    "torch" (--no-fused is always "torch"); a ValueError when the backend cannot run there."""
+    if not model.fused:
+        return "torch"
+    probe = torch.empty(0, device=device)
+    try:
+        kernels = _backend.use_triton(probe)  # to become: return fastvae.implementation(probe)
+    except RuntimeError as e:  # FASTVAE_BACKEND=triton where the kernels cannot run
+        raise ValueError(str(e)) from e
+    return ("triton-interpreter" if _backend.INTERPRET else "triton") if kernels else "torch"
+
+
+def _announce(args, ds, d, impl, lr, resumed, step):
+    print(f"fastvae {__version__}: {args.data} {tuple(ds.shape)} train {ds.train.shape[0]}, {args.arch} VAE on "
+          f"{IMPLEMENTATIONS[impl]}, {d.world} x {d.device.type}, global batch {args.batch_size * d.world}, "
+          f"lr {lr:.3g}" + (f", resuming at step {step}" if resumed else ""), file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- the end of the run
 
-def _finish(args, d, cfg, model, test_x, state):
+def _finish(args, d, cfg, model, test_x, state, impl):
     """Test evaluation on every rank; rank 0 writes summary.json and the plots."""
     gen = torch.Generator(device=d.device).manual_seed(args.seed + d.rank)
     test_neg_elbo, test_nll = evaluate_split(model, test_x, d, args, gen)
-    summary = _summary(args, d, cfg, state, test_neg_elbo, test_nll, _backend_used(model, test_x))
+    backend = "reference" if not model.fused else "triton" if impl != "torch" else "reference (fastvae's CPU path)"
+    summary = _summary(args, d, cfg, state, test_neg_elbo, test_nll, backend)
     if d.main:
         _write_results(args, model, test_x, state, summary)
     return summary
@@ -106,8 +131,3 @@ def _device_name(dev):
         return torch.cuda.get_device_name(dev)
     return f"cpu ({platform.machine()}, {os.cpu_count()} logical cores)"
 
-
-def _backend_used(model, x):
-    if not model.fused:
-        return "reference"
-    return "triton" if use_triton(x) else "reference (fastvae's CPU path)"

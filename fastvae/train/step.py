@@ -74,7 +74,7 @@ class TrainStep:
     the scheduler that a checkpoint saves."""
 
     def __init__(self, args, model, d, total_steps):
-        self.args = args
+        self.args, self.total_steps = args, total_steps
         self.lr = scaled_lr(args, d.world)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
@@ -86,14 +86,27 @@ class TrainStep:
         self.autocast = (torch.autocast(d.device.type, dtype=torch.bfloat16) if args.amp == "bf16"
                          else contextlib.nullcontext())
 
+    def lr_at(self, step):
+        """The learning rate of ``step`` (0-based), computed as the scheduler computes it."""
+        return self.lr * lr_factor(self.args, step, self.total_steps)
+
     def __call__(self, x, step):
-        """Trains on the batch ``x`` at ``step`` (0-based); returns the loss terms and the learning
-        rate the step used."""
+        """Trains on the batch ``x`` at ``step`` (0-based); returns the loss terms."""
         with self.autocast:
             terms = self.objective(x, kl_weight(self.args, step))
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
         self.optimizer.step()
-        lr_used = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
-        return terms, lr_used
+        return terms
+
+
+def check_targets(x):
+    """The first batch of an invocation: targets must be what the Bernoulli likelihood expects,
+    uint8 0/1 (one host sync, once). A local stand-in for fastvae.elbo_loss(validate_args=True)."""
+    if x.dtype != torch.uint8:
+        raise TypeError(f"training batches must be uint8 0/1, got dtype {x.dtype}")
+    top = int(x.max()) if x.numel() else 0
+    if top > 1:
+        raise ValueError(f"the first training batch holds pixel values up to {top}, but the Bernoulli "
+                         f"likelihood takes 0/1 targets: grey levels must be binarized first")
