@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from . import decoders, reference
 from ._checks import check_int, check_likelihood_name
-from .loss import elbo_loss
+from .loss import ELBOTerms, elbo_loss
 from . import ops as fastvae_ops
 from .ops import reparameterize_kl
 
@@ -109,9 +109,13 @@ class VAE(nn.Module):
         return self.output_bias.dtype
 
     def encode(self, x: Tensor):
-        """``(mu, logvar)``, each (B, latent_dim), of q(z | x)."""
+        """``(mu, logvar)``, each (B, latent_dim), of q(z | x). The encoder sees the values the
+        likelihood reads: uint8 as 0/1 for the Bernoulli, as k/255 for the others."""
         x = self._check_input(x)
-        h = self.encoder(x.to(self._input_dtype()))
+        h = x.to(self._input_dtype())
+        if x.dtype == torch.uint8 and self.likelihood != "bernoulli":
+            h = h * (1.0 / 255)
+        h = self.encoder(h)
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar
 
@@ -135,8 +139,9 @@ class VAE(nn.Module):
         return VAEOutput(self.decode(z), mu, logvar, z, kl)
 
     def loss(self, x: Tensor, *, beta: Optional[float] = None, reduction: str = "mean",
-             return_terms: bool = False, eps: Optional[Tensor] = None):
-        """Negative ELBO of x: ``elbo_loss(..., beta, reduction, return_terms)`` on ``forward(x)``.
+             return_terms: bool = False, eps: Optional[Tensor] = None, validate_args: bool = False):
+        """Negative ELBO of x: ``elbo_loss(..., beta, reduction, return_terms, validate_args)`` on
+        ``forward(x)``.
 
         ``beta`` defaults to the model's ``beta`` (KL warm-up changes it per step).
         Mean reduction: nats per example.
@@ -146,7 +151,30 @@ class VAE(nn.Module):
         loss_fn = elbo_loss if self.fused else reference.elbo_loss
         beta = self.beta if beta is None else beta
         return loss_fn(out.logits, x, beta=beta, reduction=reduction, return_terms=return_terms, kl=out.kl,
-                       likelihood=self.likelihood, logscale=self.output_logscale())
+                       likelihood=self.likelihood, logscale=self.output_logscale(), validate_args=validate_args)
+
+    def iwae_loss(self, x: Tensor, num_samples: int, *, estimator: str = "iwae", reduction: str = "mean",
+                  return_terms: bool = False):
+        """The K-sample importance-weighted loss of x (``fastvae.iwae_loss``, estimator
+        ``"iwae"`` or ``"dreg"``): K samples of z per example from one ``reparameterize_iw`` pass,
+        decoded as one (K * B) batch. With ``return_terms``, ``ELBOTerms(loss, log_likelihood,
+        kl)`` whose two per-row terms (detached, for logging) are the first sample's
+        log p(x | z_1) and the closed-form KL: a single-sample ELBO, comparable across objectives.
+        """
+        x = self._check_input(x)
+        lib = fastvae_ops if self.fused else reference
+        mu, logvar = self.encode(x)
+        z, log_ratio = lib.reparameterize_iw(mu, logvar, num_samples, path_gradient=estimator == "dreg")
+        K, B = log_ratio.shape
+        recon = self.decode(z.reshape(K * B, self.latent_dim)).view(K, B, *self.input_shape)
+        loss = lib.iwae_loss(recon, x, log_ratio, likelihood=self.likelihood, logscale=self.output_logscale(),
+                             z=z if estimator == "dreg" else None, estimator=estimator, reduction=reduction)
+        if not return_terms:
+            return loss
+        with torch.no_grad():
+            ll = self.log_likelihood(recon[0], x)
+            kl = lib.gaussian_kl(mu, logvar)
+        return ELBOTerms(loss, ll, kl)
 
     def log_likelihood(self, out: Tensor, x: Tensor) -> Tensor:
         """log p(x | z) per row for decoder outputs ``out`` (B, *input_shape), fused or not."""

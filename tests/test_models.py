@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastvae import evaluate
+from fastvae import evaluate, reference
 from fastvae.models import ConvVAE, MLPVAE, VAEOutput
 
 ARCHS = [(MLPVAE, (1, 28, 28), {"hidden": (32, 16), "latent_dim": 8}),
@@ -228,3 +228,28 @@ def test_learned_logscale_has_a_floor(device):
         MLPVAE((4,), likelihood="gaussian", logscale="per-channel")
     with pytest.raises(ValueError, match="likelihood must be one of"):
         MLPVAE((4,), likelihood="poisson")
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian"])
+def test_the_encoder_sees_what_the_likelihood_reads(likelihood, device):
+    # uint8 is k/255 for the continuous likelihoods (0/1 for the Bernoulli): so for the encoder too
+    model = MLPVAE((1, 2, 2), hidden=(4,), latent_dim=2, likelihood=likelihood).to(device)
+    top = 2 if likelihood == "bernoulli" else 256
+    x = torch.randint(0, top, (3, 1, 2, 2), dtype=torch.uint8, device=device)
+    as_float = x.float() / (1 if likelihood == "bernoulli" else 255)
+    for a, b in zip(model.encode(x), model.encode(as_float)):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("estimator", ["iwae", "dreg"])
+def test_iwae_loss_of_a_model(estimator, device):
+    torch.manual_seed(0)
+    model = MLPVAE((1, 3, 3), hidden=(5,), latent_dim=2, likelihood="gaussian").to(device)
+    x = torch.rand(4, 1, 3, 3, device=device)
+    terms = model.iwae_loss(x, 3, estimator=estimator, return_terms=True)
+    terms.loss.backward()
+    mu, logvar = model.encode(x)
+    torch.testing.assert_close(terms.kl, reference.gaussian_kl(mu, logvar), rtol=1e-5, atol=1e-5)
+    assert terms.log_likelihood.shape == (4,) and not terms.log_likelihood.requires_grad
+    for name, p in model.named_parameters():  # encoder, decoder and the learned logscale all learn
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name

@@ -32,6 +32,13 @@ def _bad_settings(tmp_path):
         (["--data", "binarized-mnist", "--data-dir", str(tmp_path / "file")], "a file, not a directory"),
         (["--data", "binarized-mnist", "--image-size", "64"], "are for --data shapes"),
         (["--num-train", str(10**13)], "out of memory"),
+        (["--logscale", "0.5"], "--logscale is for --likelihood gaussian"),
+        (["--grey"], "--grey is for --data mnist"),
+        (["--samples", "3"], "--samples is for --objective iwae or dreg"),
+        (["--objective", "iwae", "--beta", "0.5"], "--objective iwae has none"),
+        (["--objective", "dreg", "--compile"], "runs eagerly only"),
+        (["--data", "mnist", "--grey"], "add --likelihood continuous-bernoulli or gaussian"),
+        (["--data", "mnist", "--likelihood", "gaussian"], "add --grey"),
     ]
 
 

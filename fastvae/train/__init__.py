@@ -18,6 +18,10 @@ NLL, examples/s and the configuration), ``samples.png``, ``reconstructions.png``
 timed on the host with the device synchronised, leaving out each invocation's first step
 (compilation and warm-up), evaluation and checkpointing.
 
+``--likelihood`` (bernoulli, continuous-bernoulli, gaussian with ``--logscale``), ``--data mnist
+--grey`` (grey levels, uniformly dequantized; the test NLL also in bits/dim) and ``--objective``
+(elbo, iwae, dreg with ``--samples K``) choose the model and the objective.
+
 Ctrl-C during training stops at the next step boundary (under torchrun, one all ranks agree
 on), checkpoints there, prints the command that continues (the same one plus ``--resume``) and
 exits with status 130.
@@ -30,7 +34,8 @@ The package, one module per concern (a call goes cli -> runner -> loop -> step):
 - ``loop``: the epoch loop (timing, logging, checkpoints, per-epoch records);
 - ``step``: the model, the objective, Adam, the learning-rate and KL schedules, one step;
 - ``checkpoint``: ``checkpoint.pt``, resume checks, RNG state, ``metrics.jsonl``, atomic writes;
-- ``dataset``: the run's data set on the device; ``evaluation``: ELBO and NLL of a split;
+- ``dataset``: the run's data set on the device; ``targets``: its batches as the likelihood gets
+  them (bytes, floats, or dequantized grey levels) and bits/dim; ``evaluation``: ELBO and NLL of a split;
 - ``distributed``: ranks and the process group; ``plots``: the PNG files;
 - ``interrupt``: Ctrl-C, and where the ranks agree to stop.
 """

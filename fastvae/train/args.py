@@ -63,6 +63,19 @@ def _positive(kind):
 
 
 _non_negative_int = _number(int, 0, strict=False)
+
+
+def _logscale(text):
+    """--logscale: learned, per-pixel, or a finite number (a fixed logscale)."""
+    if text in ("learned", "per-pixel"):
+        return text
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected learned, per-pixel or a number, got {text!r}")
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"a fixed logscale must be finite, got {text!r}")
+    return v
 SEED_MAX = 2**32 - 1  # torch and NumPy take it, and so does the per-rank seed derived from it
 
 
@@ -103,6 +116,9 @@ def _add_data_arguments(d):
                         "binarization (.npz or .amat); mnist: IDX files, binarized anew every batch")
     d.add_argument("--data-dir", help="where the data files are (default: $FASTVAE_DATA_DIR)")
     d.add_argument("--download", action="store_true", help="download the data set into --data-dir if missing")
+    d.add_argument("--grey", action="store_true",
+                   help="mnist: keep the grey levels (no binarization), uniformly dequantized to (k + u)/256, "
+                        "for a continuous --likelihood; the test NLL is also given in bits/dim")
     d.add_argument("--image-size", type=int, choices=(28, 64), default=28, help="shapes only")
     d.add_argument("--channels", type=int, choices=(1, 3), default=1, help="shapes only")
     d.add_argument("--num-train", type=_positive(int), default=None,
@@ -119,6 +135,11 @@ def _add_model_arguments(m):
                    help="conv: channels of the stride-2 layers (default 32,64 up to 32 pixels, else 32,32,64,64)")
     m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
                    help="the nonlinearity after each hidden layer (encoder and decoder)")
+    m.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
+                   help="p(x | z): bernoulli (0/1 data), continuous-bernoulli or gaussian (data in [0, 1])")
+    m.add_argument("--logscale", type=_logscale,
+                   help="gaussian: learned (one shared learned log standard deviation; the default), per-pixel "
+                        "(one learned per pixel) or a number (fixed)")
     m.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
                    help="fastvae's fused ops (--no-fused: the same model on fastvae.reference)")
     m.add_argument("--output-bias-init", action=argparse.BooleanOptionalAction, default=True,
@@ -139,6 +160,11 @@ def _add_optimisation_arguments(o):
     o.add_argument("--beta", type=_number(float, 0.0, strict=False), default=1.0, help="KL weight (beta-VAE)")
     o.add_argument("--kl-warmup", type=_non_negative_int, default=0,
                    help="steps over which the KL weight rises linearly from 0 to --beta")
+    o.add_argument("--objective", choices=OBJECTIVES, default="elbo",
+                   help="elbo; iwae: the K-sample importance-weighted bound; dreg: the same bound with "
+                        "doubly reparameterized encoder gradients")
+    o.add_argument("--samples", type=_positive(int),
+                   help="K, importance samples per example for --objective iwae or dreg (default 5)")
     o.add_argument("--compile", action="store_true", help="torch.compile the training objective")
 
 
@@ -161,6 +187,45 @@ def _add_run_arguments(r):
     r.add_argument("--log-every", type=_positive(int), default=50, help="steps between progress-bar updates")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--no-plots", action="store_true", help="skip the PNG files")
+
+
+# --------------------------------------------------------------------------- combinations
+
+LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "gaussian")
+OBJECTIVES = ("elbo", "iwae", "dreg")
+
+
+def likelihood_name(args):
+    """--likelihood as fastvae names it (continuous-bernoulli -> continuous_bernoulli)."""
+    return args.likelihood.replace("-", "_")
+
+
+def check_settings(args):
+    """Settings that are each valid but do not go together: a ValueError that says why."""
+    continuous = args.likelihood != "bernoulli"
+    if args.logscale is not None and args.likelihood != "gaussian":
+        raise ValueError("--logscale is for --likelihood gaussian")
+    if args.grey and args.data != "mnist":
+        raise ValueError(f"--grey is for --data mnist (grey levels); {args.data} is binary")
+    if args.grey and not continuous:
+        raise ValueError("--grey keeps MNIST's grey levels, which the Bernoulli likelihood cannot model: "
+                         "add --likelihood continuous-bernoulli or gaussian")
+    if continuous and args.data == "mnist" and not args.grey:
+        raise ValueError(f"--data mnist binarizes every batch; for its grey levels with --likelihood "
+                         f"{args.likelihood} add --grey")
+    if args.objective == "elbo":
+        if args.samples is not None:
+            raise ValueError("--samples is for --objective iwae or dreg (the ELBO takes one sample)")
+        return
+    if args.beta != 1.0 or args.kl_warmup:
+        raise ValueError(f"--beta and --kl-warmup weight the ELBO's KL term; --objective {args.objective} has none")
+    if args.objective == "dreg" and args.compile:
+        raise ValueError("--objective dreg runs eagerly only; --compile supports --objective elbo and iwae")
+
+
+def num_samples(args):
+    """K of the importance-weighted objectives: --samples, default 5."""
+    return args.samples or 5
 
 
 # --------------------------------------------------------------------------- the run configuration

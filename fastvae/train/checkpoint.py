@@ -13,7 +13,8 @@ METRICS = "metrics.jsonl"
 # configuration that must match for --resume to continue the same run
 _SAME_RUN = ("data", "image_size", "channels", "num_train", "num_test", "arch", "latent_dim", "hidden",
              "conv_channels", "activation", "batch_size", "world_size", "seed", "fused", "amp", "lr", "lr_scaling",
-             "base_batch_size", "warmup_steps", "schedule", "beta", "kl_warmup")
+             "base_batch_size", "warmup_steps", "schedule", "beta", "kl_warmup", "grey", "likelihood", "logscale",
+             "objective", "samples")
 
 
 # what save_checkpoint writes

@@ -13,7 +13,7 @@ import torch
 from .checkpoint import CHECKPOINT, append_metrics, save_checkpoint
 from .evaluation import evaluate_split
 from .interrupt import Interrupted
-from .step import check_targets, kl_weight
+from .step import kl_weight, validate_first_batch
 
 
 _STOP_AFTER, _INTERRUPT = "stop-after", "interrupt"  # why an epoch stopped early
@@ -59,12 +59,13 @@ class _EpochTally:
 class TrainingLoop:
     """Trains ``model`` through ``train_step`` (a TrainStep) over ``loader`` from ``state`` (a
     RunState) to the last epoch, until --stop-after, or until Ctrl-C as ``stop`` (a StopRequest)
-    reports it; ``state`` is updated in place and checkpointed to ``--out``. ``valid_x`` is the
-    validation set evaluated after each epoch."""
+    reports it; ``state`` is updated in place and checkpointed to ``--out``. ``targets`` (a
+    Targets) turns the loader's batches into the model's; ``valid_x`` is the validation set
+    evaluated after each epoch."""
 
-    def __init__(self, args, d, cfg, model, loader, train_step, valid_x, state, stop):
+    def __init__(self, args, d, cfg, model, loader, targets, train_step, valid_x, state, stop):
         self.args, self.d, self.cfg, self.model, self.loader = args, d, cfg, model, loader
-        self.train_step, self.valid_x, self.state, self.stop = train_step, valid_x, state, stop
+        self.targets, self.train_step, self.valid_x, self.state, self.stop = targets, train_step, valid_x, state, stop
         self.ckpt_path = os.path.join(args.out, CHECKPOINT)
         self.steps_per_epoch = len(loader)
         self.total_steps = self.steps_per_epoch * args.epochs
@@ -97,8 +98,9 @@ class TrainingLoop:
         tally = _EpochTally(s.partial, self.d.device)
         reason = None
         for i, x in enumerate(self.loader.epoch(s.epoch, s.batch), start=s.batch):
+            x = self.targets.batch(x, s.step, self.d.rank)
             if self.ran == 0:
-                check_targets(x)
+                validate_first_batch(self.model, x)
             terms = self.train_step(x, s.step)
             self._count(terms, tally)
             last = i + 1 == self.steps_per_epoch

@@ -7,8 +7,10 @@ import sys
 
 import torch
 
-from .. import __version__, _backend, data as fdata
-from .args import run_config
+import fastvae
+
+from .. import __version__, data as fdata
+from .args import check_settings, likelihood_name, num_samples, run_config
 from .checkpoint import (RunState, check_out, load_for_resume, make_out, restore_checkpoint, write_json_atomic,
                          write_metrics)
 from .dataset import load_data
@@ -18,6 +20,7 @@ from .interrupt import StopRequest
 from .loop import TrainingLoop
 from .plots import write_plots
 from .step import TrainStep, initial_model
+from .targets import Targets
 
 
 def run(args):
@@ -32,15 +35,17 @@ def _run(args, d):
     """Set-up, loop, end. The order of the set-up is part of the run: the resume checks come
     before any work, and the seeds (weights, then each rank's noise) are drawn where a resumed
     run redraws them, so a resumed run continues an unbroken one exactly."""
+    check_settings(args)
     cfg = run_config(args, d.world)
     if d.main:
         check_out(args.out)
     saved = load_for_resume(args, cfg, d.main)
     ds = load_data(args, d)
-    loader = fdata.DeviceLoader(ds.train, args.batch_size, seed=args.seed, dynamic=ds.dynamic,
+    targets = Targets(likelihood_name(args), ds, args.grey, args.seed)
+    loader = fdata.DeviceLoader(ds.train, args.batch_size, seed=args.seed, dynamic=targets.binarize,
                                 rank=d.rank, world_size=d.world)
-    valid_x, test_x = ds.binarized("valid", args.seed + 1), ds.binarized("test", args.seed + 2)
-    model = initial_model(args, ds, d.device)
+    valid_x, test_x = targets.split(ds, "valid", args.seed + 1), targets.split(ds, "test", args.seed + 2)
+    model = initial_model(args, ds, targets, d.device)
     impl = implementation(model, d.device)
     if d.main:
         make_out(args.out)
@@ -54,13 +59,13 @@ def _run(args, d):
         if d.main:
             write_metrics(args.out, state.history)
             _announce(args, ds, d, impl, train_step.lr, resumed=saved is not None, step=state.step)
-        loop = TrainingLoop(args, d, cfg, model, loader, train_step, valid_x, state, stop)
+        loop = TrainingLoop(args, d, cfg, model, loader, targets, train_step, valid_x, state, stop)
         finished = loop.run()
     if not finished:
         if d.main:
             print(f"stopped after {loop.ran} steps (step {state.step}); continue with --resume", file=sys.stderr)
         return None
-    return _finish(args, d, cfg, model, test_x, state, impl)
+    return _finish(args, d, cfg, model, test_x, state, impl, targets)
 
 
 # what runs the fused ops, by fastvae.implementation's names, as the console header says it
@@ -73,28 +78,31 @@ def implementation(model, device):
     "torch" (--no-fused is always "torch"); a ValueError when the backend cannot run there."""
     if not model.fused:
         return "torch"
-    probe = torch.empty(0, device=device)
     try:
-        kernels = _backend.use_triton(probe)  # to become: return fastvae.implementation(probe)
+        return fastvae.implementation(torch.empty(0, device=device))
     except RuntimeError as e:  # FASTVAE_BACKEND=triton where the kernels cannot run
         raise ValueError(str(e)) from e
-    return ("triton-interpreter" if _backend.INTERPRET else "triton") if kernels else "torch"
 
 
 def _announce(args, ds, d, impl, lr, resumed, step):
-    print(f"fastvae {__version__}: {args.data} {tuple(ds.shape)} train {ds.train.shape[0]}, {args.arch} VAE on "
-          f"{IMPLEMENTATIONS[impl]}, {d.world} x {d.device.type}, global batch {args.batch_size * d.world}, "
-          f"lr {lr:.3g}" + (f", resuming at step {step}" if resumed else ""), file=sys.stderr)
+    data = args.data + (" (grey, dequantized)" if args.grey else "")
+    objective = {"elbo": "ELBO", "iwae": "IWAE", "dreg": "DReG"}[args.objective]
+    objective += f" (K={num_samples(args)})" if args.objective != "elbo" else ""
+    print(f"fastvae {__version__}: {data} {tuple(ds.shape)} train {ds.train.shape[0]}, {args.arch} VAE, "
+          f"{args.likelihood} likelihood, {objective}, on {IMPLEMENTATIONS[impl]}, {d.world} x {d.device.type}, "
+          f"global batch {args.batch_size * d.world}, lr {lr:.3g}" + (f", resuming at step {step}" if resumed else ""),
+          file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- the end of the run
 
-def _finish(args, d, cfg, model, test_x, state, impl):
+def _finish(args, d, cfg, model, test_x, state, impl, targets):
     """Test evaluation on every rank; rank 0 writes summary.json and the plots."""
     gen = torch.Generator(device=d.device).manual_seed(args.seed + d.rank)
     test_neg_elbo, test_nll = evaluate_split(model, test_x, d, args, gen)
     backend = "reference" if not model.fused else "triton" if impl != "torch" else "reference (fastvae's CPU path)"
     summary = _summary(args, d, cfg, state, test_neg_elbo, test_nll, backend)
+    summary["test_bits_per_dim"] = targets.bits_per_dim(test_nll, tuple(test_x.shape[1:]))
     if d.main:
         _write_results(args, model, test_x, state, summary)
     return summary
@@ -121,9 +129,10 @@ def _write_results(args, model, test_x, state, summary):
             write_plots(model, test_x, state.history, state.curve, args.out)
         except ImportError:
             print("matplotlib is not installed: no PNG files (pip install matplotlib)", file=sys.stderr)
+    bpd = summary["test_bits_per_dim"]
     print(f"test negative ELBO {summary['test_neg_elbo']:.2f}, test NLL (IWAE, K={summary['eval_samples']}) "
-          f"{summary['test_nll']:.2f} nats, {summary['examples_per_s'] or float('nan'):.4g} examples/s "
-          f"-> {args.out}", file=sys.stderr)
+          f"{summary['test_nll']:.2f} nats" + (f" ({bpd:.3f} bits/dim)" if bpd is not None else "")
+          + f", {summary['examples_per_s'] or float('nan'):.4g} examples/s -> {args.out}", file=sys.stderr)
 
 
 def _device_name(dev):

@@ -8,41 +8,47 @@ import math
 import torch
 
 from ..models import ConvVAE, MLPVAE
+from .args import likelihood_name, num_samples
 
 
 def build_model(args, shape):
+    like = dict(likelihood=likelihood_name(args),
+                logscale="learned" if args.logscale is None else args.logscale)
     if args.arch == "mlp":
         if args.conv_channels is not None:
             raise ValueError("--conv-channels is for --arch conv; the MLP takes --hidden")
         return MLPVAE(shape, hidden=args.hidden or (400,), latent_dim=args.latent_dim, activation=args.activation,
-                      fused=args.fused)
+                      fused=args.fused, **like)
     if args.hidden is not None:
         raise ValueError("--hidden is for --arch mlp; the conv VAE takes --conv-channels")
     return ConvVAE(shape, latent_dim=args.latent_dim, channels=args.conv_channels, activation=args.activation,
-                   fused=args.fused)
+                   fused=args.fused, **like)
 
 
-def initial_model(args, ds, device):
+def initial_model(args, ds, targets, device):
     """The model on ``device`` with the same initial weights on every rank; with
-    --output-bias-init the decoder's output bias starts at the logit of the training pixel means."""
+    --output-bias-init the decoder's output bias starts where the model predicts the training
+    pixel means (``targets``: the run's Targets)."""
     torch.manual_seed(args.seed)  # identical initial weights on every rank
     model = build_model(args, ds.shape).to(device)
-    if args.output_bias_init:  # summed as float64 on the fly: no float copy of the data set
-        means = ds.train.sum(0, dtype=torch.float64) / (ds.train.shape[0] * (255.0 if ds.dynamic else 1.0))
-        model.init_output_bias(means)
+    if args.output_bias_init:
+        model.init_output_bias(targets.pixel_means(ds.train))
     return model
 
 
 class Objective(torch.nn.Module):
     """The model's loss as a module, so DistributedDataParallel (which hooks ``forward``) and
-    ``torch.compile`` see the whole step."""
+    ``torch.compile`` see the whole step: the negative ELBO, or with --objective iwae/dreg the
+    K-sample importance-weighted loss. Returns ``ELBOTerms``."""
 
-    def __init__(self, model):
+    def __init__(self, model, objective="elbo", samples=1):
         super().__init__()
-        self.model = model
+        self.model, self.objective, self.samples = model, objective, samples
 
     def forward(self, x, beta):
-        return self.model.loss(x, beta=beta, return_terms=True)
+        if self.objective == "elbo":
+            return self.model.loss(x, beta=beta, return_terms=True)
+        return self.model.iwae_loss(x, self.samples, estimator=self.objective, return_terms=True)
 
 
 # --------------------------------------------------------------------------- schedules
@@ -79,7 +85,7 @@ class TrainStep:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                            lambda s: lr_factor(args, s, total_steps))
-        objective = Objective(model)
+        objective = Objective(model, args.objective, num_samples(args))
         if d.world > 1:
             objective = torch.nn.parallel.DistributedDataParallel(objective)
         self.objective = torch.compile(objective) if args.compile else objective
@@ -101,12 +107,13 @@ class TrainStep:
         return terms
 
 
-def check_targets(x):
-    """The first batch of an invocation: targets must be what the Bernoulli likelihood expects,
-    uint8 0/1 (one host sync, once). A local stand-in for fastvae.elbo_loss(validate_args=True)."""
-    if x.dtype != torch.uint8:
-        raise TypeError(f"training batches must be uint8 0/1, got dtype {x.dtype}")
-    top = int(x.max()) if x.numel() else 0
-    if top > 1:
-        raise ValueError(f"the first training batch holds pixel values up to {top}, but the Bernoulli "
-                         f"likelihood takes 0/1 targets: grey levels must be binarized first")
+def validate_first_batch(model, x):
+    """The first batch of an invocation, checked against the likelihood's support once (one host
+    sync, outside autocast, DDP and compile): ``model.loss(x, validate_args=True)`` without
+    gradients. Raw 0..255 bytes under the Bernoulli, say, are a ValueError that says so."""
+    eps = torch.zeros(x.shape[0], model.latent_dim, device=x.device)  # draws nothing: the RNG streams stay as they were
+    try:
+        with torch.no_grad():
+            model.loss(x, eps=eps.to(model.output_bias.dtype), validate_args=True)
+    except ValueError as e:
+        raise ValueError(f"the first training batch does not fit the {model.likelihood} likelihood: {e}") from e
