@@ -15,8 +15,10 @@ def _header(out, capsys, *argv):
 
 def test_the_header_names_what_runs_the_ops(tmp_path, capsys, monkeypatch):
     kernels = "Triton kernels on CUDA" if torch.cuda.is_available() else "Triton kernels through the interpreter"
-    assert f"mlp VAE on {kernels}, 1 x " in _header(tmp_path / "a", capsys)
-    assert "mlp VAE on plain PyTorch (fastvae.reference), 1 x " in _header(tmp_path / "b", capsys, "--no-fused")
+    assert f"mlp VAE, bernoulli likelihood, ELBO, on {kernels}, 1 x " in _header(tmp_path / "a", capsys)
+    assert "ELBO, on plain PyTorch (fastvae.reference), 1 x " in _header(tmp_path / "b", capsys, "--no-fused")
+    header = _header(tmp_path / "f", capsys, "--likelihood", "gaussian", "--objective", "dreg", "--no-fused")
+    assert "gaussian likelihood, DReG (K=5), on plain PyTorch" in header
     fastvae.set_backend("torch")
     assert "on plain PyTorch (fastvae.reference)" in _header(tmp_path / "c", capsys)
     if not torch.cuda.is_available():  # CPU without the interpreter: the reference, whatever --fused says
