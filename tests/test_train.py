@@ -40,8 +40,12 @@ HAS_MNIST = bool(DATA_DIR) and os.path.exists(os.path.join(DATA_DIR, "binarized_
 @pytest.mark.skipif(not HAS_MNIST, reason="set FASTVAE_DATA_DIR to a directory holding binarized_mnist.npz "
                                           "(the project's CI uses ../shared/data)")
 def test_binarized_mnist_fused_matches_reference(tmp_path):
-    """A brief run on real data: the fused kernels and fastvae.reference train the same model to
-    the same test NLL (their noise differs, so the runs differ by a fraction of a nat)."""
+    """A brief run on real data: the fused kernels and fastvae.reference train the same model
+    (same weights, same data order) to the same test NLL, up to the noise, which differs (Philox
+    in the kernels, torch.randn in the reference). How much noise alone moves this run: the
+    reference at seeds 0..3 ended at 144.4, 145.7, 145.6 and 143.4 nats (CPU, 2026-11-30), and
+    fused vs reference at seed 0 differ by 1.5; a wrong gradient costs far more than 3 nats here.
+    The same numbers with the same noise: tests/test_models.py."""
     args = ["--data", "binarized-mnist", "--num-train", "6000", "--num-test", "500", "--batch-size", "200",
             "--hidden", "200", "--latent-dim", "20", "--epochs", "2", "--lr", "3e-3", "--lr-scaling", "none",
             "--eval-samples", "20", "--no-progress", "--no-plots"]
@@ -50,4 +54,4 @@ def test_binarized_mnist_fused_matches_reference(tmp_path):
     fused, ref = (json.loads((tmp_path / k / "summary.json").read_text()) for k in ("fused", "ref"))
     assert fused["backend"] == "triton" and ref["backend"] == "reference"
     assert 80 < ref["test_nll"] < 250, ref["test_nll"]  # it learned something, and nothing blew up
-    assert abs(fused["test_nll"] - ref["test_nll"]) < 1.0, (fused["test_nll"], ref["test_nll"])
+    assert abs(fused["test_nll"] - ref["test_nll"]) < 3.0, (fused["test_nll"], ref["test_nll"])
