@@ -18,7 +18,7 @@ except ImportError as e:
     sys.exit(f"python -m fastvae: {e}")
 
 import fastvae  # noqa: E402
-from fastvae import _backend, reference  # noqa: E402
+from fastvae import reference  # noqa: E402
 
 TOL = {torch.float32: 1e-4, torch.bfloat16: 3e-2, torch.float16: 5e-3, torch.float64: 1e-9}
 
@@ -63,6 +63,38 @@ def _check_noise(mu, logvar):
             ("drawn noise: grad logvar (regenerated eps)", _rel(lv_.grad, lv64.grad), tol, "relative error")]
 
 
+IMPLEMENTATIONS = {"triton": "the Triton kernels", "triton-interpreter": "the Triton kernels through the Triton "
+                   "interpreter", "torch": "the PyTorch reference (fastvae.reference)"}
+
+
+def _check_ops(B, D, L, dev, dtype):
+    """Every fused op against the float64 reference, and the in-kernel noise."""
+    torch.manual_seed(0)
+    K, tol = 3, TOL[dtype]
+    mu, logvar = torch.randn(B, L, device=dev).to(dtype), torch.randn(B, L, device=dev).to(dtype)
+    eps, eps_k = torch.randn(B, L, device=dev).to(dtype), torch.randn(K, B, L, device=dev).to(dtype)
+    logits = (3 * torch.randn(B, D, device=dev)).to(dtype)
+    x = (torch.rand(B, D, device=dev) < 0.3).to(torch.uint8)
+    grey, ls = torch.rand(B, D, device=dev).to(dtype), torch.full((D,), -1.0, device=dev).to(dtype)
+    recon = (3 * torch.randn(K, B, D, device=dev)).to(dtype)
+    rows = _check_op("reparameterize_kl", lambda m, mu, lv: m.reparameterize_kl(mu, lv, eps=eps),
+                     [mu, logvar], ["mu", "logvar"], ["z", "kl"], tol)
+    rows += _check_op("bernoulli_log_likelihood", lambda m, l, x: (m.bernoulli_log_likelihood(l, x),),
+                      [logits, x], ["logits", "x"], ["ll"], tol)
+    rows += _check_op("continuous_bernoulli_log_likelihood",
+                      lambda m, l, x: (m.continuous_bernoulli_log_likelihood(l, x),),
+                      [logits, grey], ["logits", "x"], ["ll"], tol)
+    rows += _check_op("gaussian_log_likelihood", lambda m, l, x, s: (m.gaussian_log_likelihood(l, x, s),),
+                      [logits, grey, ls], ["mean", "x", "logscale"], ["ll"], tol)
+    rows += _check_op("elbo_loss", lambda m, l, x, mu, lv: (m.elbo_loss(l, x, mu, lv),),
+                      [logits, x, mu, logvar], ["logits", "x", "mu", "logvar"], ["loss"], tol)
+    rows += _check_op("reparameterize_iw", lambda m, mu, lv: m.reparameterize_iw(mu, lv, K, eps=eps_k),
+                      [mu, logvar], ["mu", "logvar"], ["z", "log_ratio"], tol)
+    rows += _check_op("iwae_loss", lambda m, r, x, lr: (m.iwae_loss(r, x, lr),),
+                      [recon, x, torch.randn(K, B, device=dev)], ["recon", "x", "log_ratio"], ["loss"], tol)
+    return rows + _check_noise(mu, logvar)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m fastvae", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -80,35 +112,22 @@ def main(argv=None):
     except (RuntimeError, AssertionError) as e:
         p.error(f"--device {a.device}: {str(e).splitlines()[0]}")
     dtype = getattr(torch, a.dtype)
-    kernels = _backend.use_triton(probe)
-    impl = "Triton kernels" if kernels else "PyTorch reference (fastvae.reference)"
-    if kernels and dev.type == "cpu":
-        impl += " through the Triton interpreter"
+    try:
+        impl = fastvae.implementation(probe)
+    except RuntimeError as e:  # FASTVAE_BACKEND=triton where the kernels cannot run
+        p.error(str(e).splitlines()[0])
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
     print(f"fastvae {fastvae.__version__}, torch {torch.__version__}, device {dev} ({name})")
-    print(f"backend {fastvae.get_backend()!r}: running the {impl}")
-    if not kernels:
+    print(f"backend {fastvae.get_backend()!r}: running {IMPLEMENTATIONS[impl]}")
+    if impl == "torch":
         print("  (this compares the reference with itself; on a CPU, set TRITON_INTERPRET=1 before "
               "running to check the Triton kernels through Triton's interpreter)")
-    torch.manual_seed(0)
-    B, D, L = a.batch, a.dim, a.latent
-    mu, logvar = torch.randn(B, L, device=dev).to(dtype), torch.randn(B, L, device=dev).to(dtype)
-    eps = torch.randn(B, L, device=dev).to(dtype)
-    logits = (3 * torch.randn(B, D, device=dev)).to(dtype)
-    x = (torch.rand(B, D, device=dev) < 0.3).to(torch.uint8)
-    rows = []
-    rows += _check_op("reparameterize_kl", lambda m, mu, lv: m.reparameterize_kl(mu, lv, eps=eps),
-                      [mu, logvar], ["mu", "logvar"], ["z", "kl"], TOL[dtype])
-    rows += _check_op("bernoulli_log_likelihood", lambda m, l, x: (m.bernoulli_log_likelihood(l, x),),
-                      [logits, x], ["logits", "x"], ["ll"], TOL[dtype])
-    rows += _check_op("elbo_loss", lambda m, l, x, mu, lv: (m.elbo_loss(l, x, mu, lv),),
-                      [logits, x, mu, logvar], ["logits", "x", "mu", "logvar"], ["loss"], TOL[dtype])
-    rows += _check_noise(mu, logvar)
+    rows = _check_ops(a.batch, a.dim, a.latent, dev, dtype)
     bad = 0
     for label, value, limit, unit in rows:
         ok = value <= limit  # NaN fails
         bad += not ok
-        print(f"  {label:44s} {unit} {value:.2e} (limit {limit:.0e}){'' if ok else '  <-- FAIL'}")
+        print(f"  {label:52s} {unit} {value:.2e} (limit {limit:.0e}){'' if ok else '  <-- FAIL'}")
     ok = bad == 0
     print(f"{'PASS' if ok else 'FAIL'}: {len(rows) - bad} of {len(rows)} checks within their limits ({a.dtype})")
     return 0 if ok else 1
