@@ -114,24 +114,37 @@ def _terms(p, x, s, KIND: tl.constexpr, ACC: tl.constexpr):
 
 
 @triton.jit
+def _store_grads(gp_ptr, gx_ptr, gs_ptr, out, part_out, factor, dp, dx, ds, mask, col_ok, STORE_GP: tl.constexpr,
+                 STORE_GX: tl.constexpr, GS_MODE: tl.constexpr, EVEN: tl.constexpr):
+    # the gradients of one chunk, times factor, each into its own buffer; GS_MODE 1: a logscale
+    # per element, 2: shared by the rows (this program's sum over its rows, per column)
+    if STORE_GP:
+        store(gp_ptr + out, (factor * dp).to(gp_ptr.dtype.element_ty), mask, EVEN)
+    if STORE_GX:
+        store(gx_ptr + out, (factor * dx).to(gx_ptr.dtype.element_ty), mask, EVEN)
+    if GS_MODE == 1:
+        store(gs_ptr + out, (factor * ds).to(gs_ptr.dtype.element_ty), mask, EVEN)
+    if GS_MODE == 2:
+        tl.store(gs_ptr + part_out, tl.sum(tl.where(mask, factor * ds, 0.0), axis=0), mask=col_ok)
+
+
+# ll[b] = sum_d term; gradients (times grad_scale, and g[b] with G_ROWS) stored as asked; with
+# HAS_KL also the negative ELBO's rows[b] = beta * kl[b] - ll[b]. SKIP_IF_ONE: a program whose
+# rows all have g == 1 returns at once (what it would write is there already). ROW_MOD: row r of
+# p takes row r % x_rows of x (K samples of one batch of targets). The scalars arrive as float64
+# (exact for float64 kernels) and are used in ACC (the interpreter hands them over as Python
+# floats, which NumPy already treats so).
+@triton.jit
 def _likelihood_kernel(
     p_ptr, x_ptr, s_ptr, g_ptr, ll_ptr, gp_ptr, gx_ptr, gs_ptr, kl_ptr, rows_ptr, B,
     stride_pb, p_s1, p_s2, p_s3, stride_xb, x_s1, x_s2, x_s3, stride_sb, s_s1, s_s2, s_s3, stride_g, x_rows, s_rows,
     s_value: tl.float64, grad_scale: tl.float64, beta: tl.float64, x_scale: tl.float64,
     KIND: tl.constexpr, D: tl.constexpr, P_N2: tl.constexpr, P_N3: tl.constexpr, X_N2: tl.constexpr,
     X_N3: tl.constexpr, S_N2: tl.constexpr, S_N3: tl.constexpr, ACC: tl.constexpr, S_TENSOR: tl.constexpr,
-    S_ONE: tl.constexpr,
-    G_ROWS: tl.constexpr, WRITE_LL: tl.constexpr, STORE_GP: tl.constexpr, STORE_GX: tl.constexpr,
-    GS_MODE: tl.constexpr, HAS_KL: tl.constexpr, SKIP_IF_ONE: tl.constexpr, ROW_MOD: tl.constexpr,
-    BLOCK_B: tl.constexpr,
-    BLOCK_D: tl.constexpr, EVEN: tl.constexpr, UNROLL: tl.constexpr,
+    S_ONE: tl.constexpr, G_ROWS: tl.constexpr, WRITE_LL: tl.constexpr, STORE_GP: tl.constexpr,
+    STORE_GX: tl.constexpr, GS_MODE: tl.constexpr, HAS_KL: tl.constexpr, SKIP_IF_ONE: tl.constexpr,
+    ROW_MOD: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr, EVEN: tl.constexpr, UNROLL: tl.constexpr,
 ):
-    # ll[b] = sum_d term; gradients (times grad_scale, and g[b] with G_ROWS) stored as asked;
-    # with HAS_KL also the negative ELBO's rows[b] = beta * kl[b] - ll[b]. SKIP_IF_ONE: a
-    # program whose rows all have g == 1 returns at once (what it would write is there already).
-    # ROW_MOD: row r of p takes row r % x_rows of x (K samples of one batch of targets)
-    # the scalars arrive as float64 (exact for float64 kernels) and are used in ACC (the
-    # interpreter hands them over as Python floats, which NumPy already treats so)
     if not _INTERPRET:
         s_value, grad_scale, beta, x_scale = s_value.to(ACC), grad_scale.to(ACC), beta.to(ACC), x_scale.to(ACC)
     pid = tl.program_id(0).to(tl.int64)
@@ -166,16 +179,8 @@ def _likelihood_kernel(
         if S_TENSOR and not S_ONE:
             s = load(s_row[:, None] + column_offsets(cols, s_s1, s_s2, s_s3, S_N2, S_N3)[None, :], mask, EVEN).to(ACC)
         term, dp, dx, ds = _terms(p, x, s, KIND, ACC)
-        out = o_row[:, None] + cols[None, :]
-        if STORE_GP:
-            store(gp_ptr + out, (factor * dp).to(gp_ptr.dtype.element_ty), mask, EVEN)
-        if STORE_GX:
-            store(gx_ptr + out, (factor * dx).to(gx_ptr.dtype.element_ty), mask, EVEN)
-        if GS_MODE == 1:
-            store(gs_ptr + out, (factor * ds).to(gs_ptr.dtype.element_ty), mask, EVEN)
-        if GS_MODE == 2:  # a logscale shared by the rows: this program's sum over its rows
-            part = tl.sum(tl.where(mask, factor * ds, 0.0), axis=0)
-            tl.store(gs_ptr + pid * D + cols, part, mask=cols < D)
+        _store_grads(gp_ptr, gx_ptr, gs_ptr, o_row[:, None] + cols[None, :], pid * D + cols, factor, dp, dx, ds,
+                     mask, cols < D, STORE_GP, STORE_GX, GS_MODE, EVEN)
         if GS_MODE == 3:  # unscaled: the caller applies the upstream gradient to the (B,) sums
             acc_s += tl.where(mask, ds, 0.0)
         if D % BLOCK_D == 0:
@@ -185,7 +190,7 @@ def _likelihood_kernel(
     ll = tl.sum(acc, axis=1)
     if WRITE_LL:
         store(ll_ptr + rows, ll.to(ll_ptr.dtype.element_ty), row_ok, EVEN)
-    if HAS_KL:
+    if HAS_KL:  # the negative ELBO's rows
         kl = load(kl_ptr + rows, row_ok, EVEN).to(ACC)
         store(rows_ptr + rows, (beta * kl - ll).to(rows_ptr.dtype.element_ty), row_ok, EVEN)
     if GS_MODE == 3:
