@@ -198,12 +198,15 @@ def _likelihood_kernel(
 
 
 @triton.jit
-def _sum_partials_kernel(part_ptr, out_ptr, P, D, BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr):
-    # out[d] = sum_p part[p, d]: the shared logscale's gradient from the programs' partial sums
+def _sum_partials_kernel(part_ptr, out_ptr, P, D, TRIPS: tl.constexpr, BLOCK_P: tl.constexpr,
+                         BLOCK_D: tl.constexpr):
+    # out[d] = sum_p part[p, d]: the shared logscale's gradient from the programs' partial sums.
+    # TRIPS (a power of two >= cdiv(P, BLOCK_P)) bounds the loop at compile time: a runtime
+    # bound breaks the interpreter of triton 3.6 under numpy >= 2.4; the mask drops the excess.
     cols = tl.program_id(0).to(tl.int64) * BLOCK_D + tl.arange(0, BLOCK_D)
     acc = tl.zeros([BLOCK_P, BLOCK_D], part_ptr.dtype.element_ty)
-    for p0 in range(0, P, BLOCK_P):
-        r = p0 + tl.arange(0, BLOCK_P)
+    for t in range(TRIPS):
+        r = t * BLOCK_P + tl.arange(0, BLOCK_P)
         acc += tl.load(part_ptr + r[:, None].to(tl.int64) * D + cols[None, :], mask=(r < P)[:, None] & (cols < D)[None, :],
                        other=0.0)
     tl.store(out_ptr + cols, tl.sum(acc, axis=0), mask=cols < D)
@@ -342,7 +345,8 @@ def sum_partials(part, like):
     out = torch.empty(D, device=part.device, dtype=part.dtype)
     if D:
         bp, bd = min(64, 1 << max(P - 1, 0).bit_length()), min(256, 1 << max(D - 1, 0).bit_length())
-        _launch.launch(_sum_partials_kernel, -(-D // bd), part, out, P, D, BLOCK_P=bp, BLOCK_D=bd,
+        trips = 1 << max(-(-P // bp) - 1, 0).bit_length()
+        _launch.launch(_sum_partials_kernel, -(-D // bd), part, out, P, D, TRIPS=trips, BLOCK_P=bp, BLOCK_D=bd,
                        num_warps=4)
     order = column_order(tuple(like.shape), like.stride())
     return out.view(*(like.shape[d] for d in order)).permute(*(i - 1 for i in _launch.inverse(order)))
