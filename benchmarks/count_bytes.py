@@ -73,9 +73,9 @@ def _count_launches(counter_box):
 
     real = _launch.launch
 
-    def launch(kernel, programs, *args, **meta):
+    def launch(kernel, programs, args, bound):
         name = kernel.fn.__name__
-        if name == "_scale_rows_kernel" and meta.get("IN_PLACE"):
+        if name == "_scale_rows_kernel" and _launch.constants(kernel, bound)["IN_PLACE"]:
             n = _nbytes([args[2]])  # the upstream gradient only: every row takes the early exit
         else:
             n = _nbytes(args)

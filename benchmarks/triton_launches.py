@@ -1,7 +1,7 @@
 """Intercept the point where fastvae hands a kernel to Triton, for the tools that must not launch.
 
-fastvae's launchers (``fastvae.kernels``) end in ``kernel[grid](...)``, which Triton turns into
-``JITFunction.run``: it specialises the arguments (dtypes, 16-byte alignment, integers divisible
+fastvae's launchers (``fastvae.kernels``) end in ``JITFunction.run`` (what ``kernel[grid](...)``
+calls): it specialises the arguments (dtypes, 16-byte alignment, integers divisible
 by 16 or equal to 1), compiles on a cache miss and launches. Two tools replace that one call:
 
 * ``compile_only()``: compile exactly what a real launch would (same specialisation) and record
@@ -26,12 +26,12 @@ _run = JITFunction.run
 
 
 class Launch(NamedTuple):
-    """One intercepted launch: the kernel's name, its compiled form, grid and arguments."""
+    """One intercepted launch: the kernel's name, its compiled form, grid and arguments (every
+    argument by name, however it was passed, and the options such as ``num_warps``)."""
 
     name: str
     compiled: object  # triton CompiledKernel (asm["cubin"], metadata)
     grid: tuple
-    args: tuple
     kwargs: dict
 
 
@@ -76,7 +76,7 @@ def compile_only():
 
     def run(self, *args, grid, warmup, **kwargs):
         compiled = _run(self, *args, grid=grid, warmup=True, **kwargs)
-        launches.append(Launch(self.fn.__name__, compiled, grid, args, kwargs))
+        launches.append(Launch(self.fn.__name__, compiled, grid, dict(zip(self.arg_names, args), **kwargs)))
         return compiled
 
     JITFunction.run = run

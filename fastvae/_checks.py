@@ -133,6 +133,8 @@ def check_reduction(reduction):
 
 
 def check_beta(beta):
+    if type(beta) is float or type(beta) is int:  # the usual case, without the ABC check's cost
+        return
     if isinstance(beta, bool) or not isinstance(beta, Real):
         raise TypeError(f"beta must be a real number (float, int or NumPy scalar), got {type(beta).__name__}")
 

@@ -68,7 +68,7 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
         ll = log_likelihood(_CODES[kind], recon_logits, x, s, s_value)
         loss = reduce_rows(beta * kl - ll, reduction)
     else:
-        loss, ll = fastvae_elbo.apply(_CODES[kind], recon_logits, x, s, s_value, kl, float(beta), reduction)
+        loss, ll = fastvae_elbo.apply((_CODES[kind], s_value, float(beta), reduction), recon_logits, x, s, kl)
     return ELBOTerms(loss, ll, kl) if return_terms else loss
 
 

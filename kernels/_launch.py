@@ -10,6 +10,7 @@ power-of-two factor of at least 16 gets chunks of 16 and a masked last chunk.
 """
 
 import functools
+import inspect
 
 import torch
 import triton
@@ -24,10 +25,38 @@ GPU_TILE = 1024        # elements of one chunk: 4 per thread at 8 warps
 _INTERPRET_TILE = 16384
 
 
-def launch(kernel, programs, *args, **meta):
-    """``kernel[grid](*args, **meta)``, grid ``(programs,)`` or a tuple: the one place where
-    fastvae hands work to Triton."""
-    return kernel[programs if isinstance(programs, tuple) else (programs,)](*args, **meta)
+@functools.lru_cache(maxsize=None)
+def _constexpr_names(kernel):
+    return tuple(n for n, p in inspect.signature(kernel.fn).parameters.items()
+                 if p.annotation is tl.constexpr or "constexpr" in str(p.annotation))
+
+
+def bind(kernel, meta):
+    """``meta`` (name -> value: every compile-time argument of ``kernel``, and ``num_warps``) as
+    ``launch`` takes it: ``(values in the kernel's order, num_warps)``. The launchers call it
+    inside their cached plans, once per shape and flags, so that a launch passes its
+    compile-time arguments by position: a dozen keyword arguments, packed into a dict again at
+    each call layer, cost microseconds of host time per launch."""
+    names, meta = _constexpr_names(kernel), dict(meta)
+    warps = meta.pop("num_warps", 4)
+    if set(names) != set(meta):
+        raise ValueError(f"{kernel.__name__}: compile-time arguments missing or unknown: "
+                         f"{sorted(set(names) ^ set(meta))}")
+    return tuple(meta[n] for n in names), warps
+
+
+def constants(kernel, bound):
+    """The compile-time arguments of a ``bind`` result by name (for tools that inspect launches)."""
+    return dict(zip(_constexpr_names(kernel), bound[0]), num_warps=bound[1])
+
+
+def launch(kernel, programs, args, bound):
+    """Run ``kernel`` over the grid ``(programs,)`` (or a tuple) with its run-time ``args`` and
+    ``bound = bind(kernel, meta)``: the one place where fastvae hands work to Triton
+    (``JITFunction.run``, which ``kernel[grid](...)`` calls, without the lambda in between)."""
+    consts, warps = bound
+    return kernel.run(*args, *consts, grid=programs if isinstance(programs, tuple) else (programs,), warmup=False,
+                      num_warps=warps)
 
 
 def _pow2(name, v):

@@ -177,16 +177,17 @@ def _strides(t):
 
 
 @functools.lru_cache(maxsize=1024)
-def _plan(B, L, dtype, block_rows, block_cols):
-    """``(programs, meta)`` of a launch over (B, L), computed once per key: Q (columns per
-    quarter; see the module docstring), the tile and the compile-time flags but the op's own."""
+def _plan(kernel, B, L, dtype, block_rows, block_cols, flags):
+    """``(programs, bound)`` of a launch of ``kernel`` over (B, L), computed once per key: Q
+    (columns per quarter; see the module docstring), the tile, and the op's own compile-time
+    ``flags`` ((name, value) pairs), bound for ``_launch.launch``."""
     Q = 4 * -(-L // 16)
     bq = block_cols or min(_pow2_at_least(Q), 1024 if INTERPRET else 64)
     bb = block_rows or max(1, min(_pow2_at_least(B), (8192 if INTERPRET else 512) // bq))
     even = B % bb == 0 and Q % bq == 0 and 4 * Q == L
     meta = dict(L=L, Q=Q, ACC=acc_dtype(dtype), SERIES_MAX=0.075 if dtype == torch.float64 else 0.5,
-                BLOCK_B=bb, BLOCK_Q=bq, EVEN=even, num_warps=max(1, min(8, bb * bq // 128)))
-    return -(-B // bb), meta
+                BLOCK_B=bb, BLOCK_Q=bq, EVEN=even, num_warps=max(1, min(8, bb * bq // 128)), **dict(flags))
+    return -(-B // bb), _launch.bind(kernel, meta)
 
 
 def _pow2_at_least(n):
@@ -211,11 +212,11 @@ def reparameterize_kl_fwd(mu, logvar, eps=None, seed=None, write_z=True, write_k
         return z, kl.zero_()
     if write_z and eps is None and seed is None:
         raise ValueError("reparameterize_kl_fwd: give eps or seed to draw z")
-    programs, meta = _plan(B, L, mu.dtype, block_rows, block_cols)
-    _launch.launch(_reparameterize_kl_fwd_kernel, programs,
-                   mu, logvar, mu if eps is None else eps, mu if seed is None else seed, z, kl, B,
-                   *mu.stride(), *logvar.stride(), *_strides(eps),
-                   HAS_EPS=eps is not None, WRITE_Z=write_z, WRITE_KL=write_kl, **meta)
+    kernel = _reparameterize_kl_fwd_kernel
+    programs, bound = _plan(kernel, B, L, mu.dtype, block_rows, block_cols,
+                            (("HAS_EPS", eps is not None), ("WRITE_Z", write_z), ("WRITE_KL", write_kl)))
+    _launch.launch(kernel, programs, (mu, logvar, mu if eps is None else eps, mu if seed is None else seed, z, kl, B,
+                                      *mu.stride(), *logvar.stride(), *_strides(eps)), bound)
     return z, kl
 
 
@@ -232,11 +233,12 @@ def reparameterize_kl_bwd(mu, logvar, eps, seed, grad_z, grad_kl, block_rows=Non
         return gmu.zero_(), glv.zero_()
     if grad_z is not None and eps is None and seed is None:
         raise ValueError("reparameterize_kl_bwd: give eps or seed to regenerate eps")
-    programs, meta = _plan(B, L, mu.dtype, block_rows, block_cols)
-    _launch.launch(_reparameterize_kl_bwd_kernel, programs,
-                   mu, logvar, mu if eps is None else eps, mu if seed is None else seed,
-                   mu if grad_z is None else grad_z, mu if grad_kl is None else grad_kl, gmu, glv, B,
-                   *mu.stride(), *logvar.stride(), *_strides(eps), *_strides(grad_z),
-                   0 if grad_kl is None else grad_kl.stride(0),
-                   HAS_EPS=eps is not None, HAS_GZ=grad_z is not None, HAS_GKL=grad_kl is not None, **meta)
+    kernel = _reparameterize_kl_bwd_kernel
+    programs, bound = _plan(kernel, B, L, mu.dtype, block_rows, block_cols,
+                            (("HAS_EPS", eps is not None), ("HAS_GZ", grad_z is not None),
+                             ("HAS_GKL", grad_kl is not None)))
+    _launch.launch(kernel, programs, (mu, logvar, mu if eps is None else eps, mu if seed is None else seed,
+                                      mu if grad_z is None else grad_z, mu if grad_kl is None else grad_kl, gmu, glv, B,
+                                      *mu.stride(), *logvar.stride(), *_strides(eps), *_strides(grad_z),
+                                      0 if grad_kl is None else grad_kl.stride(0)), bound)
     return gmu, glv

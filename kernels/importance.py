@@ -184,16 +184,17 @@ def _reparameterize_iw_bwd_kernel(
 
 
 @functools.lru_cache(maxsize=1024)
-def _plan(B, L, dtype, backward):
-    """``(programs, meta)`` of a launch over (B, L), once per key: Q (columns per quarter), the
-    tile (two counters a thread in backward, which holds the four quarters' sums), EVEN."""
+def _plan(kernel, B, L, dtype, flags):
+    """``(programs, bound)`` of a launch of ``kernel`` over (B, L), once per key: Q (columns per
+    quarter), the tile, EVEN and the op's own compile-time ``flags`` ((name, value) pairs),
+    bound for ``_launch.launch``."""
     Q = 4 * -(-L // 16)
     bq = min(1 << max(Q - 1, 0).bit_length(), 1024 if INTERPRET else 64)
     bb = max(1, min(1 << max(B - 1, 0).bit_length(), (8192 if INTERPRET else 512) // bq))
     even = B % bb == 0 and Q % bq == 0 and 4 * Q == L
     threads = bb * bq // 4
-    return -(-B // bb), dict(L=L, Q=Q, ACC=acc_dtype(dtype), BLOCK_B=bb, BLOCK_Q=bq, EVEN=even,
-                             num_warps=max(1, min(8, threads // 32)))
+    return -(-B // bb), _launch.bind(kernel, dict(L=L, Q=Q, ACC=acc_dtype(dtype), BLOCK_B=bb, BLOCK_Q=bq, EVEN=even,
+                                                  num_warps=max(1, min(8, threads // 32)), **dict(flags)))
 
 
 def _eps_strides(eps):
@@ -214,11 +215,12 @@ def reparameterize_iw_fwd(mu, logvar, K, eps=None, seed=None):
         return z, lr.zero_()
     if eps is None and seed is None:
         raise ValueError("reparameterize_iw_fwd: give eps or seed to draw z")
-    programs, meta = _plan(K * B, L, mu.dtype, False)
+    kernel = _reparameterize_iw_fwd_kernel
+    programs, bound = _plan(kernel, K * B, L, mu.dtype, (("HAS_EPS", eps is not None),))
     eps = None if eps is None else eps.reshape(K * B, L)  # a view for any (k, b)-contiguous layout
-    _launch.launch(_reparameterize_iw_fwd_kernel, programs, mu, logvar, mu if eps is None else eps,
-                   mu if seed is None else seed, z, lr, B, K * B, *mu.stride(), *logvar.stride(),
-                   *(eps.stride() if eps is not None else (0, 0)), HAS_EPS=eps is not None, **meta)
+    _launch.launch(kernel, programs, (mu, logvar, mu if eps is None else eps, mu if seed is None else seed, z, lr, B,
+                                      K * B, *mu.stride(), *logvar.stride(),
+                                      *(eps.stride() if eps is not None else (0, 0))), bound)
     return z, lr
 
 
@@ -233,10 +235,12 @@ def reparameterize_iw_bwd(mu, logvar, K, eps, seed, grad_z, grad_lr, weight=None
         return gmu, glv
     if (grad_z is None and grad_lr is None) or K == 0:
         return gmu.zero_(), glv.zero_()
-    programs, meta = _plan(B, L, mu.dtype, True)
-    _launch.launch(_reparameterize_iw_bwd_kernel, programs, mu, logvar, mu if eps is None else eps,
-                   mu if seed is None else seed, mu if grad_z is None else grad_z, mu if grad_lr is None else grad_lr,
-                   mu if weight is None else weight, gmu, glv, B, *mu.stride(), *logvar.stride(), *_eps_strides(eps),
-                   K=K, HAS_EPS=eps is not None, HAS_GZ=grad_z is not None, HAS_GLR=grad_lr is not None,
-                   HAS_W=weight is not None, PATH=bool(path), **meta)
+    kernel = _reparameterize_iw_bwd_kernel
+    programs, bound = _plan(kernel, B, L, mu.dtype, (
+        ("K", K), ("HAS_EPS", eps is not None), ("HAS_GZ", grad_z is not None), ("HAS_GLR", grad_lr is not None),
+        ("HAS_W", weight is not None), ("PATH", bool(path))))
+    _launch.launch(kernel, programs, (mu, logvar, mu if eps is None else eps, mu if seed is None else seed,
+                                      mu if grad_z is None else grad_z, mu if grad_lr is None else grad_lr,
+                                      mu if weight is None else weight, gmu, glv, B, *mu.stride(), *logvar.stride(),
+                                      *_eps_strides(eps)), bound)
     return gmu, glv

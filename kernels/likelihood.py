@@ -128,8 +128,22 @@ def _store_grads(gp_ptr, gx_ptr, gs_ptr, out, part_out, factor, dp, dx, ds, mask
         tl.store(gs_ptr + part_out, tl.sum(tl.where(mask, factor * ds, 0.0), axis=0), mask=col_ok)
 
 
+@triton.jit
+def _elbo_rows(kl_ptr, rows_ptr, rows, row_ok, ll, beta, B, ACC: tl.constexpr, REDUCE: tl.constexpr,
+               EVEN: tl.constexpr):
+    # rows[b] = beta * kl[b] - ll[b]; REDUCE 1 / 2 (one program holds every row): their sum / mean
+    r = beta * load(kl_ptr + rows, row_ok, EVEN).to(ACC) - ll
+    if REDUCE == 0:
+        store(rows_ptr + rows, r.to(rows_ptr.dtype.element_ty), row_ok, EVEN)
+    else:
+        total = tl.sum(tl.where(row_ok, r, 0.0), axis=0)
+        if REDUCE == 2:
+            total = total / B
+        tl.store(rows_ptr, total.to(rows_ptr.dtype.element_ty))
+
+
 # ll[b] = sum_d term; gradients (times grad_scale, and g[b] with G_ROWS) stored as asked; with
-# HAS_KL also the negative ELBO's rows[b] = beta * kl[b] - ll[b]. SKIP_IF_ONE: a program whose
+# HAS_KL also the negative ELBO's rows (``_elbo_rows``). SKIP_IF_ONE: a program whose
 # rows all have g == 1 returns at once (what it would write is there already). ROW_MOD: row r of
 # p takes row r % x_rows of x (K samples of one batch of targets). The scalars arrive as float64
 # (exact for float64 kernels) and are used in ACC (the interpreter hands them over as Python
@@ -143,7 +157,8 @@ def _likelihood_kernel(
     X_N3: tl.constexpr, S_N2: tl.constexpr, S_N3: tl.constexpr, ACC: tl.constexpr, S_TENSOR: tl.constexpr,
     S_ONE: tl.constexpr, G_ROWS: tl.constexpr, WRITE_LL: tl.constexpr, STORE_GP: tl.constexpr,
     STORE_GX: tl.constexpr, GS_MODE: tl.constexpr, HAS_KL: tl.constexpr, SKIP_IF_ONE: tl.constexpr,
-    ROW_MOD: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr, EVEN: tl.constexpr, UNROLL: tl.constexpr,
+    ROW_MOD: tl.constexpr, REDUCE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr, EVEN: tl.constexpr,
+    UNROLL: tl.constexpr,
 ):
     if not _INTERPRET:
         s_value, grad_scale, beta, x_scale = s_value.to(ACC), grad_scale.to(ACC), beta.to(ACC), x_scale.to(ACC)
@@ -190,9 +205,8 @@ def _likelihood_kernel(
     ll = tl.sum(acc, axis=1)
     if WRITE_LL:
         store(ll_ptr + rows, ll.to(ll_ptr.dtype.element_ty), row_ok, EVEN)
-    if HAS_KL:  # the negative ELBO's rows
-        kl = load(kl_ptr + rows, row_ok, EVEN).to(ACC)
-        store(rows_ptr + rows, (beta * kl - ll).to(rows_ptr.dtype.element_ty), row_ok, EVEN)
+    if HAS_KL:
+        _elbo_rows(kl_ptr, rows_ptr, rows, row_ok, ll, beta, B, ACC, REDUCE, EVEN)
     if GS_MODE == 3:
         store(gs_ptr + rows, tl.sum(acc_s, axis=1).to(gs_ptr.dtype.element_ty), row_ok, EVEN)
 
@@ -214,19 +228,22 @@ def _sum_partials_kernel(part_ptr, out_ptr, P, D, TRIPS: tl.constexpr, BLOCK_P: 
 
 @triton.jit
 def _scale_rows_kernel(
-    grad_ptr, out_ptr, g_ptr, B, stride_g, grad_scale: tl.float64,
-    D: tl.constexpr, ACC: tl.constexpr, IN_PLACE: tl.constexpr, CHECK_ROWS: tl.constexpr, BLOCK_B: tl.constexpr,
-    BLOCK_D: tl.constexpr,
+    grad_ptr, out_ptr, g_ptr, aux_ptr, B, stride_g, grad_scale: tl.float64, aux_scale: tl.float64,
+    D: tl.constexpr, ACC: tl.constexpr, IN_PLACE: tl.constexpr, HAS_AUX: tl.constexpr, CHECK_ROWS: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     # out[b, :] = grad[b, :] * g[b] / s for the CHECK_ROWS rows of this program. In place, the
     # program returns at once when g[b] == s for all of them (the usual case: the forward
     # already applied the expected upstream gradient), so that case costs B / CHECK_ROWS
-    # programs reading g. NaN != s: a NaN upstream gradient is applied, never skipped.
+    # programs reading g. NaN != s: a NaN upstream gradient is applied, never skipped. HAS_AUX:
+    # also aux[b] = g[b] * aux_scale (another gradient of the same upstream one, no launch of its own).
     if not _INTERPRET:
-        grad_scale = grad_scale.to(ACC)
+        grad_scale, aux_scale = grad_scale.to(ACC), aux_scale.to(ACC)
     first = tl.program_id(0).to(tl.int64) * CHECK_ROWS
     chk = first + tl.arange(0, CHECK_ROWS)
     g_all = tl.load(g_ptr + chk * stride_g, mask=chk < B, other=grad_scale).to(ACC)
+    if HAS_AUX:
+        tl.store(aux_ptr + chk, (g_all * aux_scale).to(aux_ptr.dtype.element_ty), mask=chk < B)
     n_differ = tl.sum((g_all != grad_scale).to(tl.int32), axis=0)
     if not IN_PLACE:
         n_differ += 1  # a new buffer: every row is written
@@ -251,11 +268,16 @@ def _chunk(dtype):
     return max(1024, 4096 // _ITEMSIZE[dtype])
 
 
+# the per-call compile-time flags of ``_likelihood_kernel``, in the order ``likelihood`` gives them
+_FLAGS = ("G_ROWS", "WRITE_LL", "STORE_GP", "STORE_GX", "GS_MODE", "HAS_KL", "SKIP_IF_ONE", "ROW_MOD", "REDUCE")
+
+
 @functools.lru_cache(maxsize=1024)
-def _plan(kind, shape, p_strides, x_strides, s_strides, dtype, block_rows, block_cols):
+def _plan(kind, shape, p_strides, x_strides, s_strides, dtype, block_rows, block_cols, flags):
     """What a launch over (B, ...) parameters, targets (and a logscale) needs that depends only
-    on shapes, strides and dtype, once per such key: ``(programs, strides, meta, order)``, or
-    None when a tensor's strides need more than three levels (the caller copies it)."""
+    on shapes, strides, dtype and the ``_FLAGS`` values, once per such key: ``(programs,
+    strides, bound, order)`` (``bound`` for ``_launch.launch``), or None when a tensor's strides
+    need more than three levels (the caller copies it)."""
     B, D = shape[0], math.prod(shape[1:])
     order = column_order(shape, p_strides)
     pl, xl = column_levels(shape, p_strides, order), column_levels(shape, x_strides, order)
@@ -265,23 +287,24 @@ def _plan(kind, shape, p_strides, x_strides, s_strides, dtype, block_rows, block
     rows, cols, warps = tile(B, D, block_rows, block_cols, _chunk(dtype))
     meta = dict(KIND=kind, D=D, P_N2=pl[1][0], P_N3=pl[1][1], X_N2=xl[1][0], X_N3=xl[1][1], S_N2=sl[1][0],
                 S_N3=sl[1][1], ACC=acc_dtype(dtype), BLOCK_B=rows, BLOCK_D=cols, num_warps=warps,
-                S_ONE=s_strides is not None and not any(s_strides),
+                S_TENSOR=s_strides is not None, S_ONE=s_strides is not None and not any(s_strides),
                 # float64's exact log and division need the registers unrolling would take (spills)
-                **loop_meta(B, D, rows, cols, 1 if dtype == torch.float64 else 8))
+                **loop_meta(B, D, rows, cols, 1 if dtype == torch.float64 else 8), **dict(zip(_FLAGS, flags)))
+    if B > rows:  # the rows are reduced in the kernel only where one program holds them all
+        meta["REDUCE"] = 0
     strides = (p_strides[0], *pl[0], x_strides[0], *xl[0], 0 if s_strides is None else s_strides[0], *sl[0])
-    return -(-B // rows), strides, meta, order
+    return -(-B // rows), strides, _launch.bind(_likelihood_kernel, meta), order
 
 
-def _planned(kind, p, x, s, block_rows, block_cols):
-    key = (kind, tuple(p.shape), p.stride(), x.stride(), None if s is None else s.stride(), p.dtype,
-           block_rows, block_cols)
-    plan = _plan(*key)
+def _planned(kind, p, x, s, block_rows, block_cols, flags):
+    plan = _plan(kind, tuple(p.shape), p.stride(), x.stride(), None if s is None else s.stride(), p.dtype,
+                 block_rows, block_cols, flags)
     if plan is None:  # beyond three levels of strides (5-D and more): laid out densely first
         order = column_order(tuple(p.shape), p.stride())
         p, x = (t.permute(0, *order).contiguous().permute(0, *_launch.inverse(order)) for t in (p, x))
         s = None if s is None else s.permute(0, *order).contiguous().permute(0, *_launch.inverse(order))
         plan = _plan(kind, tuple(p.shape), p.stride(), x.stride(), None if s is None else s.stride(), p.dtype,
-                     block_rows, block_cols)
+                     block_rows, block_cols, flags)
     return p, x, s, plan
 
 
@@ -292,7 +315,7 @@ def grad_like(p, dtype=None):
 
 
 def likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, write_ll=True, store_gp=False,
-               store_gx=False, gs_mode=0, gs=None, skip_if_one=False, kl=None, beta=1.0, block_rows=None,
+               store_gx=False, gs_mode=0, gs=None, skip_if_one=False, kl=None, beta=1.0, reduce=0, block_rows=None,
                block_cols=None):
     """Launch one pass over (B, ...) parameters ``p`` and targets ``x`` (any strides; read
     through them) and, for the Gaussian, a logscale: a tensor ``s`` of p's shape (expanded:
@@ -302,8 +325,9 @@ def likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, write
     asked for (``grad_like`` tensors, times ``grad_scale`` and, with ``g``, the per-row upstream
     gradient g (B,) or 0-d), gs per ``gs_mode`` (1: like p, in s's dtype; 2: (programs, D)
     partial sums over rows in ll's dtype, see ``sum_partials``; 3: (B,) row sums), written
-    into ``gs`` when given; rows = ``beta * kl - ll`` when ``kl`` (B,) of ll's dtype is given.
-    Unasked outputs are None. ``skip_if_one`` (with ``g``): programs whose rows all have g == 1
+    into ``gs`` when given; rows = ``beta * kl - ll`` when ``kl`` (B,) of ll's dtype is given,
+    and with ``reduce`` (1 sum, 2 mean) their 0-d reduction instead where one program holds
+    every row (a small batch: no separate reduction), else still the (B,) rows. Unasked outputs are None. ``skip_if_one`` (with ``g``): programs whose rows all have g == 1
     write nothing (their outputs from an earlier pass with ``grad_scale`` stand). ``x`` (and
     ``s``) may have fewer rows than p, a divisor of them: row r of p then reads row r % rows of
     each (the K samples of importance-weighted training, the targets never repeated in memory);
@@ -312,29 +336,35 @@ def likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, write
     B = p.shape[0]
     D = p.numel() // B if B else 0
     ll = torch.empty(B, device=p.device, dtype=sum_dtype(p.dtype))
-    rows = None if kl is None else torch.empty_like(ll)
-    gp = grad_like(p) if store_gp else None
-    gx = grad_like(p, x.dtype) if store_gx else None
-    p, x, s, (programs, strides, meta, order) = _planned(KINDS[kind] if isinstance(kind, str) else kind, p, x, s,
-                                                          block_rows, block_cols) if B and D else (p, x, s, (0,) * 4)
-    if gs is None and gs_mode:
-        gs = {1: lambda: grad_like(p, s.dtype), 2: lambda: torch.empty((programs, D), device=p.device, dtype=ll.dtype),
-              3: lambda: torch.empty_like(ll)}[gs_mode]()
     if not (B and D):
-        ll.zero_()
-        if gs is not None:
-            gs.zero_()
+        rows = None if kl is None else torch.empty_like(ll)
+        gp = grad_like(p) if store_gp else None
+        gx = grad_like(p, x.dtype) if store_gx else None
+        if gs is None and gs_mode:
+            gs = grad_like(p, s.dtype) if gs_mode == 1 else torch.empty((0, D) if gs_mode == 2 else B, dtype=ll.dtype,
+                                                                         device=p.device)
+        for t in (ll, gs):
+            if t is not None:
+                t.zero_()
         if rows is not None:
             torch.mul(kl, beta, out=rows)
         return ll, gp, gx, gs, rows
     x_rows, s_rows = x.shape[0], B if s is None else s.shape[0]
-    _launch.launch(_likelihood_kernel, programs, p, x, ll if s is None else s, ll if g is None else g, ll,
-                   ll if gp is None else gp, ll if gx is None else gx, ll if gs is None else gs,
-                   ll if kl is None else kl, ll if rows is None else rows, B, *strides,
-                   0 if g is None or g.dim() == 0 else g.stride(0), x_rows, s_rows, float(s_value), float(grad_scale),
-                   float(beta), 1.0 / 255.0, S_TENSOR=s is not None, G_ROWS=g is not None, WRITE_LL=write_ll,
-                   STORE_GP=store_gp, STORE_GX=store_gx, GS_MODE=gs_mode, HAS_KL=kl is not None,
-                   SKIP_IF_ONE=skip_if_one, ROW_MOD=x_rows != B or s_rows not in (B, 1), **meta)
+    flags = (g is not None, write_ll, store_gp, store_gx, gs_mode, kl is not None, skip_if_one,
+             x_rows != B or s_rows not in (B, 1), reduce if kl is not None else 0)
+    p, x, s, (programs, strides, bound, order) = _planned(KINDS[kind] if isinstance(kind, str) else kind, p, x, s,
+                                                           block_rows, block_cols, flags)
+    rows = None if kl is None else torch.empty(() if reduce and programs == 1 else B, device=p.device, dtype=ll.dtype)
+    gp = empty_in_order(p, order) if store_gp else None
+    gx = empty_in_order(p, order, x.dtype) if store_gx else None
+    if gs is None and gs_mode:
+        gs = empty_in_order(p, order, s.dtype) if gs_mode == 1 else torch.empty(
+            (programs, D) if gs_mode == 2 else B, device=p.device, dtype=ll.dtype)
+    _launch.launch(_likelihood_kernel, programs, (
+        p, x, ll if s is None else s, ll if g is None else g, ll, ll if gp is None else gp, ll if gx is None else gx,
+        ll if gs is None else gs, ll if kl is None else kl, ll if rows is None else rows, B, *strides,
+        0 if g is None or g.dim() == 0 else g.stride(0), x_rows, s_rows, float(s_value), float(grad_scale),
+        float(beta), 1.0 / 255.0), bound)
     return ll, gp, gx, gs, rows
 
 
@@ -346,35 +376,39 @@ def sum_partials(part, like):
     if D:
         bp, bd = min(64, 1 << max(P - 1, 0).bit_length()), min(256, 1 << max(D - 1, 0).bit_length())
         trips = 1 << max(-(-P // bp) - 1, 0).bit_length()
-        _launch.launch(_sum_partials_kernel, -(-D // bd), part, out, P, D, TRIPS=trips, BLOCK_P=bp, BLOCK_D=bd,
-                       num_warps=4)
+        _launch.launch(_sum_partials_kernel, -(-D // bd), (part, out, P, D),
+                       _launch.bind(_sum_partials_kernel, dict(TRIPS=trips, BLOCK_P=bp, BLOCK_D=bd, num_warps=4)))
     order = column_order(tuple(like.shape), like.stride())
     return out.view(*(like.shape[d] for d in order)).permute(*(i - 1 for i in _launch.inverse(order)))
 
 
 @functools.lru_cache(maxsize=1024)
-def _scale_plan(B, D, dtype, block_rows, block_cols):
+def _scale_plan(B, D, dtype, block_rows, block_cols, in_place, has_aux):
     rows, cols, warps = tile(B, D, block_rows, block_cols, _chunk(dtype))
     check = max(rows, min(256, 1 << (B - 1).bit_length()))
-    return -(-B // check), dict(D=D, ACC=acc_dtype(dtype), CHECK_ROWS=check, BLOCK_B=rows, BLOCK_D=cols,
-                                num_warps=warps)
+    return -(-B // check), _launch.bind(_scale_rows_kernel, dict(
+        D=D, ACC=acc_dtype(dtype), IN_PLACE=in_place, HAS_AUX=has_aux, CHECK_ROWS=check, BLOCK_B=rows, BLOCK_D=cols,
+        num_warps=warps))
 
 
-def scale_rows(grad, g, grad_scale=1.0, in_place=True, block_rows=None, block_cols=None):
+def scale_rows(grad, g, grad_scale=1.0, in_place=True, aux_scale=None, block_rows=None, block_cols=None):
     """``grad[b] * g[b] / grad_scale``: in place (programs whose rows all have g == grad_scale
     return at once, so the expected upstream gradient costs no pass), or into a new buffer
     (``in_place=False``: the stored buffer stays as it was, for another backward).
 
     grad: a gradient ``likelihood`` stored (dense rows); g: (B,) upstream gradient, any stride
     (an expanded scalar has stride 0), or a 0-d tensor (the same for every row). No host
-    synchronisation. Returns the result.
+    synchronisation. Returns the result; with ``aux_scale`` (a number) ``(result, aux)``, aux
+    (B,) in g's dtype = ``g[b] * aux_scale``, formed by the same launch.
     """
     B = grad.shape[0]
     out = grad if in_place else torch.empty_like(grad)
+    aux = None if aux_scale is None else torch.empty(B, device=g.device, dtype=g.dtype)
     if B == 0 or grad.numel() == 0:
-        return out
-    programs, meta = _scale_plan(B, grad.numel() // B, torch.float64 if g.dtype == torch.float64 else grad.dtype,
-                                 block_rows, block_cols)
-    _launch.launch(_scale_rows_kernel, programs, grad, out, g, B, g.stride(0) if g.dim() else 0,
-                   float(grad_scale), IN_PLACE=in_place, **meta)
-    return out
+        return out if aux is None else (out, aux.copy_(g * aux_scale))
+    programs, bound = _scale_plan(B, grad.numel() // B, torch.float64 if g.dtype == torch.float64 else grad.dtype,
+                                  block_rows, block_cols, in_place, aux is not None)
+    _launch.launch(_scale_rows_kernel, programs, (grad, out, g, g if aux is None else aux, B,
+                                                  g.stride(0) if g.dim() else 0, float(grad_scale),
+                                                  0.0 if aux is None else float(aux_scale)), bound)
+    return out if aux is None else (out, aux)

@@ -292,7 +292,7 @@ def test_strided_4d_logits_are_read_through_their_strides(layout, device, monkey
     logits = logits.detach().requires_grad_(True)
     seen = []
     real = _launch.launch
-    monkeypatch.setattr(_launch, "launch", lambda k, n, *a, **m: (seen.append(a[0]), real(k, n, *a, **m))[1])
+    monkeypatch.setattr(_launch, "launch", lambda k, n, a, b: (seen.append(a[0]), real(k, n, a, b))[1])
     ll = fastvae.bernoulli_log_likelihood(logits, x)
     g = torch.randn(3, device=device)
     ll.backward(g)

@@ -144,7 +144,7 @@ def test_targets_are_never_repeated(device, monkeypatch):
 
     seen = []
     real = _launch.launch
-    monkeypatch.setattr(_launch, "launch", lambda k, n, *a, **kw: (seen.append(a[1]), real(k, n, *a, **kw))[1])
+    monkeypatch.setattr(_launch, "launch", lambda k, n, a, b: (seen.append(a[1]), real(k, n, a, b))[1])
     x = (torch.rand(6, 10, device=device) < 0.5).to(torch.uint8)
     recon = torch.randn(4, 6, 10, device=device, requires_grad=True)
     fastvae.iwae_loss(recon, x, torch.zeros(4, 6, device=device)).backward()

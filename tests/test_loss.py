@@ -119,6 +119,27 @@ def test_usual_backward_leaves_nothing_to_do(reduction, dtype, device, monkeypat
     assert seen == [True, False]
 
 
+@pytest.mark.parametrize("logits_grad", [True, False], ids=["logits-grad", "no-logits-grad"])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("B", [3, 37])
+def test_kl_gradient_with_and_without_the_rescale_launch(B, reduction, logits_grad, device):
+    # kl's gradient (upstream * beta * w) is formed by the launch that rescales the stored logits
+    # gradient when there is one (and the kernel reduces the rows itself when one program holds
+    # them all, B = 3): check it against float64 both ways, with an upstream gradient other than 1
+    logits, x, mu, logvar = _inputs(B, 30, 5, torch.float32, device)
+    logits.requires_grad_(logits_grad)
+    z, kl = fastvae.reparameterize_kl(mu, logvar, eps=torch.zeros_like(mu))
+    loss = fastvae.elbo_loss(logits, x, kl=kl, beta=0.3, reduction=reduction)
+    g = torch.randn(loss.shape, device=device)
+    got = _grads(loss, [mu, logvar] + ([logits] if logits_grad else []), g)
+    t64 = [t.detach().double().requires_grad_(t.requires_grad) for t in (logits, mu, logvar)]
+    ref = reference.elbo_loss(t64[0], x, t64[1], t64[2], beta=0.3, reduction=reduction)
+    assert_close64(loss, ref.detach(), msg="loss")
+    want = _grads(ref, [t64[1], t64[2]] + ([t64[0]] if logits_grad else []), g.double())
+    for name, a, b in zip(("mu", "logvar", "logits"), got, want):
+        assert_close64(a, b, msg=name)
+
+
 def test_float16_mean_loss_with_loss_scaling_keeps_small_gradients(device):
     # AMP-style: float16 logits, mean over a large batch, loss multiplied by 65536 (GradScaler).
     # A gradient stored pre-scaled by -1/B in float16 would underflow to 0 before the 65536

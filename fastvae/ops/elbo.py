@@ -17,28 +17,34 @@ from . import likelihood as _ll
 from ._route import once_differentiable
 
 
+_REDUCE = {"none": 0, "sum": 1, "mean": 2}  # the kernel's codes
+
+
 def _row_weight(reduction, B):
     # d loss / d row: 1/B for 'mean', 1 for 'sum' and 'none' (times the upstream gradient)
     return 1.0 / B if (reduction == "mean" and B > 0) else 1.0
 
 
 class fastvae_elbo(torch.autograd.Function):  # noqa: N801 - the name grad_fn shows
-    """(kind, p, x, s, s_value, kl, beta, reduction) -> (loss, ll): ``loss = reduce(beta * kl - ll)``."""
+    """(spec, p, x, s, kl) -> (loss, ll): ``loss = reduce(beta * kl - ll)``; ``spec`` is
+    ``(kind, s_value, beta, reduction)`` (one argument: each costs host time in ``apply``)."""
 
     @staticmethod
-    def forward(ctx, kind, p, x, s, s_value, kl, beta, reduction):
+    def forward(ctx, spec, p, x, s, kl):
+        kind, s_value, beta, reduction = spec
         B = p.shape[0]
         w = _row_weight(reduction, B)
         store = p.dtype != torch.float16
-        fused = kl.dtype == sum_dtype(p.dtype)  # the rows formed in the kernel's pass
+        fused = kl.dtype == sum_dtype(p.dtype)  # the rows formed (and reduced) in the kernel's pass
         # the scale folded into stored gradients reaches the kernel as float32: float64 folds
         # none (its backward rescales, exactly) rather than carry -1/B's float32 rounding
         folded = 1.0 if p.dtype == torch.float64 else -w
-        ll, rows = _ll.forward(ctx, kind, p, x, s, s_value, folded, store, kl if fused else None, beta)
+        ll, rows = _ll.forward(ctx, kind, p, x, s, s_value, folded, store, kl if fused else None, beta,
+                               _REDUCE[reduction])
         if not fused:  # kl float64 with float32 sums: promoted as the reference does
             rows = beta * kl - ll
         ctx.beta, ctx.w, ctx.B, ctx.unfolded = beta, w, B, -w / folded
-        return reduce_rows(rows, reduction), ll
+        return rows if rows.dim() == 0 else reduce_rows(rows, reduction), ll
 
     @staticmethod
     def backward(ctx, g_loss, g_ll):
@@ -50,9 +56,14 @@ class fastvae_elbo(torch.autograd.Function):  # noqa: N801 - the name grad_fn sh
         else:
             factor = g_ll / -ctx.w if g_loss is None else g_loss - g_ll / ctx.w
         gp = gx = gs = grad_kl = None
+        want_kl = g_loss is not None and ctx.needs_input_grad[4]
+        # kl's gradient g_loss * beta * w comes out of the launch that rescales the stored
+        # gradient where it reads that same upstream gradient (one launch fewer)
+        aux = ctx.beta * ctx.w if want_kl and g_ll is None and ctx.unfolded == 1.0 else None
         if factor is not None:
-            gp, gx, gs = _ll.backward(ctx, factor if ctx.unfolded == 1.0 else factor * ctx.unfolded)
-        if g_loss is not None and ctx.needs_input_grad[5]:
+            gp, gx, gs, grad_kl = _ll.backward(ctx, factor if ctx.unfolded == 1.0 else factor * ctx.unfolded,
+                                               aux_scale=aux)
+        if want_kl and grad_kl is None:
             grad_kl = g_loss * (ctx.beta * ctx.w)
             grad_kl = grad_kl.expand(ctx.B) if grad_kl.dim() == 0 else grad_kl
-        return None, gp, gx, gs, None, grad_kl, None, None
+        return None, gp, gx, gs, grad_kl

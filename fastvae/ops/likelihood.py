@@ -62,13 +62,14 @@ def _to_logscale(gs, mode, s, shape):
     return (gs.sum_to_size(s.shape) if gs.shape != s.shape else gs).to(s.dtype)
 
 
-def forward(ctx, kind, p, x, s, s_value, grad_scale, store, kl=None, beta=1.0):
-    """The forward pass; with ``ctx``, also saves what backward needs. Returns (ll, rows)."""
+def forward(ctx, kind, p, x, s, s_value, grad_scale, store, kl=None, beta=1.0, reduce=0):
+    """The forward pass; with ``ctx``, also saves what backward needs. Returns (ll, rows): rows
+    as ``fastvae.kernels.likelihood`` gives them (0-d where it could ``reduce`` them)."""
     need = (p.requires_grad, x.requires_grad, gs_mode(s, p))
     store = store and (need[0] or need[1] or need[2] != 0)
     ll, gp, gx, gs, rows = kernels().likelihood(
         kind, p, x, _expanded(s, p), s_value, grad_scale, store_gp=store and need[0],
-        store_gx=store and need[1], gs_mode=need[2] if store else 0, kl=kl, beta=beta)
+        store_gx=store and need[1], gs_mode=need[2] if store else 0, kl=kl, beta=beta, reduce=reduce)
     if ctx is not None:
         ctx.kind, ctx.s_value, ctx.grad_scale, ctx.store, ctx.need = kind, s_value, grad_scale, store, need
         ctx.p_shape = p.shape
@@ -79,16 +80,21 @@ def forward(ctx, kind, p, x, s, s_value, grad_scale, store, kl=None, beta=1.0):
     return ll, rows
 
 
-def backward(ctx, factor, recompute=None):
+def backward(ctx, factor, recompute=None, aux_scale=None):
     """Gradients of (p, x, s) for the upstream gradient ``factor * grad_scale`` per row
-    (``factor``: (B,) or 0-d). ``recompute(kind, p, x, s, s_value, g, need)`` forms them anew
-    (eager: the kernel; compiled: the backward custom op)."""
+    (``factor``: (B,) or 0-d), and ``aux``: with ``aux_scale``, ``factor * aux_scale`` (B,) where
+    the launch that rescales p's stored gradient could form it (else None).
+    ``recompute(kind, p, x, s, s_value, g, need)`` forms them anew (eager: the kernel; compiled:
+    the backward custom op). Returns ``(gp, gx, gs, aux)``."""
     gp, gx, gs, p, x, s = ctx.saved_tensors
-    need = ctx.need
+    need, aux = ctx.need, None
     if ctx.store:
         in_place = not graph_kept()
         scale = kernels().scale_rows
-        gp = scale(gp, factor, 1.0, in_place=in_place) if gp is not None else None
+        if gp is not None and aux_scale is not None:
+            gp, aux = scale(gp, factor, 1.0, in_place=in_place, aux_scale=aux_scale)
+        elif gp is not None:
+            gp = scale(gp, factor, 1.0, in_place=in_place)
         gx = scale(gx, factor, 1.0, in_place=in_place) if gx is not None else None
         if need[2] == 1:
             gs = scale(gs, factor, 1.0, in_place=in_place)
@@ -104,7 +110,7 @@ def backward(ctx, factor, recompute=None):
         gp, gx, gs = (recompute or _recompute)(ctx.kind, p, x, s, ctx.s_value, g, need)
     if need[2]:
         gs = _to_logscale(gs, need[2], s, ctx.p_shape)
-    return gp if need[0] else None, gx if need[1] else None, gs if need[2] else None
+    return gp if need[0] else None, gx if need[1] else None, gs if need[2] else None, aux
 
 
 def _recompute(kind, p, x, s, s_value, g, need):
@@ -131,7 +137,7 @@ class fastvae_likelihood(torch.autograd.Function):  # noqa: N801 - the name grad
         once_differentiable("log_likelihood")
         # the upstream gradient in units of the grad_scale the stored gradients carry
         factor = grad_ll if ctx.grad_scale == 1.0 else grad_ll / ctx.grad_scale
-        return (None, *backward(ctx, factor), None, None, None)
+        return (None, *backward(ctx, factor)[:3], None, None, None)
 
 
 # ------------------------------------------------------------- the same under torch.compile
@@ -182,7 +188,7 @@ def _op_grads(ctx, grad_ll):
     def recompute(kind, p, x, s, s_value, g, need):
         return _op_backward(kind, p, x, s, s_value, g, need[0], need[1], need[2])
 
-    gp, gx, gs = backward(ctx, grad_ll, recompute)
+    gp, gx, gs, _ = backward(ctx, grad_ll, recompute)
     return None, gp, gx, gs, None
 
 
