@@ -147,16 +147,20 @@ class ELBOLoss(nn.Module):
     """Module twin of ``reference.elbo_loss``; see ``fastvae.ELBOLoss``."""
 
     _elbo_loss = staticmethod(elbo_loss)  # fastvae.ELBOLoss swaps in the fused function
+    beta, reduction, return_terms, likelihood, validate_args = 1.0, "mean", False, "bernoulli", False
 
     def __init__(self, beta: float = 1.0, reduction: str = "mean", return_terms: bool = False, *,
                  likelihood: str = "bernoulli", validate_args: bool = False):
-        # nn.Module's own __init__, then plain attributes set without its __setattr__ (a loss is
-        # often built inside the training step: its construction is host time on every step)
-        nn.Module.__init__(self)
+        super().__init__()  # not nn.Module.__init__(self): torch.compile breaks its graph on that
         check_reduction(reduction)
         check_beta(beta)
-        self.__dict__.update(beta=float(beta), reduction=reduction, return_terms=bool(return_terms),
-                             likelihood=check_likelihood_name(likelihood), validate_args=bool(validate_args))
+        likelihood = check_likelihood_name(likelihood)
+        # a loss is often built inside the training step: only settings other than the class
+        # defaults below are set (each nn.Module.__setattr__ costs about a microsecond)
+        for name, value in (("beta", float(beta)), ("reduction", reduction), ("return_terms", bool(return_terms)),
+                            ("likelihood", likelihood), ("validate_args", bool(validate_args))):
+            if value != getattr(ELBOLoss, name):
+                setattr(self, name, value)
 
     def forward(self, recon_logits, x, mu=None, logvar=None, *, kl=None, logscale=0.0):
         return self._elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms, kl=kl,

@@ -54,6 +54,22 @@ def test_compile_fullgraph_other_likelihoods(likelihood, device):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("module", ["fastvae", "reference"])
+def test_loss_module_built_inside_a_fullgraph_compile(module, device):
+    # a loss module is often constructed inside the training step: that must not break the graph
+    cls = fastvae.ELBOLoss if module == "fastvae" else fastvae.reference.ELBOLoss
+    logits = torch.randn(5, 12, device=device, requires_grad=True)
+    x = (torch.rand(5, 12, device=device) < 0.5).to(torch.uint8)
+    kl = torch.rand(5, device=device, requires_grad=True)
+
+    def loss(logits, kl):
+        return cls(beta=0.5, reduction="sum")(logits, x, kl=kl) + cls()(logits, x, kl=kl)
+
+    torch._dynamo.reset()
+    value = torch.compile(loss, fullgraph=True)(logits, kl)
+    torch.testing.assert_close(value, loss(logits, kl), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_compile_fullgraph_matches_eager(device):
     torch.manual_seed(0)
