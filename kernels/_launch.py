@@ -19,10 +19,20 @@ import triton.language as tl
 from .._backend import INTERPRET
 from .._rows import sum_dtype
 
+INTERPRETING = tl.constexpr(INTERPRET)  # for kernels: the interpreter hands scalars over as Python floats
 MAX_BLOCK_D = 256
 GPU_TILE = 1024        # elements of one chunk: 4 per thread at 8 warps
 # The interpreter costs ~1 ms per program instance whatever the tile: larger tiles there.
 _INTERPRET_TILE = 16384
+
+
+_ITEMSIZE = {torch.float16: 2, torch.bfloat16: 2, torch.float32: 4, torch.float64: 8}
+
+
+def chunk_elems(dtype):
+    """Elements of one chunk for ``tile``'s ``max_elems``: 16 bytes per thread at 8 warps (fp32:
+    1024, bf16/fp16: 2048)."""
+    return max(1024, 4096 // _ITEMSIZE[dtype])
 
 
 @functools.lru_cache(maxsize=None)

@@ -24,7 +24,7 @@ kernel does every pass: the forward (ll, and with ``STORE_*`` the gradients, pre
 the upstream gradient the caller expects, ``grad_scale``), and the backward that recomputes
 them (``G_ROWS``: the per-row upstream gradient read from ``g``). A logscale shared by the rows
 gets its gradient as per-program partial sums over the rows (``GS_MODE = 2``, then
-``sum_partials``), one constant within each row (a single shared value included) as row sums
+``rescale.sum_partials``), one constant within each row (a single shared value included) as row sums
 of d/ds, the upstream gradient applied by the caller (``3``), a full one per element (``1``). Math in float32 (float64 for float64 parameters); each gradient stored once.
 """
 
@@ -35,14 +35,13 @@ import torch
 import triton
 import triton.language as tl
 
-from .._backend import INTERPRET
 from .._rows import sum_dtype
 from . import _launch
-from ._launch import acc_dtype, column_levels, column_offsets, column_order, empty_in_order, load, loop_meta, store, tile
+from ._launch import (INTERPRETING, acc_dtype, chunk_elems, column_levels, column_offsets, column_order,
+                      empty_in_order, load, loop_meta, store, tile)
 from ._math import LOG2E, log1p_01, log_pos, recip
 
 KINDS = {"bernoulli": 0, "continuous_bernoulli": 1, "gaussian": 2}
-_INTERPRET = tl.constexpr(INTERPRET)
 HALF_LOG_2PI = tl.constexpr(0.9189385332046728)
 
 
@@ -160,7 +159,7 @@ def _likelihood_kernel(
     ROW_MOD: tl.constexpr, REDUCE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr, EVEN: tl.constexpr,
     UNROLL: tl.constexpr,
 ):
-    if not _INTERPRET:
+    if not INTERPRETING:
         s_value, grad_scale, beta, x_scale = s_value.to(ACC), grad_scale.to(ACC), beta.to(ACC), x_scale.to(ACC)
     pid = tl.program_id(0).to(tl.int64)
     rows = pid * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -211,63 +210,6 @@ def _likelihood_kernel(
         store(gs_ptr + rows, tl.sum(acc_s, axis=1).to(gs_ptr.dtype.element_ty), row_ok, EVEN)
 
 
-@triton.jit
-def _sum_partials_kernel(part_ptr, out_ptr, P, D, TRIPS: tl.constexpr, BLOCK_P: tl.constexpr,
-                         BLOCK_D: tl.constexpr):
-    # out[d] = sum_p part[p, d]: the shared logscale's gradient from the programs' partial sums.
-    # TRIPS (a power of two >= cdiv(P, BLOCK_P)) bounds the loop at compile time: a runtime
-    # bound breaks the interpreter of triton 3.6 under numpy >= 2.4; the mask drops the excess.
-    cols = tl.program_id(0).to(tl.int64) * BLOCK_D + tl.arange(0, BLOCK_D)
-    acc = tl.zeros([BLOCK_P, BLOCK_D], part_ptr.dtype.element_ty)
-    for t in range(TRIPS):
-        r = t * BLOCK_P + tl.arange(0, BLOCK_P)
-        acc += tl.load(part_ptr + r[:, None].to(tl.int64) * D + cols[None, :], mask=(r < P)[:, None] & (cols < D)[None, :],
-                       other=0.0)
-    tl.store(out_ptr + cols, tl.sum(acc, axis=0), mask=cols < D)
-
-
-@triton.jit
-def _scale_rows_kernel(
-    grad_ptr, out_ptr, g_ptr, aux_ptr, B, stride_g, grad_scale: tl.float64, aux_scale: tl.float64,
-    D: tl.constexpr, ACC: tl.constexpr, IN_PLACE: tl.constexpr, HAS_AUX: tl.constexpr, CHECK_ROWS: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
-):
-    # out[b, :] = grad[b, :] * g[b] / s for the CHECK_ROWS rows of this program. In place, the
-    # program returns at once when g[b] == s for all of them (the usual case: the forward
-    # already applied the expected upstream gradient), so that case costs B / CHECK_ROWS
-    # programs reading g. NaN != s: a NaN upstream gradient is applied, never skipped. HAS_AUX:
-    # also aux[b] = g[b] * aux_scale (another gradient of the same upstream one, no launch of its own).
-    if not _INTERPRET:
-        grad_scale, aux_scale = grad_scale.to(ACC), aux_scale.to(ACC)
-    first = tl.program_id(0).to(tl.int64) * CHECK_ROWS
-    chk = first + tl.arange(0, CHECK_ROWS)
-    g_all = tl.load(g_ptr + chk * stride_g, mask=chk < B, other=grad_scale).to(ACC)
-    if HAS_AUX:
-        tl.store(aux_ptr + chk, (g_all * aux_scale).to(aux_ptr.dtype.element_ty), mask=chk < B)
-    n_differ = tl.sum((g_all != grad_scale).to(tl.int32), axis=0)
-    if not IN_PLACE:
-        n_differ += 1  # a new buffer: every row is written
-    if n_differ > 0:
-        for r0 in range(0, CHECK_ROWS, BLOCK_B):
-            rows = first + r0 + tl.arange(0, BLOCK_B)
-            row_ok = rows < B
-            factor = tl.load(g_ptr + rows * stride_g, mask=row_ok, other=grad_scale).to(ACC) / grad_scale
-            for c0 in range(0, D, BLOCK_D):
-                cols = c0 + tl.arange(0, BLOCK_D)
-                mask = row_ok[:, None] & (cols < D)[None, :]
-                offs = rows[:, None] * D + cols[None, :]
-                v = tl.load(grad_ptr + offs, mask=mask, other=0.0).to(ACC) * factor[:, None]
-                tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=mask)
-
-
-_ITEMSIZE = {torch.float16: 2, torch.bfloat16: 2, torch.float32: 4, torch.float64: 8}
-
-
-def _chunk(dtype):
-    # elements of one chunk: 16 bytes per thread at 8 warps (fp32: 1024, bf16/fp16: 2048)
-    return max(1024, 4096 // _ITEMSIZE[dtype])
-
-
 # the per-call compile-time flags of ``_likelihood_kernel``, in the order ``likelihood`` gives them
 _FLAGS = ("G_ROWS", "WRITE_LL", "STORE_GP", "STORE_GX", "GS_MODE", "HAS_KL", "SKIP_IF_ONE", "ROW_MOD", "REDUCE")
 
@@ -284,7 +226,7 @@ def _plan(kind, shape, p_strides, x_strides, s_strides, dtype, block_rows, block
     sl = column_levels(shape, s_strides, order) if s_strides is not None else ((0, 0, 0), (1, 1))
     if pl is None or xl is None or sl is None:
         return None
-    rows, cols, warps = tile(B, D, block_rows, block_cols, _chunk(dtype))
+    rows, cols, warps = tile(B, D, block_rows, block_cols, chunk_elems(dtype))
     meta = dict(KIND=kind, D=D, P_N2=pl[1][0], P_N3=pl[1][1], X_N2=xl[1][0], X_N3=xl[1][1], S_N2=sl[1][0],
                 S_N3=sl[1][1], ACC=acc_dtype(dtype), BLOCK_B=rows, BLOCK_D=cols, num_warps=warps,
                 S_TENSOR=s_strides is not None, S_ONE=s_strides is not None and not any(s_strides),
@@ -324,7 +266,7 @@ def likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, write
     Returns ``(ll, gp, gx, gs, rows)``: ll (B,) float32 (float64 for float64 p); the gradients
     asked for (``grad_like`` tensors, times ``grad_scale`` and, with ``g``, the per-row upstream
     gradient g (B,) or 0-d), gs per ``gs_mode`` (1: like p, in s's dtype; 2: (programs, D)
-    partial sums over rows in ll's dtype, see ``sum_partials``; 3: (B,) row sums), written
+    partial sums over rows in ll's dtype, see ``rescale.sum_partials``; 3: (B,) row sums), written
     into ``gs`` when given; rows = ``beta * kl - ll`` when ``kl`` (B,) of ll's dtype is given,
     and with ``reduce`` (1 sum, 2 mean) their 0-d reduction instead where one program holds
     every row (a small batch: no separate reduction), else still the (B,) rows. Unasked outputs are None. ``skip_if_one`` (with ``g``): programs whose rows all have g == 1
@@ -366,49 +308,3 @@ def likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, write
         0 if g is None or g.dim() == 0 else g.stride(0), x_rows, s_rows, float(s_value), float(grad_scale),
         float(beta), 1.0 / 255.0), bound)
     return ll, gp, gx, gs, rows
-
-
-def sum_partials(part, like):
-    """The per-program partial sums (P, D) of ``likelihood(..., gs_mode=2)`` summed over the
-    programs: a tensor of ``like.shape[1:]`` in the partials' dtype (``like``: the parameters)."""
-    P, D = part.shape
-    out = torch.empty(D, device=part.device, dtype=part.dtype)
-    if D:
-        bp, bd = min(64, 1 << max(P - 1, 0).bit_length()), min(256, 1 << max(D - 1, 0).bit_length())
-        trips = 1 << max(-(-P // bp) - 1, 0).bit_length()
-        _launch.launch(_sum_partials_kernel, -(-D // bd), (part, out, P, D),
-                       _launch.bind(_sum_partials_kernel, dict(TRIPS=trips, BLOCK_P=bp, BLOCK_D=bd, num_warps=4)))
-    order = column_order(tuple(like.shape), like.stride())
-    return out.view(*(like.shape[d] for d in order)).permute(*(i - 1 for i in _launch.inverse(order)))
-
-
-@functools.lru_cache(maxsize=1024)
-def _scale_plan(B, D, dtype, block_rows, block_cols, in_place, has_aux):
-    rows, cols, warps = tile(B, D, block_rows, block_cols, _chunk(dtype))
-    check = max(rows, min(256, 1 << (B - 1).bit_length()))
-    return -(-B // check), _launch.bind(_scale_rows_kernel, dict(
-        D=D, ACC=acc_dtype(dtype), IN_PLACE=in_place, HAS_AUX=has_aux, CHECK_ROWS=check, BLOCK_B=rows, BLOCK_D=cols,
-        num_warps=warps))
-
-
-def scale_rows(grad, g, grad_scale=1.0, in_place=True, aux_scale=None, block_rows=None, block_cols=None):
-    """``grad[b] * g[b] / grad_scale``: in place (programs whose rows all have g == grad_scale
-    return at once, so the expected upstream gradient costs no pass), or into a new buffer
-    (``in_place=False``: the stored buffer stays as it was, for another backward).
-
-    grad: a gradient ``likelihood`` stored (dense rows); g: (B,) upstream gradient, any stride
-    (an expanded scalar has stride 0), or a 0-d tensor (the same for every row). No host
-    synchronisation. Returns the result; with ``aux_scale`` (a number) ``(result, aux)``, aux
-    (B,) in g's dtype = ``g[b] * aux_scale``, formed by the same launch.
-    """
-    B = grad.shape[0]
-    out = grad if in_place else torch.empty_like(grad)
-    aux = None if aux_scale is None else torch.empty(B, device=g.device, dtype=g.dtype)
-    if B == 0 or grad.numel() == 0:
-        return out if aux is None else (out, aux.copy_(g * aux_scale))
-    programs, bound = _scale_plan(B, grad.numel() // B, torch.float64 if g.dtype == torch.float64 else grad.dtype,
-                                  block_rows, block_cols, in_place, aux is not None)
-    _launch.launch(_scale_rows_kernel, programs, (grad, out, g, g if aux is None else aux, B,
-                                                  g.stride(0) if g.dim() else 0, float(grad_scale),
-                                                  0.0 if aux is None else float(aux_scale)), bound)
-    return out if aux is None else (out, aux)
