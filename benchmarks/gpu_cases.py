@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 
-import cases
 import measure
 import overhead
 import timing

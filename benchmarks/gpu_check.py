@@ -33,7 +33,6 @@ os.environ.pop("TRITON_INTERPRET", None)  # before triton is imported: the real 
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
-import json  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402

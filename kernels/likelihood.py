@@ -218,8 +218,9 @@ _FLAGS = ("G_ROWS", "WRITE_LL", "STORE_GP", "STORE_GX", "GS_MODE", "HAS_KL", "SK
 def _plan(kind, shape, p_strides, x_strides, s_strides, dtype, block_rows, block_cols, flags):
     """What a launch over (B, ...) parameters, targets (and a logscale) needs that depends only
     on shapes, strides, dtype and the ``_FLAGS`` values, once per such key: ``(programs,
-    strides, bound, order)`` (``bound`` for ``_launch.launch``), or None when a tensor's strides
-    need more than three levels (the caller copies it)."""
+    strides, bound, order, reduces)`` (``bound`` for ``_launch.launch``; ``reduces``: the kernel
+    reduces the rows itself), or None when a tensor's strides need more than three levels (the
+    caller copies it)."""
     B, D = shape[0], math.prod(shape[1:])
     order = column_order(shape, p_strides)
     pl, xl = column_levels(shape, p_strides, order), column_levels(shape, x_strides, order)
@@ -235,7 +236,7 @@ def _plan(kind, shape, p_strides, x_strides, s_strides, dtype, block_rows, block
     if B > rows:  # the rows are reduced in the kernel only where one program holds them all
         meta["REDUCE"] = 0
     strides = (p_strides[0], *pl[0], x_strides[0], *xl[0], 0 if s_strides is None else s_strides[0], *sl[0])
-    return -(-B // rows), strides, _launch.bind(_likelihood_kernel, meta), order
+    return -(-B // rows), strides, _launch.bind(_likelihood_kernel, meta), order, meta["REDUCE"] != 0
 
 
 def _planned(kind, p, x, s, block_rows, block_cols, flags):
@@ -294,9 +295,9 @@ def likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, write
     x_rows, s_rows = x.shape[0], B if s is None else s.shape[0]
     flags = (g is not None, write_ll, store_gp, store_gx, gs_mode, kl is not None, skip_if_one,
              x_rows != B or s_rows not in (B, 1), reduce if kl is not None else 0)
-    p, x, s, (programs, strides, bound, order) = _planned(KINDS[kind] if isinstance(kind, str) else kind, p, x, s,
-                                                           block_rows, block_cols, flags)
-    rows = None if kl is None else torch.empty(() if reduce and programs == 1 else B, device=p.device, dtype=ll.dtype)
+    kind = KINDS[kind] if isinstance(kind, str) else kind
+    p, x, s, (programs, strides, bound, order, reduces) = _planned(kind, p, x, s, block_rows, block_cols, flags)
+    rows = None if kl is None else torch.empty(() if reduces else B, device=p.device, dtype=ll.dtype)
     gp = empty_in_order(p, order) if store_gp else None
     gx = empty_in_order(p, order, x.dtype) if store_gx else None
     if gs is None and gs_mode:
