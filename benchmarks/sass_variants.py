@@ -13,6 +13,8 @@ from typing import Callable, NamedTuple, Optional
 import torch
 
 from fastvae import kernels as K
+from fastvae import likelihoods
+from fastvae.kernels import modes
 
 B, D, L = 65536, 784, 64
 DT = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64,
@@ -46,17 +48,23 @@ def _t(shape, dtype, dev):
     return torch.empty(shape, dtype=DT[dtype], device=dev)
 
 
+def _pass(name, *args, **kw):
+    # one likelihood pass of the registry's ``name``, as fastvae.ops launches it
+    spec = likelihoods.get(name)
+    return K.likelihood_pass(spec.code, *args, x_scale=spec.uint8_scale, **kw)
+
+
 def _bernoulli(kernel, ld, xd):
     def fwd(store_grad):
-        return lambda dev: K.likelihood("bernoulli", _t((B, D), ld, dev), _t((B, D), xd, dev), grad_scale=-1.0 / B,
-                                        store_gp=store_grad)
+        return lambda dev: _pass("bernoulli", _t((B, D), ld, dev), _t((B, D), xd, dev), grad_scale=-1.0 / B,
+                                 store_gp=store_grad)
 
     run = {
         "bernoulli_forward_grad": fwd(True),
         "bernoulli_forward": fwd(False),
-        "bernoulli_backward": lambda dev: K.likelihood("bernoulli", _t((B, D), ld, dev), _t((B, D), xd, dev),
-                                                       g=_t((B,), "fp64" if ld == "fp64" else "fp32", dev),
-                                                       write_ll=False, store_gp=True),
+        "bernoulli_backward": lambda dev: _pass("bernoulli", _t((B, D), ld, dev), _t((B, D), xd, dev),
+                                                g=_t((B,), "fp64" if ld == "fp64" else "fp32", dev),
+                                                write_ll=False, store_gp=True),
         "bernoulli_rescale": lambda dev: K.scale_rows(_t((B, D), ld, dev), _t((B,), "fp64" if ld == "fp64" else "fp32", dev),
                                                       -1.0 / B),
     }[kernel]
@@ -69,12 +77,13 @@ def _likelihood(kernel, kind, ld, xd, store, logscale=None):
     ``shared`` (one learned value), ``feature`` (D,) or ``element`` (B, D), learned."""
     def run(dev):
         p, x = _t((B, D), ld, dev), _t((B, D), xd, dev)
-        s, mode = None, 0
+        s, mode = None, modes.GS_NONE
         if logscale is not None:
             s = {"shared": lambda: _t((), ld, dev).expand(B, D), "feature": lambda: _t((D,), ld, dev).expand(B, D),
                  "element": lambda: _t((B, D), ld, dev)}[logscale]()
-            mode = {"shared": 3, "feature": 2, "element": 1}[logscale] if store else 0
-        K.likelihood(kind, p, x, s, 0.0, -1.0 / B, store_gp=store, gs_mode=mode)
+            mode = {"shared": modes.GS_ROW_SUMS, "feature": modes.GS_PARTIALS,
+                    "element": modes.GS_ELEMENTS}[logscale] if store else modes.GS_NONE
+        _pass(kind, p, x, s, 0.0, -1.0 / B, store_gp=store, gs_mode=mode)
     name = f"B={B} D={D}" + (f", {logscale} logscale" if logscale else ", fixed logscale" if kind == "gaussian" else "")
     return Variant(kernel, name, ld, xd, B * D, run, loads_per_trip=2 + (logscale not in (None, "shared")),
                    budget=_budget(kernel, ld, xd) if logscale in (None, "shared") else None)

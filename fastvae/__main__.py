@@ -19,7 +19,7 @@ except ImportError as e:
     sys.exit(f"python -m fastvae: {e}")
 
 import fastvae  # noqa: E402
-from fastvae import reference  # noqa: E402
+from fastvae import likelihoods, reference  # noqa: E402
 
 TOL = {torch.float32: 1e-4, torch.bfloat16: 3e-2, torch.float16: 5e-3, torch.float64: 1e-9}
 
@@ -80,13 +80,11 @@ def _check_ops(B, D, L, dev, dtype):
     recon = (3 * torch.randn(K, B, D, device=dev)).to(dtype)
     rows = _check_op("reparameterize_kl", lambda m, mu, lv: m.reparameterize_kl(mu, lv, eps=eps),
                      [mu, logvar], ["mu", "logvar"], ["z", "kl"], tol)
-    rows += _check_op("bernoulli_log_likelihood", lambda m, l, x: (m.bernoulli_log_likelihood(l, x),),
-                      [logits, x], ["logits", "x"], ["ll"], tol)
-    rows += _check_op("continuous_bernoulli_log_likelihood",
-                      lambda m, l, x: (m.continuous_bernoulli_log_likelihood(l, x),),
-                      [logits, grey], ["logits", "x"], ["ll"], tol)
-    rows += _check_op("gaussian_log_likelihood", lambda m, l, x, s: (m.gaussian_log_likelihood(l, x, s),),
-                      [logits, grey, ls], ["mean", "x", "logscale"], ["ll"], tol)
+    for spec in likelihoods.records():  # every likelihood of the registry, on targets it reads
+        targets = x if spec.uint8 == likelihoods.BINARY else grey
+        scale = [ls] if spec.has_scale else []
+        rows += _check_op(spec.function, lambda m, p, t, *s, f=spec.function: (getattr(m, f)(p, t, *s),),
+                          [logits, targets, *scale], [spec.param, "x", "logscale"][:2 + len(scale)], ["ll"], tol)
     rows += _check_op("elbo_loss", lambda m, l, x, mu, lv: (m.elbo_loss(l, x, mu, lv),),
                       [logits, x, mu, logvar], ["logits", "x", "mu", "logvar"], ["loss"], tol)
     rows += _check_op("reparameterize_iw", lambda m, mu, lv: m.reparameterize_iw(mu, lv, K, eps=eps_k),

@@ -14,11 +14,11 @@ import contextlib
 import importlib.util
 import os
 
+from .kernels._env import INTERPRET
+
 BACKENDS = ("auto", "triton", "torch")
-_TRUE = ("1", "true", "on", "yes")
 
 TRITON_AVAILABLE = importlib.util.find_spec("triton") is not None
-INTERPRET = os.environ.get("TRITON_INTERPRET", "0").strip().lower() in _TRUE
 
 
 def _validate(name):

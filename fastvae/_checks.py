@@ -4,6 +4,8 @@ from numbers import Integral, Real
 
 import torch
 
+from . import likelihoods
+
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _FLOAT_NAMES = "float16, bfloat16, float32 or float64"
 
@@ -46,30 +48,25 @@ def check_gaussian(mu, logvar, eps=None, generator=None):
                              "pass a generator of mu's device type")
 
 
-LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
-_PARAM = {"bernoulli": "logits", "continuous_bernoulli": "logits", "gaussian": "mean"}
-_TARGETS = {"bernoulli": "uint8 holding 0/1", "continuous_bernoulli": "uint8 (read as k/255)",
-            "gaussian": "uint8 (read as k/255)"}
+def _targets_text(spec):
+    return "uint8 holding 0/1" if spec.uint8 == likelihoods.BINARY else f"uint8 (read as {spec.uint8})"
 
 
-def check_likelihood_name(likelihood):
-    """The likelihood's name, ``-`` or ``_`` alike; ValueError for an unknown one."""
-    name = likelihood.replace("-", "_") if isinstance(likelihood, str) else likelihood
-    if name not in LIKELIHOODS:
-        raise ValueError(f"likelihood must be one of {', '.join(map(repr, LIKELIHOODS))}, got {likelihood!r}")
-    return name
-
-
-def check_likelihood(kind, p, x, logscale=None):
-    """Parameters ``p`` (B, ...) float and targets ``x`` of its shape for likelihood ``kind``,
-    and, for the Gaussian, a logscale: a real number or a float tensor broadcastable to p's
-    shape without changing it."""
-    _float(_PARAM[kind], p)
+def check_targets_dtype(spec, x):
+    """Targets ``x`` are a tensor of a dtype likelihood ``spec`` reads."""
     _tensor("x", x)
     if x.dtype not in FLOAT_DTYPES + (torch.bool, torch.uint8):
-        raise TypeError(f"x must be {_FLOAT_NAMES}, bool, or {_TARGETS[kind]}, got dtype {x.dtype}")
-    _same(_PARAM[kind], p, "x", x)
-    if kind == "gaussian":
+        raise TypeError(f"x must be {_FLOAT_NAMES}, bool, or {_targets_text(spec)}, got dtype {x.dtype}")
+
+
+def check_likelihood(spec, p, x, logscale=None):
+    """Parameters ``p`` (B, ...) float and targets ``x`` of its shape for the likelihood of
+    record ``spec`` (``fastvae.likelihoods``), and, where it has a scale, a logscale: a real
+    number or a float tensor broadcastable to p's shape without changing it."""
+    _float(spec.param, p)
+    check_targets_dtype(spec, x)
+    _same(spec.param, p, "x", x)
+    if spec.has_scale:
         check_logscale(logscale, p)
 
 
@@ -91,29 +88,24 @@ def check_logscale(logscale, mean):
         raise TypeError(f"logscale must be a real number or a tensor, got {type(logscale).__name__}")
 
 
-def validate_targets(kind, x):
-    """``validate_args=True``: the target values lie in the likelihood's support (one reduction
-    and a host sync: off by default). ValueError naming the offending value otherwise."""
+def validate_targets(spec, x):
+    """``validate_args=True``: the target values lie in the support of the likelihood of record
+    ``spec`` (one reduction and a host sync: off by default). ValueError naming the offending
+    value otherwise."""
     if x.dtype == torch.bool or x.numel() == 0:
         return
-    if kind == "gaussian":
-        bad = ~torch.isfinite(x) if x.is_floating_point() else None
-        what = "finite values"
-    elif x.dtype == torch.uint8:
-        bad = x > 1 if kind == "bernoulli" else None
-        what = "0 or 1 (uint8 targets of a Bernoulli are 0/1; raw 8-bit images: binarize them, or use a " \
-               "continuous likelihood, which reads uint8 as k/255)"
+    if x.dtype == torch.uint8:
+        bad = x > 1 if spec.uint8 == likelihoods.BINARY else None
+        what = (f"0 or 1 (uint8 targets of the {spec.title} likelihood are 0/1; raw 8-bit images: binarize "
+                f"them, or use a likelihood that reads uint8 as k/255)")
+    elif spec.support == likelihoods.FINITE:
+        bad, what = ~torch.isfinite(x), "finite values"
     else:
-        bad = ~((x >= 0) & (x <= 1))
-        what = "values in [0, 1]"
+        bad, what = ~((x >= 0) & (x <= 1)), "values in [0, 1]"
     if bad is not None and bool(bad.any()):
         i = int(bad.flatten().nonzero()[0])
-        raise ValueError(f"x must hold {what} for the {kind.replace('_', ' ')} likelihood; "
+        raise ValueError(f"x must hold {what} for the {spec.title} likelihood; "
                          f"x.flatten()[{i}] = {x.flatten()[i].item()!r}")
-
-
-def check_bernoulli(logits, x):
-    check_likelihood("bernoulli", logits, x)
 
 
 def check_int(name, value, minimum=None):
@@ -139,8 +131,8 @@ def check_beta(beta):
         raise TypeError(f"beta must be a real number (float, int or NumPy scalar), got {type(beta).__name__}")
 
 
-def check_elbo(kind, recon_logits, x, mu, logvar, beta, reduction, kl=None, logscale=None):
-    check_likelihood(kind, recon_logits, x, logscale)
+def check_elbo(spec, recon_logits, x, mu, logvar, beta, reduction, kl=None, logscale=None):
+    check_likelihood(spec, recon_logits, x, logscale)
     if kl is None:
         if mu is None or logvar is None:
             raise ValueError("pass mu and logvar, or the per-row kl (e.g. from fastvae.reparameterize_kl)")
@@ -153,7 +145,7 @@ def check_elbo(kind, recon_logits, x, mu, logvar, beta, reduction, kl=None, logs
         if kl.dim() != 1:
             raise ValueError(f"kl must be per row, shape (B,), got {tuple(kl.shape)}")
         batch, name, device = kl.shape[0], "kl", kl.device
-    recon = "recon_logits" if kind != "gaussian" else "the mean (recon_logits)"
+    recon = "recon_logits" if spec.param == "logits" else f"the {spec.param} (recon_logits)"
     if recon_logits.shape[0] != batch:
         raise ValueError(f"{recon} and {name} must have the same batch size, got "
                          f"{tuple(recon_logits.shape)} and batch {batch}")
@@ -188,14 +180,12 @@ def check_eager_dreg(what):
                                   "estimator='iwae'")
 
 
-def check_iwae(kind, recon, x, log_ratio, logscale, z, estimator, reduction, has_slot):
+def check_iwae(spec, recon, x, log_ratio, logscale, z, estimator, reduction, has_slot):
     """iwae_loss's inputs: recon (K, B, ...), x (B, ...), log_ratio (K, B); see fastvae.iwae_loss."""
-    _float(f"recon ({_PARAM[kind]})", recon)
+    _float(f"recon ({spec.param})", recon)
     if recon.dim() < 2:
         raise ValueError(f"recon must be (K, B, ...), one decoder output per sample, got shape {tuple(recon.shape)}")
-    _tensor("x", x)
-    if x.dtype not in FLOAT_DTYPES + (torch.bool, torch.uint8):
-        raise TypeError(f"x must be {_FLOAT_NAMES}, bool, or {_TARGETS[kind]}, got dtype {x.dtype}")
+    check_targets_dtype(spec, x)
     if tuple(x.shape) != tuple(recon.shape[1:]):
         raise ValueError(f"x must have one sample's shape recon.shape[1:] = {tuple(recon.shape[1:])} (it is not "
                          f"repeated per sample), got {tuple(x.shape)}")
@@ -205,7 +195,7 @@ def check_iwae(kind, recon, x, log_ratio, logscale, z, estimator, reduction, has
     for name, t in (("x", x), ("log_ratio", log_ratio)):
         if t.device != recon.device:
             raise ValueError(f"recon and {name} must be on the same device, got {recon.device} and {t.device}")
-    if kind == "gaussian":
+    if spec.has_scale:
         one = recon[0]
         if isinstance(logscale, torch.Tensor) and tuple(logscale.shape) == tuple(recon.shape):
             check_logscale(logscale, recon)

@@ -2,7 +2,8 @@
 
 One home for these rules, used by the references, the ops and the kernel launchers:
 
-* the sum dtype: float64 stays float64, every other float dtype sums in float32;
+* the sum dtype: float64 stays float64, every other float dtype sums in float32 (the rule's
+  home is the kernels' ``_env``, which the layers above import);
 * a (B, ...) tensor is B rows of prod(...) elements; per-row results are (B,);
 * ``reduction`` is ``'mean'`` over rows, ``'sum'`` or ``'none'``.
 
@@ -13,10 +14,9 @@ import math
 
 import torch
 
+from .kernels._env import sum_dtype
 
-def sum_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype sums and the per-row results are formed in: float64 for float64, else float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+__all__ = ["as_rows", "per_row", "reduce_rows", "row_sum", "sum_dtype", "to_sum"]
 
 
 def to_sum(t: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """What a VAE's decoder output means for each likelihood: the distribution's mean (what
 ``sample`` and reconstructions show), the output bias that makes an untrained model predict
 the average image, and the Gaussian's logscale (fixed, or a learned parameter with a floor).
+The registry (``fastvae.likelihoods``) names each likelihood's pair of functions here.
 
 * Bernoulli: the output is logits l; mean ``sigmoid(l)``.
 * continuous Bernoulli: logits l; mean ``lam/(2 lam - 1) + 1/(2 atanh(1 - 2 lam))`` with
@@ -43,13 +44,14 @@ def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
     return mean.float()
 
 
-def mean_of(likelihood: str, out: torch.Tensor) -> torch.Tensor:
-    """The distribution's mean (float32) for the decoder output ``out``."""
-    if likelihood == "bernoulli":
-        return torch.sigmoid(out.float())
-    if likelihood == "continuous_bernoulli":
-        return continuous_bernoulli_mean(out)
-    return out.float()
+def bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
+    """The Bernoulli's mean, ``sigmoid(l)`` (float32)."""
+    return torch.sigmoid(logits.float())
+
+
+def gaussian_mean(mean: torch.Tensor) -> torch.Tensor:
+    """The Gaussian's mean: the output itself (float32)."""
+    return mean.float()
 
 
 def _cb_logit_of_mean(m: torch.Tensor) -> torch.Tensor:
@@ -62,11 +64,17 @@ def _cb_logit_of_mean(m: torch.Tensor) -> torch.Tensor:
     return (lo + hi) / 2
 
 
-def bias_for_means(likelihood: str, means: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """The output bias (float64) whose distribution means are ``means`` (clamped to
-    [eps, 1 - eps] for the Bernoullis)."""
-    m = means.double()
-    if likelihood == "gaussian":
-        return m
-    m = m.clamp(eps, 1 - eps)
-    return torch.log(m / (1 - m)) if likelihood == "bernoulli" else _cb_logit_of_mean(m)
+def bernoulli_logits_of(means: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """The logits (float64) whose Bernoulli means are ``means``, clamped to [eps, 1 - eps]."""
+    m = means.double().clamp(eps, 1 - eps)
+    return torch.log(m / (1 - m))
+
+
+def continuous_bernoulli_logits_of(means: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """The logits (float64) whose continuous-Bernoulli means are ``means``, clamped to [eps, 1 - eps]."""
+    return _cb_logit_of_mean(means.double().clamp(eps, 1 - eps))
+
+
+def gaussian_mean_of(means: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """The Gaussian's output for ``means``: the means themselves (float64; ``eps`` unused)."""
+    return means.double()

@@ -7,7 +7,7 @@ For an example x and K draws ``z_k = mu + sigma * eps_k`` from q(z | x),
 which is a lower bound on log p(x) that tightens as K grows (Burda et al., 2016) and equals
 the ELBO in expectation for K = 1. With N(0, I) prior and diagonal Gaussian q the Gaussian
 terms reduce to ``0.5 * sum(eps^2 - z^2 + logvar)`` (the 2*pi terms cancel). log p(x | z) is the
-fused Bernoulli log-likelihood, run without gradients (so no gradient buffer is stored).
+model's fused log-likelihood, run without gradients (so no gradient buffer is stored).
 """
 
 import math
@@ -16,8 +16,8 @@ from typing import Iterable, Optional, Union
 import torch
 from torch import Tensor
 
+from . import likelihoods, reference
 from . import ops as fastvae_ops
-from . import reference
 from ._checks import check_int
 
 __all__ = ["log_likelihood", "elbo"]
@@ -53,7 +53,7 @@ def _log_sum_weights(model, x: Tensor, mu: Tensor, logvar: Tensor, k: int, gener
     z, lr = lib.reparameterize_iw(mu, logvar, k, generator=generator)
     recon = model.decode(z.reshape(k * b, L).to(model.output_bias.dtype))
     recon = recon.reshape(k, b, *recon.shape[1:])
-    likelihood = getattr(model, "likelihood", "bernoulli")
+    likelihood = getattr(model, "likelihood", likelihoods.DEFAULT)
     logscale = model.output_logscale() if hasattr(model, "output_logscale") else 0.0
     neg_bound = lib.iwae_loss(recon, x, lr, likelihood=likelihood, logscale=logscale, reduction="none")
     return math.log(k) - neg_bound.double()

@@ -1,13 +1,13 @@
-"""The VAE objective: the negative ELBO with a Bernoulli, continuous Bernoulli or Gaussian
-decoder and a N(0, I) prior."""
+"""The VAE objective: the negative ELBO with any of the registry's likelihoods
+(``fastvae.likelihoods``) and a N(0, I) prior."""
 
 from typing import Optional
 
 import torch
 
-from . import reference
+from . import likelihoods, reference
 from ._backend import use_triton
-from ._checks import check_elbo, check_likelihood_name, validate_targets
+from ._checks import check_elbo, validate_targets
 from ._rows import reduce_rows
 from .ops import _route, gaussian_kl
 from .ops.elbo import fastvae_elbo
@@ -16,12 +16,10 @@ from .reference import ELBOTerms
 
 __all__ = ["ELBOLoss", "ELBOTerms", "elbo_loss"]
 
-_CODES = {"bernoulli": 0, "continuous_bernoulli": 1, "gaussian": 2}
-
 
 def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Tensor] = None,
               logvar: Optional[torch.Tensor] = None, beta: float = 1.0, reduction: str = "mean",
-              return_terms: bool = False, *, kl: Optional[torch.Tensor] = None, likelihood: str = "bernoulli",
+              return_terms: bool = False, *, kl: Optional[torch.Tensor] = None, likelihood: str = likelihoods.DEFAULT,
               logscale=0.0, validate_args: bool = False):
     """Negative ELBO of a VAE with a N(0, I) prior, fused.
 
@@ -52,23 +50,23 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
         The loss, or ``ELBOTerms`` when ``return_terms``. Its dtype is the promotion of the two
         per-row terms: float32 for float16/bfloat16/float32 inputs, float64 if either is float64.
     """
-    kind = check_likelihood_name(likelihood)
-    check_elbo(kind, recon_logits, x, mu, logvar, beta, reduction, kl, logscale if kind == "gaussian" else None)
+    spec = likelihoods.get(likelihood)
+    check_elbo(spec, recon_logits, x, mu, logvar, beta, reduction, kl, logscale)
     if not use_triton(recon_logits):
         out = reference.elbo_loss(recon_logits, x, mu, logvar, beta, reduction, return_terms, kl=kl,
-                                  likelihood=kind, logscale=logscale, validate_args=validate_args)
+                                  likelihood=spec, logscale=logscale, validate_args=validate_args)
         return ELBOTerms(*_route.guard("elbo_loss", tuple(out))) if return_terms else _route.guard("elbo_loss", out)
     if validate_args:
-        validate_targets(kind, x)
+        validate_targets(spec, x)
     if kl is None:
         kl = gaussian_kl(mu, logvar)
-    s, s_value = logscale_args(kind, logscale)
+    s, s_value = logscale_args(spec, logscale)
     if _route.compiling():
         # the log-likelihood's custom op and plain torch glue, which the compiler fuses
-        ll = log_likelihood(_CODES[kind], recon_logits, x, s, s_value)
+        ll = log_likelihood(spec, recon_logits, x, s, s_value)
         loss = reduce_rows(beta * kl - ll, reduction)
     else:
-        loss, ll = fastvae_elbo.apply((_CODES[kind], s_value, float(beta), reduction), recon_logits, x, s, kl)
+        loss, ll = fastvae_elbo.apply((spec, s_value, float(beta), reduction), recon_logits, x, s, kl)
     return ELBOTerms(loss, ll, kl) if return_terms else loss
 
 

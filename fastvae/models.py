@@ -14,8 +14,8 @@ from typing import NamedTuple, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from . import decoders, reference
-from ._checks import check_int, check_likelihood_name
+from . import decoders, likelihoods, reference
+from ._checks import check_int
 from .loss import ELBOTerms, elbo_loss
 from . import ops as fastvae_ops
 from .ops import reparameterize_kl
@@ -68,23 +68,28 @@ class VAE(nn.Module):
     """
 
     def __init__(self, input_shape, latent_dim: int, fused: bool = True, beta: float = 1.0,
-                 separate_bias: bool = True, *, likelihood: str = "bernoulli", logscale="learned"):
+                 separate_bias: bool = True, *, likelihood: str = likelihoods.DEFAULT, logscale="learned"):
         super().__init__()
         self.input_shape = _shape(input_shape)
         self.latent_dim = check_int("latent_dim", latent_dim, 1)
         self.fused = bool(fused)
         self.beta = float(beta)
-        self.likelihood = check_likelihood_name(likelihood)
+        self.likelihood = likelihoods.get(likelihood).name
         self._separate_bias = separate_bias
         if separate_bias:
             self.output_bias = nn.Parameter(torch.zeros(self.input_shape))
         self._fixed_logscale = 0.0
-        if self.likelihood == "gaussian":
+        if self.spec.has_scale:
             setting = decoders.check_logscale_setting(logscale)
             if isinstance(setting, float):
                 self._fixed_logscale = setting
             else:
                 self.logscale = nn.Parameter(torch.zeros(() if setting == "learned" else self.input_shape))
+
+    @property
+    def spec(self) -> likelihoods.Likelihood:
+        """The likelihood's registry record (``fastvae.likelihoods``)."""
+        return likelihoods.get(self.likelihood)
 
     def output_logscale(self):
         """The Gaussian's logscale as the likelihood gets it: the number, or the learned
@@ -112,10 +117,7 @@ class VAE(nn.Module):
         """``(mu, logvar)``, each (B, latent_dim), of q(z | x). The encoder sees the values the
         likelihood reads: uint8 as 0/1 for the Bernoulli, as k/255 for the others."""
         x = self._check_input(x)
-        h = x.to(self._input_dtype())
-        if x.dtype == torch.uint8 and self.likelihood != "bernoulli":
-            h = h * (1.0 / 255)
-        h = self.encoder(h)
+        h = self.encoder(self.spec.targets(x, self._input_dtype()))
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar
 
@@ -178,9 +180,9 @@ class VAE(nn.Module):
 
     def log_likelihood(self, out: Tensor, x: Tensor) -> Tensor:
         """log p(x | z) per row for decoder outputs ``out`` (B, *input_shape), fused or not."""
-        lib = fastvae_ops if self.fused else reference
-        fn = getattr(lib, f"{self.likelihood}_log_likelihood")
-        return fn(out, x, self.output_logscale()) if self.likelihood == "gaussian" else fn(out, x)
+        spec = self.spec
+        fn = spec.fused if self.fused else spec.reference
+        return fn(out, x, self.output_logscale()) if spec.has_scale else fn(out, x)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: Optional[torch.Generator] = None, binary: bool = False) -> Tensor:
@@ -188,11 +190,11 @@ class VAE(nn.Module):
         float32 (the Bernoulli's probabilities; the continuous Bernoulli's and the Gaussian's
         means), or, for the Bernoulli with ``binary``, draws of it (uint8 0/1)."""
         check_int("n", n, 1)
-        if binary and self.likelihood != "bernoulli":
-            raise ValueError(f"binary samples are for the Bernoulli likelihood, not {self.likelihood!r}")
+        if binary and self.spec.uint8 != likelihoods.BINARY:
+            raise ValueError(f"binary samples are for a likelihood of 0/1 data, not {self.likelihood!r}")
         p = self.output_bias
         z = torch.randn(n, self.latent_dim, device=p.device, dtype=p.dtype, generator=generator)
-        mean = decoders.mean_of(self.likelihood, self.decode(z))
+        mean = self.spec.mean(self.decode(z))
         if binary:
             return (torch.rand(mean.shape, device=p.device, generator=generator) < mean).to(torch.uint8)
         return mean
@@ -201,7 +203,7 @@ class VAE(nn.Module):
     def reconstruct(self, x: Tensor) -> Tensor:
         """The mean of p(x | z) (B, *input_shape), float32, decoded from the posterior mean of x."""
         mu, _ = self.encode(x)
-        return decoders.mean_of(self.likelihood, self.decode(mu))
+        return self.spec.mean(self.decode(mu))
 
     @torch.no_grad()
     def init_output_bias(self, pixel_means: Union[Tensor, float], eps: float = 1e-3) -> None:
@@ -213,7 +215,7 @@ class VAE(nn.Module):
         if m.dim() != 0 and m.numel() != self.output_bias.numel():
             raise ValueError(f"pixel_means must have {self.output_bias.numel()} values "
                              f"(input_shape {self.input_shape}), got shape {tuple(m.shape)}")
-        bias = decoders.bias_for_means(self.likelihood, m, eps)
+        bias = self.spec.output_bias(m, eps)
         self.output_bias.copy_(bias.reshape(self.output_bias.shape if m.dim() else ()))
 
 
@@ -226,7 +228,7 @@ class MLPVAE(VAE):
 
     def __init__(self, input_shape=(1, 28, 28), hidden: Union[int, Sequence[int]] = (400,),
                  latent_dim: int = 40, activation: str = "relu", fused: bool = True, beta: float = 1.0, *,
-                 likelihood: str = "bernoulli", logscale="learned"):
+                 likelihood: str = likelihoods.DEFAULT, logscale="learned"):
         # the last Linear's bias is the per-pixel output bias: added inside its matmul, so no
         # extra pass over the (B, D) logits forward or backward
         super().__init__(input_shape, latent_dim, fused, beta, separate_bias=False, likelihood=likelihood,
@@ -265,7 +267,8 @@ class ConvVAE(VAE):
 
     def __init__(self, input_shape=(1, 28, 28), latent_dim: int = 32,
                  channels: Optional[Sequence[int]] = None, activation: str = "relu",
-                 fused: bool = True, beta: float = 1.0, *, likelihood: str = "bernoulli", logscale="learned"):
+                 fused: bool = True, beta: float = 1.0, *, likelihood: str = likelihoods.DEFAULT,
+                 logscale="learned"):
         super().__init__(input_shape, latent_dim, fused, beta, likelihood=likelihood, logscale=logscale)
         if len(self.input_shape) != 3:
             raise ValueError(f"ConvVAE needs input_shape (C, H, W), got {self.input_shape}")

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _dreg
+from . import _dreg, likelihoods
 from ._checks import (check_beta, check_eager_dreg, check_elbo, check_gaussian, check_iw_eps, check_iwae,
-                      check_likelihood, check_likelihood_name, check_num_samples, check_reduction, validate_targets)
+                      check_likelihood, check_num_samples, check_reduction, validate_targets)
 from ._rows import reduce_rows, row_sum, to_sum
 
 
@@ -54,19 +54,17 @@ def reparameterize_kl(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[t
     return reparameterize(mu, logvar, eps=eps, generator=generator), gaussian_kl(mu, logvar)
 
 
-def _targets(kind, x, dtype):
-    # uint8 targets: 0/1 for the Bernoulli, 8-bit images k/255 for the continuous likelihoods
-    if x.dtype == torch.uint8 and kind != "bernoulli":
-        return x.to(dtype) / 255
-    return x.to(dtype)
-
-
-def _checked(kind, p, x, validate_args, logscale=None):
-    check_likelihood(kind, p, x, logscale)
+def _checked(function, p, x, validate_args, logscale=None):
+    # the record of the likelihood whose twin ``function`` is; p and its targets in the sum dtype
+    spec = _RECORDS[function.__name__]
+    check_likelihood(spec, p, x, logscale)
     if validate_args:
-        validate_targets(kind, x)
+        validate_targets(spec, x)
     p = to_sum(p)
-    return p, _targets(kind, x, p.dtype)
+    return p, spec.targets(x, p.dtype)
+
+
+_RECORDS = {r.function: r for r in likelihoods.records()}
 
 
 def _bce(l, x):
@@ -80,7 +78,7 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor, *, validate_
     logits: (B, ...) float; x: same shape, float in [0, 1], bool, or uint8 of 0/1.
     Returns (B,) float32 (float64 for float64 logits). Stable for any finite logits.
     """
-    logits, x = _checked("bernoulli", logits, x, validate_args)
+    logits, x = _checked(bernoulli_log_likelihood, logits, x, validate_args)
     return -row_sum(_bce(logits, x))
 
 
@@ -101,7 +99,7 @@ def continuous_bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor, *
     """log p(x | logits) of independent continuous Bernoullis per row:
     ``sum(x * l - softplus(l) + log C(l))``, ``C(l) = l / tanh(l / 2)``; see
     ``fastvae.continuous_bernoulli_log_likelihood``. uint8 x is read as k/255."""
-    logits, x = _checked("continuous_bernoulli", logits, x, validate_args)
+    logits, x = _checked(continuous_bernoulli_log_likelihood, logits, x, validate_args)
     return row_sum(_log_cb_normaliser(logits) - _bce(logits, x))
 
 
@@ -110,14 +108,10 @@ def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, logscale=0.0, *
     """log N(x; mean, exp(logscale)^2) per row: the sum of ``-0.5 * ((x - mean) * exp(-logscale))^2
     - logscale - 0.5 * log(2 pi)``; see ``fastvae.gaussian_log_likelihood``. uint8 x is read as
     k/255; logscale is a number or a tensor broadcastable to mean's shape."""
-    mean, x = _checked("gaussian", mean, x, validate_args, logscale)
+    mean, x = _checked(gaussian_log_likelihood, mean, x, validate_args, logscale)
     s = to_sum(logscale) if isinstance(logscale, torch.Tensor) else float(logscale)
     w = (x - mean) * (torch.exp(-s) if isinstance(s, torch.Tensor) else math.exp(-s))
     return row_sum(-0.5 * w * w - s - 0.5 * math.log(2 * math.pi))
-
-
-LOG_LIKELIHOODS = {"bernoulli": bernoulli_log_likelihood, "continuous_bernoulli": continuous_bernoulli_log_likelihood,
-                   "gaussian": gaussian_log_likelihood}
 
 
 class ELBOTerms(NamedTuple):
@@ -130,13 +124,13 @@ class ELBOTerms(NamedTuple):
 
 def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Tensor] = None,
               logvar: Optional[torch.Tensor] = None, beta: float = 1.0, reduction: str = "mean",
-              return_terms: bool = False, *, kl: Optional[torch.Tensor] = None, likelihood: str = "bernoulli",
+              return_terms: bool = False, *, kl: Optional[torch.Tensor] = None, likelihood: str = likelihoods.DEFAULT,
               logscale=0.0, validate_args: bool = False):
     """Negative ELBO ``-(log p(x|z) - beta * KL)`` per row, then reduced; see ``fastvae.elbo_loss``."""
-    kind = check_likelihood_name(likelihood)
-    check_elbo(kind, recon_logits, x, mu, logvar, beta, reduction, kl, logscale)
-    extra = (logscale,) if kind == "gaussian" else ()
-    ll = LOG_LIKELIHOODS[kind](recon_logits, x, *extra, validate_args=validate_args)
+    spec = likelihoods.get(likelihood)
+    check_elbo(spec, recon_logits, x, mu, logvar, beta, reduction, kl, logscale)
+    extra = (logscale,) if spec.has_scale else ()
+    ll = spec.reference(recon_logits, x, *extra, validate_args=validate_args)
     if kl is None:
         kl = gaussian_kl(mu, logvar)
     loss = reduce_rows(beta * kl - ll, reduction)
@@ -147,14 +141,14 @@ class ELBOLoss(nn.Module):
     """Module twin of ``reference.elbo_loss``; see ``fastvae.ELBOLoss``."""
 
     _elbo_loss = staticmethod(elbo_loss)  # fastvae.ELBOLoss swaps in the fused function
-    beta, reduction, return_terms, likelihood, validate_args = 1.0, "mean", False, "bernoulli", False
+    beta, reduction, return_terms, likelihood, validate_args = 1.0, "mean", False, likelihoods.DEFAULT, False
 
     def __init__(self, beta: float = 1.0, reduction: str = "mean", return_terms: bool = False, *,
-                 likelihood: str = "bernoulli", validate_args: bool = False):
+                 likelihood: str = likelihoods.DEFAULT, validate_args: bool = False):
         super().__init__()  # not nn.Module.__init__(self): torch.compile breaks its graph on that
         check_reduction(reduction)
         check_beta(beta)
-        likelihood = check_likelihood_name(likelihood)
+        likelihood = likelihoods.get(likelihood).name
         # a loss is often built inside the training step: only settings other than the class
         # defaults below are set (each nn.Module.__setattr__ costs about a microsecond)
         for name, value in (("beta", float(beta)), ("reduction", reduction), ("return_terms", bool(return_terms)),
@@ -194,24 +188,25 @@ def reparameterize_iw(mu: torch.Tensor, logvar: torch.Tensor, num_samples: int, 
     return z, log_ratio
 
 
-def iwae_loss(recon: torch.Tensor, x: torch.Tensor, log_ratio: torch.Tensor, *, likelihood: str = "bernoulli",
-              logscale=0.0, z: Optional[torch.Tensor] = None, estimator: str = "iwae", reduction: str = "mean"):
+def iwae_loss(recon: torch.Tensor, x: torch.Tensor, log_ratio: torch.Tensor, *,
+              likelihood: str = likelihoods.DEFAULT, logscale=0.0, z: Optional[torch.Tensor] = None,
+              estimator: str = "iwae", reduction: str = "mean"):
     """The importance-weighted bound's loss, ``-(logsumexp_k(log p(x | z_k) + log_ratio_k) - log K)``
     per row, reduced; ``estimator='dreg'`` routes the gradients as ``fastvae.iwae_loss`` does."""
-    kind = check_likelihood_name(likelihood)
+    spec = likelihoods.get(likelihood)
     slot = _dreg.slot_of(z) if z is not None else None
-    check_iwae(kind, recon, x, log_ratio, logscale, z, estimator, reduction, slot is not None)
+    check_iwae(spec, recon, x, log_ratio, logscale, z, estimator, reduction, slot is not None)
     K, B = log_ratio.shape
     rows = recon.reshape(K * B, *recon.shape[2:])
     x_rows = x.expand(K, *x.shape).reshape(K * B, *x.shape[1:])
     extra = ()
-    if kind == "gaussian":
+    if spec.has_scale:
         ls = logscale
         if isinstance(ls, torch.Tensor):
             ls = ls.reshape(K * B, *ls.shape[2:]) if tuple(ls.shape) == tuple(recon.shape) else \
                 ls.expand(x.shape).expand(K, *x.shape).reshape(K * B, *x.shape[1:])
         extra = (ls,)
-    ll = LOG_LIKELIHOODS[kind](rows, x_rows, *extra).view(K, B)
+    ll = spec.reference(rows, x_rows, *extra).view(K, B)
     a = ll + log_ratio.to(ll.dtype) if log_ratio.dtype != torch.float64 else ll.double() + log_ratio
     per_row = -(torch.logsumexp(a, 0) - math.log(K))
     if estimator == "dreg":

@@ -1,30 +1,45 @@
-"""Triton kernels of fastvae, installed as ``fastvae.kernels``.
+"""Triton kernels of fastvae, installed as ``fastvae.kernels``; they know nothing of autograd
+or of ``fastvae`` (nothing here imports from it) and run as a plain package too.
 
-One module per fused op: ``likelihood.py`` (the Bernoulli, continuous Bernoulli and Gaussian
-log-likelihoods; ``rescale.py`` its backward passes over the gradients it stored),
-``gaussian.py`` (the reparameterized sample and KL) and ``importance.py`` (K
-samples and their log importance ratios), plus ``_noise.py`` (the in-kernel normals),
-``_math.py`` (the float32 math they share) and ``_launch.py`` (tiles, strides, the call into
-Triton). Each
-op module holds its ``@triton.jit`` kernels and the small launch functions that validate
-nothing, allocate outputs, pick block sizes and launch (through ``_launch.launch``, the one
-place where work is handed to Triton). The launchers know nothing of autograd:
-``fastvae.ops`` wraps them as autograd functions and ``torch.library`` ops.
+One module per fused op, each holding its ``@triton.jit`` kernels and the small launch
+functions that validate nothing, allocate outputs, pick block sizes and launch (through
+``_launch.launch``, the one place where work is handed to Triton):
+
+* ``likelihood.py``: the elementwise log-likelihoods (Bernoulli, continuous Bernoulli,
+  Gaussian) and their gradients in one pass; ``rescale.py``: its backward passes over the
+  gradients it stored;
+* ``gaussian.py``: the reparameterized sample and KL; ``importance.py``: K samples and their
+  log importance ratios;
+
+and what they share: ``modes.py`` (the compile-time modes by name), ``_noise.py`` (the
+in-kernel normals and the tiling that follows them), ``_math.py`` (float32 math),
+``_launch.py`` (tiles, strides, the call into Triton), ``_env.py`` (the interpreter switch and
+the sum dtype, which ``fastvae`` imports from here).
+
+``modes`` and ``_env`` import without Triton; the launchers below are imported on first use,
+so that ``import fastvae`` works (on its PyTorch backend) where Triton is not installed.
 """
 
-from .gaussian import reparameterize_kl_bwd, reparameterize_kl_fwd
-from .importance import reparameterize_iw_bwd, reparameterize_iw_fwd
-from .likelihood import KINDS, grad_like, likelihood
-from .rescale import scale_rows, sum_partials
+import importlib
 
-__all__ = [
-    "KINDS",
-    "grad_like",
-    "likelihood",
-    "scale_rows",
-    "sum_partials",
-    "reparameterize_kl_fwd",
-    "reparameterize_kl_bwd",
-    "reparameterize_iw_fwd",
-    "reparameterize_iw_bwd",
-]
+_LAUNCHERS = {
+    "likelihood_pass": "likelihood", "grad_like": "likelihood",
+    "scale_rows": "rescale", "sum_partials": "rescale",
+    "reparameterize_kl_fwd": "gaussian", "reparameterize_kl_bwd": "gaussian",
+    "reparameterize_iw_fwd": "importance", "reparameterize_iw_bwd": "importance",
+}
+
+__all__ = sorted(_LAUNCHERS)
+
+
+def __getattr__(name):
+    module = _LAUNCHERS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # imported once
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAUNCHERS))

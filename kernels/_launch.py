@@ -16,8 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .._backend import INTERPRET
-from .._rows import sum_dtype
+from ._env import INTERPRET, sum_dtype
 
 INTERPRETING = tl.constexpr(INTERPRET)  # for kernels: the interpreter hands scalars over as Python floats
 MAX_BLOCK_D = 256
@@ -196,7 +195,5 @@ def column_offsets(cols, s1, s2, s3, N2: tl.constexpr, N3: tl.constexpr):
 
 
 def acc_dtype(torch_dtype):
-    """The Triton compute dtype of ``fastvae._rows.sum_dtype``: float64 for float64, else float32."""
-    import torch
-
+    """The Triton compute dtype of ``sum_dtype``: float64 for float64, else float32."""
     return tl.float64 if sum_dtype(torch_dtype) == torch.float64 else tl.float32

@@ -19,17 +19,14 @@ both outputs). Forward is one pass (read mu, logvar; write z and kl), backward i
 mu, logvar, gz, gkl; write grad_mu, grad_logvar). Math in float32 (float64 for float64 input).
 """
 
-import functools
-
 import torch
 import triton
 import triton.language as tl
 
-from .._backend import INTERPRET
-from .._rows import sum_dtype
 from . import _launch
-from ._launch import acc_dtype, load, store
-from ._noise import normals, std_of
+from ._env import sum_dtype
+from ._launch import load, store
+from ._noise import normals_or_zeros, quarter_plan, std_of
 
 
 @triton.jit
@@ -73,38 +70,50 @@ def _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, cols, col_ok, eps
 
 @triton.jit
 def _reparameterize_kl_fwd_kernel(
-    mu_ptr, lv_ptr, eps_ptr, seed_ptr, z_ptr, kl_ptr, B,
-    stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
-    L: tl.constexpr, Q: tl.constexpr, ACC: tl.constexpr, SERIES_MAX: tl.constexpr, HAS_EPS: tl.constexpr,
-    WRITE_Z: tl.constexpr, WRITE_KL: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_Q: tl.constexpr, EVEN: tl.constexpr,
+    # pointers: inputs (eps only with HAS_EPS; the seed of the drawn noise otherwise), outputs
+    mu_ptr,
+    lv_ptr,
+    eps_ptr,
+    seed_ptr,
+    z_ptr,
+    kl_ptr,
+    # sizes and strides (mu, logvar, eps: any strides; z dense)
+    B,
+    stride_mb,
+    stride_ml,
+    stride_vb,
+    stride_vl,
+    stride_eb,
+    stride_el,
+    # shapes and tiling (``_noise.quarter_plan``)
+    L: tl.constexpr,
+    Q: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_Q: tl.constexpr,
+    EVEN: tl.constexpr,
+    # math: the compute dtype, where exp(v) - 1 - v switches to its series
+    ACC: tl.constexpr,
+    SERIES_MAX: tl.constexpr,
+    # modes: eps given (else drawn), which outputs to write
+    HAS_EPS: tl.constexpr,
+    WRITE_Z: tl.constexpr,
+    WRITE_KL: tl.constexpr,
 ):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rows < B
     DRAW: tl.constexpr = WRITE_Z and not HAS_EPS
+    seed = 0
     if DRAW:
         seed = tl.load(seed_ptr)
     acc = tl.zeros([BLOCK_B, BLOCK_Q], ACC)
     for q0 in tl.range(0, Q, BLOCK_Q):
         q = q0 + tl.arange(0, BLOCK_Q)
-        e0 = tl.zeros([BLOCK_B, BLOCK_Q], tl.float32)
-        e1 = e0
-        e2 = e0
-        e3 = e0
-        if DRAW:
-            e0, e1, e2, e3 = normals(seed, rows, q, 0)
-        q_ok = q < Q
-        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, q, q_ok & (q < L), e0,
-                            stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
-                            L, ACC, SERIES_MAX, HAS_EPS, WRITE_Z, WRITE_KL, EVEN)
-        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, Q + q, q_ok & (Q + q < L), e1,
-                            stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
-                            L, ACC, SERIES_MAX, HAS_EPS, WRITE_Z, WRITE_KL, EVEN)
-        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, 2 * Q + q, q_ok & (2 * Q + q < L), e2,
-                            stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
-                            L, ACC, SERIES_MAX, HAS_EPS, WRITE_Z, WRITE_KL, EVEN)
-        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, 3 * Q + q, q_ok & (3 * Q + q < L), e3,
-                            stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
-                            L, ACC, SERIES_MAX, HAS_EPS, WRITE_Z, WRITE_KL, EVEN)
+        eps = normals_or_zeros(seed, rows, q, 0, DRAW)  # one Philox call: quarter i's normals are eps[i]
+        for i in tl.static_range(4):
+            cols = i * Q + q
+            acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, rows, row_ok, cols, (q < Q) & (cols < L), eps[i],
+                                stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
+                                L, ACC, SERIES_MAX, HAS_EPS, WRITE_Z, WRITE_KL, EVEN)
     if WRITE_KL:
         store(kl_ptr + rows, (0.5 * tl.sum(acc, axis=1)).to(kl_ptr.dtype.element_ty), row_ok, EVEN)
 
@@ -136,14 +145,44 @@ def _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok
 
 @triton.jit
 def _reparameterize_kl_bwd_kernel(
-    mu_ptr, lv_ptr, eps_ptr, seed_ptr, gz_ptr, gkl_ptr, gmu_ptr, glv_ptr, B,
-    stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, stride_gzb, stride_gzl, stride_gkl,
-    L: tl.constexpr, Q: tl.constexpr, ACC: tl.constexpr, SERIES_MAX: tl.constexpr, HAS_EPS: tl.constexpr,
-    HAS_GZ: tl.constexpr, HAS_GKL: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_Q: tl.constexpr, EVEN: tl.constexpr,
+    # pointers: the forward's inputs, the upstream gradients, the outputs
+    mu_ptr,
+    lv_ptr,
+    eps_ptr,
+    seed_ptr,
+    gz_ptr,
+    gkl_ptr,
+    gmu_ptr,
+    glv_ptr,
+    # sizes and strides (inputs and upstream gradients: any strides, 0 for expanded ones)
+    B,
+    stride_mb,
+    stride_ml,
+    stride_vb,
+    stride_vl,
+    stride_eb,
+    stride_el,
+    stride_gzb,
+    stride_gzl,
+    stride_gkl,
+    # shapes and tiling (``_noise.quarter_plan``)
+    L: tl.constexpr,
+    Q: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_Q: tl.constexpr,
+    EVEN: tl.constexpr,
+    # math
+    ACC: tl.constexpr,
+    SERIES_MAX: tl.constexpr,
+    # modes: eps given (else drawn again), which upstream gradients there are
+    HAS_EPS: tl.constexpr,
+    HAS_GZ: tl.constexpr,
+    HAS_GKL: tl.constexpr,
 ):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rows < B
     DRAW: tl.constexpr = HAS_GZ and not HAS_EPS
+    seed = 0
     if DRAW:
         seed = tl.load(seed_ptr)
     gkl = tl.zeros([BLOCK_B], ACC)
@@ -151,47 +190,20 @@ def _reparameterize_kl_bwd_kernel(
         gkl = load(gkl_ptr + rows * stride_gkl, row_ok, EVEN).to(ACC)
     for q0 in tl.range(0, Q, BLOCK_Q):
         q = q0 + tl.arange(0, BLOCK_Q)
-        e0 = tl.zeros([BLOCK_B, BLOCK_Q], tl.float32)
-        e1 = e0
-        e2 = e0
-        e3 = e0
-        if DRAW:
-            e0, e1, e2, e3 = normals(seed, rows, q, 0)
-        q_ok = q < Q
-        _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok, q, q_ok & (q < L), e0, gkl,
-                     stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, stride_gzb, stride_gzl,
-                     L, ACC, SERIES_MAX, HAS_EPS, HAS_GZ, HAS_GKL, EVEN)
-        _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok, Q + q, q_ok & (Q + q < L), e1,
-                     gkl, stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, stride_gzb, stride_gzl,
-                     L, ACC, SERIES_MAX, HAS_EPS, HAS_GZ, HAS_GKL, EVEN)
-        _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok, 2 * Q + q, q_ok & (2 * Q + q < L),
-                     e2, gkl, stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, stride_gzb, stride_gzl,
-                     L, ACC, SERIES_MAX, HAS_EPS, HAS_GZ, HAS_GKL, EVEN)
-        _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok, 3 * Q + q, q_ok & (3 * Q + q < L),
-                     e3, gkl, stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, stride_gzb, stride_gzl,
-                     L, ACC, SERIES_MAX, HAS_EPS, HAS_GZ, HAS_GKL, EVEN)
+        eps = normals_or_zeros(seed, rows, q, 0, DRAW)  # the forward's normals, drawn again
+        for i in tl.static_range(4):
+            cols = i * Q + q
+            _bwd_quarter(mu_ptr, lv_ptr, eps_ptr, gz_ptr, gmu_ptr, glv_ptr, rows, row_ok, cols, (q < Q) & (cols < L),
+                         eps[i], gkl, stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, stride_gzb,
+                         stride_gzl, L, ACC, SERIES_MAX, HAS_EPS, HAS_GZ, HAS_GKL, EVEN)
 
 
 def _strides(t):
     return t.stride() if t is not None else (0, 0)
 
 
-@functools.lru_cache(maxsize=1024)
-def _plan(kernel, B, L, dtype, block_rows, block_cols, flags):
-    """``(programs, bound)`` of a launch of ``kernel`` over (B, L), computed once per key: Q
-    (columns per quarter; see the module docstring), the tile, and the op's own compile-time
-    ``flags`` ((name, value) pairs), bound for ``_launch.launch``."""
-    Q = 4 * -(-L // 16)
-    bq = block_cols or min(_pow2_at_least(Q), 1024 if INTERPRET else 64)
-    bb = block_rows or max(1, min(_pow2_at_least(B), (8192 if INTERPRET else 512) // bq))
-    even = B % bb == 0 and Q % bq == 0 and 4 * Q == L
-    meta = dict(L=L, Q=Q, ACC=acc_dtype(dtype), SERIES_MAX=0.075 if dtype == torch.float64 else 0.5,
-                BLOCK_B=bb, BLOCK_Q=bq, EVEN=even, num_warps=max(1, min(8, bb * bq // 128)), **dict(flags))
-    return -(-B // bb), _launch.bind(kernel, meta)
-
-
-def _pow2_at_least(n):
-    return 1 << max(n - 1, 0).bit_length()
+def _series_max(dtype):
+    return 0.075 if dtype == torch.float64 else 0.5
 
 
 def reparameterize_kl_fwd(mu, logvar, eps=None, seed=None, write_z=True, write_kl=True,
@@ -213,8 +225,9 @@ def reparameterize_kl_fwd(mu, logvar, eps=None, seed=None, write_z=True, write_k
     if write_z and eps is None and seed is None:
         raise ValueError("reparameterize_kl_fwd: give eps or seed to draw z")
     kernel = _reparameterize_kl_fwd_kernel
-    programs, bound = _plan(kernel, B, L, mu.dtype, block_rows, block_cols,
-                            (("HAS_EPS", eps is not None), ("WRITE_Z", write_z), ("WRITE_KL", write_kl)))
+    programs, bound = quarter_plan(kernel, B, L, mu.dtype, (
+        ("SERIES_MAX", _series_max(mu.dtype)), ("HAS_EPS", eps is not None), ("WRITE_Z", write_z),
+        ("WRITE_KL", write_kl)), block_rows, block_cols)
     _launch.launch(kernel, programs, (mu, logvar, mu if eps is None else eps, mu if seed is None else seed, z, kl, B,
                                       *mu.stride(), *logvar.stride(), *_strides(eps)), bound)
     return z, kl
@@ -234,9 +247,9 @@ def reparameterize_kl_bwd(mu, logvar, eps, seed, grad_z, grad_kl, block_rows=Non
     if grad_z is not None and eps is None and seed is None:
         raise ValueError("reparameterize_kl_bwd: give eps or seed to regenerate eps")
     kernel = _reparameterize_kl_bwd_kernel
-    programs, bound = _plan(kernel, B, L, mu.dtype, block_rows, block_cols,
-                            (("HAS_EPS", eps is not None), ("HAS_GZ", grad_z is not None),
-                             ("HAS_GKL", grad_kl is not None)))
+    programs, bound = quarter_plan(kernel, B, L, mu.dtype, (
+        ("SERIES_MAX", _series_max(mu.dtype)), ("HAS_EPS", eps is not None), ("HAS_GZ", grad_z is not None),
+        ("HAS_GKL", grad_kl is not None)), block_rows, block_cols)
     _launch.launch(kernel, programs, (mu, logvar, mu if eps is None else eps, mu if seed is None else seed,
                                       mu if grad_z is None else grad_z, mu if grad_kl is None else grad_kl, gmu, glv, B,
                                       *mu.stride(), *logvar.stride(), *_strides(eps), *_strides(grad_z),

@@ -20,17 +20,14 @@ backward: it never touches memory. The forward writes z and lr once; the backwar
 and writes grad_mu, grad_logvar once, looping over the K samples in each program.
 """
 
-import functools
-
 import torch
 import triton
 import triton.language as tl
 
-from .._backend import INTERPRET
-from .._rows import sum_dtype
 from . import _launch
-from ._launch import acc_dtype, load, store
-from ._noise import normals, std_of
+from ._env import sum_dtype
+from ._launch import load, store
+from ._noise import normals_or_zeros, quarter_plan, std_of
 
 
 @triton.jit
@@ -50,36 +47,49 @@ def _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, r, b, row_ok, cols, col_ok, eps
 
 @triton.jit
 def _reparameterize_iw_fwd_kernel(
-    mu_ptr, lv_ptr, eps_ptr, seed_ptr, z_ptr, lr_ptr, B, KB,
-    stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el,
-    L: tl.constexpr, Q: tl.constexpr, ACC: tl.constexpr, HAS_EPS: tl.constexpr, BLOCK_B: tl.constexpr,
-    BLOCK_Q: tl.constexpr, EVEN: tl.constexpr,
+    # pointers: inputs (eps only with HAS_EPS; the seed of the drawn noise otherwise), outputs
+    mu_ptr,
+    lv_ptr,
+    eps_ptr,
+    seed_ptr,
+    z_ptr,
+    lr_ptr,
+    # sizes and strides (mu, logvar: (B, L), any strides; eps: (K * B, L) rows; z dense)
+    B,
+    KB,
+    stride_mb,
+    stride_ml,
+    stride_vb,
+    stride_vl,
+    stride_eb,
+    stride_el,
+    # shapes and tiling (``_noise.quarter_plan`` over the K * B sample rows)
+    L: tl.constexpr,
+    Q: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_Q: tl.constexpr,
+    EVEN: tl.constexpr,
+    # math
+    ACC: tl.constexpr,
+    # modes: eps given (else drawn)
+    HAS_EPS: tl.constexpr,
 ):
     # rows r = k * B + b of the (K * B, L) output: sample k of row b
     r = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = r < KB
     k = r // B
     b = r - k * B
+    seed = 0
     if not HAS_EPS:
         seed = tl.load(seed_ptr)
     acc = tl.zeros([BLOCK_B, BLOCK_Q], ACC)
     for q0 in tl.range(0, Q, BLOCK_Q):
         q = q0 + tl.arange(0, BLOCK_Q)
-        e0 = tl.zeros([BLOCK_B, BLOCK_Q], tl.float32)
-        e1 = e0
-        e2 = e0
-        e3 = e0
-        if not HAS_EPS:
-            e0, e1, e2, e3 = normals(seed, b, q, k.to(tl.uint32)[:, None])
-        q_ok = q < Q
-        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, r, b, row_ok, q, q_ok & (q < L), e0, stride_mb,
-                            stride_ml, stride_vb, stride_vl, stride_eb, stride_el, L, ACC, HAS_EPS, EVEN)
-        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, r, b, row_ok, Q + q, q_ok & (Q + q < L), e1, stride_mb,
-                            stride_ml, stride_vb, stride_vl, stride_eb, stride_el, L, ACC, HAS_EPS, EVEN)
-        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, r, b, row_ok, 2 * Q + q, q_ok & (2 * Q + q < L), e2,
-                            stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, L, ACC, HAS_EPS, EVEN)
-        acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, r, b, row_ok, 3 * Q + q, q_ok & (3 * Q + q < L), e3,
-                            stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, L, ACC, HAS_EPS, EVEN)
+        eps = normals_or_zeros(seed, b, q, k.to(tl.uint32)[:, None], not HAS_EPS)
+        for i in tl.static_range(4):
+            cols = i * Q + q
+            acc += _fwd_quarter(mu_ptr, lv_ptr, eps_ptr, z_ptr, r, b, row_ok, cols, (q < Q) & (cols < L), eps[i],
+                                stride_mb, stride_ml, stride_vb, stride_vl, stride_eb, stride_el, L, ACC, HAS_EPS, EVEN)
     store(lr_ptr + r, tl.sum(acc, axis=1).to(lr_ptr.dtype.element_ty), row_ok, EVEN)
 
 
@@ -123,35 +133,59 @@ def _bwd_quarter(mu, lv, dmu, dlv, gz_ptr, glr, w, eps_ptr, k, B, rows, mask, co
 
 @triton.jit
 def _reparameterize_iw_bwd_kernel(
-    mu_ptr, lv_ptr, eps_ptr, seed_ptr, gz_ptr, glr_ptr, w_ptr, gmu_ptr, glv_ptr, B,
-    stride_mb, stride_ml, stride_vb, stride_vl, stride_ek, stride_eb, stride_el,
-    K: tl.constexpr, L: tl.constexpr, Q: tl.constexpr, ACC: tl.constexpr, HAS_EPS: tl.constexpr,
-    HAS_GZ: tl.constexpr, HAS_GLR: tl.constexpr, HAS_W: tl.constexpr, PATH: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_Q: tl.constexpr, EVEN: tl.constexpr,
+    # pointers: the forward's inputs, the upstream gradients (and DReG's weights), the outputs
+    mu_ptr,
+    lv_ptr,
+    eps_ptr,
+    seed_ptr,
+    gz_ptr,
+    glr_ptr,
+    w_ptr,
+    gmu_ptr,
+    glv_ptr,
+    # sizes and strides (mu, logvar, eps: any strides; gz (K, B, L), glr and w (K, B): dense)
+    B,
+    stride_mb,
+    stride_ml,
+    stride_vb,
+    stride_vl,
+    stride_ek,
+    stride_eb,
+    stride_el,
+    # shapes and tiling (``_noise.quarter_plan`` over the B rows; K samples each)
+    K: tl.constexpr,
+    L: tl.constexpr,
+    Q: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_Q: tl.constexpr,
+    EVEN: tl.constexpr,
+    # math
+    ACC: tl.constexpr,
+    # modes: eps given (else drawn again), which upstream gradients, DReG's weights, path gradient
+    HAS_EPS: tl.constexpr,
+    HAS_GZ: tl.constexpr,
+    HAS_GLR: tl.constexpr,
+    HAS_W: tl.constexpr,
+    PATH: tl.constexpr,
 ):
-    # one program: BLOCK_B rows, all K samples (each drawn again), the four quarters at once
+    # one program: BLOCK_B rows, all K samples (each drawn again), the four quarters at once:
+    # per quarter i (a tuple entry) its columns, mask, mu, logvar and the two sums over k
     rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rows < B
+    seed = 0
     if not HAS_EPS:
         seed = tl.load(seed_ptr)
     for q0 in tl.range(0, Q, BLOCK_Q):
         q = q0 + tl.arange(0, BLOCK_Q)
-        q_ok = q < Q
-        c0, c1, c2, c3 = q, Q + q, 2 * Q + q, 3 * Q + q
-        m0 = row_ok[:, None] & (q_ok & (c0 < L))[None, :]
-        m1 = row_ok[:, None] & (q_ok & (c1 < L))[None, :]
-        m2 = row_ok[:, None] & (q_ok & (c2 < L))[None, :]
-        m3 = row_ok[:, None] & (q_ok & (c3 < L))[None, :]
-        mu0 = load(mu_ptr + rows[:, None] * stride_mb + c0[None, :] * stride_ml, m0, EVEN).to(ACC)
-        mu1 = load(mu_ptr + rows[:, None] * stride_mb + c1[None, :] * stride_ml, m1, EVEN).to(ACC)
-        mu2 = load(mu_ptr + rows[:, None] * stride_mb + c2[None, :] * stride_ml, m2, EVEN).to(ACC)
-        mu3 = load(mu_ptr + rows[:, None] * stride_mb + c3[None, :] * stride_ml, m3, EVEN).to(ACC)
-        lv0 = load(lv_ptr + rows[:, None] * stride_vb + c0[None, :] * stride_vl, m0, EVEN).to(ACC)
-        lv1 = load(lv_ptr + rows[:, None] * stride_vb + c1[None, :] * stride_vl, m1, EVEN).to(ACC)
-        lv2 = load(lv_ptr + rows[:, None] * stride_vb + c2[None, :] * stride_vl, m2, EVEN).to(ACC)
-        lv3 = load(lv_ptr + rows[:, None] * stride_vb + c3[None, :] * stride_vl, m3, EVEN).to(ACC)
-        a0 = tl.zeros([BLOCK_B, BLOCK_Q], ACC)
-        a1, a2, a3, b0, b1, b2, b3 = a0, a0, a0, a0, a0, a0, a0
+        cols, masks, mus, lvs, gmus, glvs = (), (), (), (), (), ()
+        for i in tl.static_range(4):
+            c = i * Q + q
+            m = row_ok[:, None] & ((q < Q) & (c < L))[None, :]
+            cols, masks = cols + (c,), masks + (m,)
+            mus += (load(mu_ptr + rows[:, None] * stride_mb + c[None, :] * stride_ml, m, EVEN).to(ACC),)
+            lvs += (load(lv_ptr + rows[:, None] * stride_vb + c[None, :] * stride_vl, m, EVEN).to(ACC),)
+            gmus += (tl.zeros([BLOCK_B, BLOCK_Q], ACC),)
+            glvs += (tl.zeros([BLOCK_B, BLOCK_Q], ACC),)
         for k in range(K):
             kk = k + tl.zeros([], tl.int64)
             glr = tl.zeros([BLOCK_B], ACC)
@@ -160,41 +194,18 @@ def _reparameterize_iw_bwd_kernel(
                 glr = load(glr_ptr + kk * B + rows, row_ok, EVEN).to(ACC)
             if HAS_W:
                 w = load(w_ptr + kk * B + rows, row_ok, EVEN).to(ACC)
-            e0 = tl.zeros([BLOCK_B, BLOCK_Q], tl.float32)
-            e1, e2, e3 = e0, e0, e0
-            if not HAS_EPS:
-                e0, e1, e2, e3 = normals(seed, rows, q, k)
-            a0, b0 = _bwd_quarter(mu0, lv0, a0, b0, gz_ptr, glr, w, eps_ptr, kk, B, rows, m0, c0, e0, stride_ek,
-                                  stride_eb, stride_el, L, ACC, HAS_EPS, HAS_GZ, HAS_GLR, HAS_W, PATH, EVEN)
-            a1, b1 = _bwd_quarter(mu1, lv1, a1, b1, gz_ptr, glr, w, eps_ptr, kk, B, rows, m1, c1, e1, stride_ek,
-                                  stride_eb, stride_el, L, ACC, HAS_EPS, HAS_GZ, HAS_GLR, HAS_W, PATH, EVEN)
-            a2, b2 = _bwd_quarter(mu2, lv2, a2, b2, gz_ptr, glr, w, eps_ptr, kk, B, rows, m2, c2, e2, stride_ek,
-                                  stride_eb, stride_el, L, ACC, HAS_EPS, HAS_GZ, HAS_GLR, HAS_W, PATH, EVEN)
-            a3, b3 = _bwd_quarter(mu3, lv3, a3, b3, gz_ptr, glr, w, eps_ptr, kk, B, rows, m3, c3, e3, stride_ek,
-                                  stride_eb, stride_el, L, ACC, HAS_EPS, HAS_GZ, HAS_GLR, HAS_W, PATH, EVEN)
+            eps = normals_or_zeros(seed, rows, q, k, not HAS_EPS)
+            new_gmus, new_glvs = (), ()
+            for i in tl.static_range(4):
+                a, b = _bwd_quarter(mus[i], lvs[i], gmus[i], glvs[i], gz_ptr, glr, w, eps_ptr, kk, B, rows, masks[i],
+                                    cols[i], eps[i], stride_ek, stride_eb, stride_el, L, ACC, HAS_EPS, HAS_GZ, HAS_GLR,
+                                    HAS_W, PATH, EVEN)
+                new_gmus, new_glvs = new_gmus + (a,), new_glvs + (b,)
+            gmus, glvs = new_gmus, new_glvs
         out = rows[:, None] * L
-        store(gmu_ptr + out + c0[None, :], a0.to(gmu_ptr.dtype.element_ty), m0, EVEN)
-        store(gmu_ptr + out + c1[None, :], a1.to(gmu_ptr.dtype.element_ty), m1, EVEN)
-        store(gmu_ptr + out + c2[None, :], a2.to(gmu_ptr.dtype.element_ty), m2, EVEN)
-        store(gmu_ptr + out + c3[None, :], a3.to(gmu_ptr.dtype.element_ty), m3, EVEN)
-        store(glv_ptr + out + c0[None, :], b0.to(glv_ptr.dtype.element_ty), m0, EVEN)
-        store(glv_ptr + out + c1[None, :], b1.to(glv_ptr.dtype.element_ty), m1, EVEN)
-        store(glv_ptr + out + c2[None, :], b2.to(glv_ptr.dtype.element_ty), m2, EVEN)
-        store(glv_ptr + out + c3[None, :], b3.to(glv_ptr.dtype.element_ty), m3, EVEN)
-
-
-@functools.lru_cache(maxsize=1024)
-def _plan(kernel, B, L, dtype, flags):
-    """``(programs, bound)`` of a launch of ``kernel`` over (B, L), once per key: Q (columns per
-    quarter), the tile, EVEN and the op's own compile-time ``flags`` ((name, value) pairs),
-    bound for ``_launch.launch``."""
-    Q = 4 * -(-L // 16)
-    bq = min(1 << max(Q - 1, 0).bit_length(), 1024 if INTERPRET else 64)
-    bb = max(1, min(1 << max(B - 1, 0).bit_length(), (8192 if INTERPRET else 512) // bq))
-    even = B % bb == 0 and Q % bq == 0 and 4 * Q == L
-    threads = bb * bq // 4
-    return -(-B // bb), _launch.bind(kernel, dict(L=L, Q=Q, ACC=acc_dtype(dtype), BLOCK_B=bb, BLOCK_Q=bq, EVEN=even,
-                                                  num_warps=max(1, min(8, threads // 32)), **dict(flags)))
+        for i in tl.static_range(4):
+            store(gmu_ptr + out + cols[i][None, :], gmus[i].to(gmu_ptr.dtype.element_ty), masks[i], EVEN)
+            store(glv_ptr + out + cols[i][None, :], glvs[i].to(glv_ptr.dtype.element_ty), masks[i], EVEN)
 
 
 def _eps_strides(eps):
@@ -216,7 +227,7 @@ def reparameterize_iw_fwd(mu, logvar, K, eps=None, seed=None):
     if eps is None and seed is None:
         raise ValueError("reparameterize_iw_fwd: give eps or seed to draw z")
     kernel = _reparameterize_iw_fwd_kernel
-    programs, bound = _plan(kernel, K * B, L, mu.dtype, (("HAS_EPS", eps is not None),))
+    programs, bound = quarter_plan(kernel, K * B, L, mu.dtype, (("HAS_EPS", eps is not None),))
     eps = None if eps is None else eps.reshape(K * B, L)  # a view for any (k, b)-contiguous layout
     _launch.launch(kernel, programs, (mu, logvar, mu if eps is None else eps, mu if seed is None else seed, z, lr, B,
                                       K * B, *mu.stride(), *logvar.stride(),
@@ -236,7 +247,7 @@ def reparameterize_iw_bwd(mu, logvar, K, eps, seed, grad_z, grad_lr, weight=None
     if (grad_z is None and grad_lr is None) or K == 0:
         return gmu.zero_(), glv.zero_()
     kernel = _reparameterize_iw_bwd_kernel
-    programs, bound = _plan(kernel, B, L, mu.dtype, (
+    programs, bound = quarter_plan(kernel, B, L, mu.dtype, (
         ("K", K), ("HAS_EPS", eps is not None), ("HAS_GZ", grad_z is not None), ("HAS_GLR", grad_lr is not None),
         ("HAS_W", weight is not None), ("PATH", bool(path))))
     _launch.launch(kernel, programs, (mu, logvar, mu if eps is None else eps, mu if seed is None else seed,

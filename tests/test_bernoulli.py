@@ -9,18 +9,19 @@ import torch.nn.functional as F
 import fastvae
 from fastvae import reference
 from fastvae import kernels as K
+from fastvae.kernels import modes
 
 from helpers import assert_close64, randn, sum_dtype
 
 
 
 def bernoulli_ll_fwd(logits, x, grad_scale=1.0, store_grad=False, **tiles):
-    ll, grad, *_ = K.likelihood("bernoulli", logits, x, grad_scale=grad_scale, store_gp=store_grad, **tiles)
+    ll, grad, *_ = K.likelihood_pass(modes.BERNOULLI, logits, x, grad_scale=grad_scale, store_gp=store_grad, **tiles)
     return ll, grad
 
 
 def bernoulli_ll_bwd(logits, x, g, **tiles):
-    return K.likelihood("bernoulli", logits, x, g=g, write_ll=False, store_gp=True, **tiles)[1]
+    return K.likelihood_pass(modes.BERNOULLI, logits, x, g=g, write_ll=False, store_gp=True, **tiles)[1]
 
 
 bernoulli_ll_scale_grad = K.scale_rows

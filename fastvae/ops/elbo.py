@@ -13,11 +13,9 @@ the log-likelihood's custom op and plain torch glue instead (the compiler fuses 
 import torch
 
 from .._rows import reduce_rows, sum_dtype
+from ..kernels import modes
 from . import likelihood as _ll
 from ._route import once_differentiable
-
-
-_REDUCE = {"none": 0, "sum": 1, "mean": 2}  # the kernel's codes
 
 
 def _row_weight(reduction, B):
@@ -26,12 +24,13 @@ def _row_weight(reduction, B):
 
 
 class fastvae_elbo(torch.autograd.Function):  # noqa: N801 - the name grad_fn shows
-    """(spec, p, x, s, kl) -> (loss, ll): ``loss = reduce(beta * kl - ll)``; ``spec`` is
-    ``(kind, s_value, beta, reduction)`` (one argument: each costs host time in ``apply``)."""
+    """(settings, p, x, s, kl) -> (loss, ll): ``loss = reduce(beta * kl - ll)``; ``settings`` is
+    ``(likelihood record, s_value, beta, reduction)`` (one argument: each costs host time in
+    ``apply``)."""
 
     @staticmethod
-    def forward(ctx, spec, p, x, s, kl):
-        kind, s_value, beta, reduction = spec
+    def forward(ctx, settings, p, x, s, kl):
+        spec, s_value, beta, reduction = settings
         B = p.shape[0]
         w = _row_weight(reduction, B)
         store = p.dtype != torch.float16
@@ -39,8 +38,8 @@ class fastvae_elbo(torch.autograd.Function):  # noqa: N801 - the name grad_fn sh
         # the scale folded into stored gradients reaches the kernel as float32: float64 folds
         # none (its backward rescales, exactly) rather than carry -1/B's float32 rounding
         folded = 1.0 if p.dtype == torch.float64 else -w
-        ll, rows = _ll.forward(ctx, kind, p, x, s, s_value, folded, store, kl if fused else None, beta,
-                               _REDUCE[reduction])
+        ll, rows = _ll.forward(ctx, spec, p, x, s, s_value, folded, store, kl if fused else None, beta,
+                               modes.REDUCTIONS[reduction])
         if not fused:  # kl float64 with float32 sums: promoted as the reference does
             rows = beta * kl - ll
         ctx.beta, ctx.w, ctx.B, ctx.unfolded = beta, w, B, -w / folded

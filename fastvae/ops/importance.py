@@ -13,16 +13,14 @@ from typing import Optional
 
 import torch
 
-from .. import _dreg, reference
+from .. import _dreg, likelihoods, reference
 from .._backend import use_triton
-from .._checks import (check_eager_dreg, check_gaussian, check_iw_eps, check_iwae, check_likelihood_name,
-                       check_num_samples)
+from .._checks import check_eager_dreg, check_gaussian, check_iw_eps, check_iwae, check_num_samples
 from .._rows import as_rows, reduce_rows
 from . import _route
 from ._route import draw_seed, kernels, once_differentiable
 
 Tensor = torch.Tensor
-_CODES = {"bernoulli": 0, "continuous_bernoulli": 1, "gaussian": 2}
 
 
 class fastvae_reparameterize_iw(torch.autograd.Function):  # noqa: N801 - the name grad_fn shows
@@ -155,18 +153,18 @@ def reparameterize_iw(mu: Tensor, logvar: Tensor, num_samples: int, *, eps: Opti
     return (_dreg.attach(z, slot) if slot is not None else z), lr
 
 
-def _logscale_rows(kind, logscale, recon, x):
+def _logscale_rows(spec, logscale, recon, x):
     """(tensor or None, number) for the K * B rows of recon: a (K, B, ...) logscale reshaped to
     them; any other as given (one with x's B rows is read by index for every sample, one shared
     by the rows broadcasts), so that its gradient comes back in its own shape."""
-    if kind != "gaussian" or not isinstance(logscale, torch.Tensor):
-        return None, (float(logscale) if kind == "gaussian" else 0.0)
+    if not spec.has_scale or not isinstance(logscale, torch.Tensor):
+        return None, (float(logscale) if spec.has_scale else 0.0)
     if tuple(logscale.shape) == tuple(recon.shape):
         return logscale.reshape(recon.shape[0] * recon.shape[1], *recon.shape[2:]), 0.0
     return logscale, 0.0
 
 
-def iwae_loss(recon: Tensor, x: Tensor, log_ratio: Tensor, *, likelihood: str = "bernoulli", logscale=0.0,
+def iwae_loss(recon: Tensor, x: Tensor, log_ratio: Tensor, *, likelihood: str = likelihoods.DEFAULT, logscale=0.0,
               z: Optional[Tensor] = None, estimator: str = "iwae", reduction: str = "mean") -> Tensor:
     """The importance-weighted bound (Burda et al., 2016) as a loss, fused: per row
     ``-(logsumexp_k(log p(x | z_k) + log_ratio_k) - log K)``, reduced like ``ELBOLoss``.
@@ -193,17 +191,17 @@ def iwae_loss(recon: Tensor, x: Tensor, log_ratio: Tensor, *, likelihood: str = 
     With K = 1 and ``'iwae'`` the value is the single-sample Monte Carlo ELBO
     ``-(log p(x|z_1) + log_ratio_1)`` (not ``ELBOLoss``'s closed-form KL).
     """
-    kind = check_likelihood_name(likelihood)
+    spec = likelihoods.get(likelihood)
     slot = _dreg.slot_of(z) if z is not None else None
-    check_iwae(kind, recon, x, log_ratio, logscale, z, estimator, reduction, slot is not None)
+    check_iwae(spec, recon, x, log_ratio, logscale, z, estimator, reduction, slot is not None)
     if not use_triton(recon):
-        return _route.guard("iwae_loss", reference.iwae_loss(recon, x, log_ratio, likelihood=kind, logscale=logscale,
+        return _route.guard("iwae_loss", reference.iwae_loss(recon, x, log_ratio, likelihood=spec, logscale=logscale,
                                                              z=z, estimator=estimator, reduction=reduction))
     from .likelihood import log_likelihood
 
     K, B = log_ratio.shape
-    s, s_value = _logscale_rows(kind, logscale, recon, x)
-    ll = log_likelihood(_CODES[kind], recon.reshape(K * B, *recon.shape[2:]), x, s, s_value, store=False).view(K, B)
+    s, s_value = _logscale_rows(spec, logscale, recon, x)
+    ll = log_likelihood(spec, recon.reshape(K * B, *recon.shape[2:]), x, s, s_value, store=False).view(K, B)
     a = ll + log_ratio.to(ll.dtype) if log_ratio.dtype != torch.float64 else ll.double() + log_ratio
     per_row = -(torch.logsumexp(a, 0) - math.log(K))
     if estimator == "dreg":

@@ -18,9 +18,11 @@ from typing import Optional
 
 import torch
 
-from .. import reference
+from .. import likelihoods
 from .._backend import use_triton
 from .._checks import check_likelihood, validate_targets
+from .._rows import sum_dtype
+from ..kernels import modes
 from . import _route
 from ._route import graph_kept, kernels, once_differentiable
 
@@ -39,42 +41,49 @@ def _expanded(s, p):
 
 
 def gs_mode(s, p):
-    """How the logscale's gradient is formed (see ``fastvae.kernels.likelihood``): 0 none, 1 per
-    element, 2 summed over the rows (shared by them, varying within a row), 3 summed within
-    each row (constant within a row: one value for all included), the upstream applied after."""
+    """How the logscale's gradient is formed (``kernels.modes.GS_*``): none, per element, summed
+    over the rows (shared by them, varying within a row), or summed within each row (constant
+    within a row: one value for all included; the upstream gradient applied after)."""
     if s is None or not s.requires_grad:
-        return 0
+        return modes.GS_NONE
     e = _expanded(s, p)
     if all(st == 0 for st in e.stride()[1:]):
-        return 3
-    return 2 if e.stride(0) == 0 else 1
+        return modes.GS_ROW_SUMS
+    return modes.GS_PARTIALS if e.stride(0) == 0 else modes.GS_ELEMENTS
 
 
 def _to_logscale(gs, mode, s, shape):
     """The logscale's gradient in its own shape and dtype, from the kernel's for parameters of
-    ``shape``: per element (1), summed over the rows (2: shape[1:]) or within each row (3: (B,))."""
-    if mode == 2:
+    ``shape``: per element, summed over the rows (shape[1:]) or within each row ((B,))."""
+    if mode == modes.GS_PARTIALS:
         gs = gs.reshape((1, *shape[1:]))
-    elif mode == 3:
+    elif mode == modes.GS_ROW_SUMS:
         gs = gs.view((-1,) + (1,) * (len(shape) - 1))
     if s.dim() == gs.dim() and 1 < s.shape[0] < gs.shape[0]:  # rows read again for each sample
         gs = gs.reshape(-1, s.shape[0], *gs.shape[1:]).sum(0)
     return (gs.sum_to_size(s.shape) if gs.shape != s.shape else gs).to(s.dtype)
 
 
-def forward(ctx, kind, p, x, s, s_value, grad_scale, store, kl=None, beta=1.0, reduce=0):
-    """The forward pass; with ``ctx``, also saves what backward needs. Returns (ll, rows): rows
-    as ``fastvae.kernels.likelihood`` gives them (0-d where it could ``reduce`` them)."""
+def _pass(spec, p, x, s, s_value, grad_scale, g=None, **kw):
+    """One launch of the likelihood kernel for the record ``spec`` (``kernels.likelihood_pass``)."""
+    return kernels().likelihood_pass(spec.code, p, x, _expanded(s, p), s_value, grad_scale, g,
+                                     x_scale=spec.uint8_scale, **kw)
+
+
+def forward(ctx, spec, p, x, s, s_value, grad_scale, store, kl=None, beta=1.0, reduce=modes.REDUCE_NONE):
+    """The forward pass of likelihood ``spec`` (a ``fastvae.likelihoods`` record); with ``ctx``,
+    also saves what backward needs. Returns (ll, rows): rows as ``kernels.likelihood_pass``
+    gives them (0-d where it could ``reduce`` them)."""
     need = (p.requires_grad, x.requires_grad, gs_mode(s, p))
-    store = store and (need[0] or need[1] or need[2] != 0)
-    ll, gp, gx, gs, rows = kernels().likelihood(
-        kind, p, x, _expanded(s, p), s_value, grad_scale, store_gp=store and need[0],
-        store_gx=store and need[1], gs_mode=need[2] if store else 0, kl=kl, beta=beta, reduce=reduce)
+    store = store and (need[0] or need[1] or need[2] != modes.GS_NONE)
+    ll, gp, gx, gs, rows = _pass(spec, p, x, s, s_value, grad_scale, store_gp=store and need[0],
+                                 store_gx=store and need[1], gs_mode=need[2] if store else modes.GS_NONE, kl=kl,
+                                 beta=beta, reduce=reduce)
     if ctx is not None:
-        ctx.kind, ctx.s_value, ctx.grad_scale, ctx.store, ctx.need = kind, s_value, grad_scale, store, need
+        ctx.spec, ctx.s_value, ctx.grad_scale, ctx.store, ctx.need = spec, s_value, grad_scale, store, need
         ctx.p_shape = p.shape
         # p and x stay alive only where backward reads them (a shared logscale re-sums from them)
-        keep = not store or need[2] == 2
+        keep = not store or need[2] == modes.GS_PARTIALS
         ctx.save_for_backward(gp, gx, gs, p if keep else None, x if keep else None, s)
         ctx.set_materialize_grads(False)
     return ll, rows
@@ -84,7 +93,7 @@ def backward(ctx, factor, recompute=None, aux_scale=None):
     """Gradients of (p, x, s) for the upstream gradient ``factor * grad_scale`` per row
     (``factor``: (B,) or 0-d), and ``aux``: with ``aux_scale``, ``factor * aux_scale`` (B,) where
     the launch that rescales p's stored gradient could form it (else None).
-    ``recompute(kind, p, x, s, s_value, g, need)`` forms them anew (eager: the kernel; compiled:
+    ``recompute(spec, p, x, s, s_value, g, need)`` forms them anew (eager: the kernel; compiled:
     the backward custom op). Returns ``(gp, gx, gs, aux)``."""
     gp, gx, gs, p, x, s = ctx.saved_tensors
     need, aux = ctx.need, None
@@ -96,39 +105,40 @@ def backward(ctx, factor, recompute=None, aux_scale=None):
         elif gp is not None:
             gp = scale(gp, factor, 1.0, in_place=in_place)
         gx = scale(gx, factor, 1.0, in_place=in_place) if gx is not None else None
-        if need[2] == 1:
+        if need[2] == modes.GS_ELEMENTS:
             gs = scale(gs, factor, 1.0, in_place=in_place)
-        elif need[2] == 3:
+        elif need[2] == modes.GS_ROW_SUMS:
             gs = gs * (factor * ctx.grad_scale)
-        elif need[2] == 2:  # programs whose rows got another upstream gradient sum theirs again
+        elif need[2] == modes.GS_PARTIALS:  # programs whose rows got another upstream gradient sum theirs again
             gs = gs if in_place else gs.clone()
-            kernels().likelihood(ctx.kind, p, x, _expanded(s, p), ctx.s_value, ctx.grad_scale, factor,
-                                 write_ll=False, gs_mode=2, gs=gs, skip_if_one=True)
+            _pass(ctx.spec, p, x, s, ctx.s_value, ctx.grad_scale, factor, write_ll=False, gs_mode=modes.GS_PARTIALS,
+                  gs=gs, skip_if_one=True)
             gs = kernels().sum_partials(gs, p)
     else:
         g = factor * ctx.grad_scale if ctx.grad_scale != 1.0 else factor
-        gp, gx, gs = (recompute or _recompute)(ctx.kind, p, x, s, ctx.s_value, g, need)
-    if need[2]:
+        gp, gx, gs = (recompute or _recompute)(ctx.spec, p, x, s, ctx.s_value, g, need)
+    has_gs = need[2] != modes.GS_NONE
+    if has_gs:
         gs = _to_logscale(gs, need[2], s, ctx.p_shape)
-    return gp if need[0] else None, gx if need[1] else None, gs if need[2] else None, aux
+    return gp if need[0] else None, gx if need[1] else None, gs if has_gs else None, aux
 
 
-def _recompute(kind, p, x, s, s_value, g, need):
-    _, gp, gx, gs, _ = kernels().likelihood(kind, p, x, _expanded(s, p), s_value, 1.0, g, write_ll=False,
-                                            store_gp=need[0], store_gx=need[1], gs_mode=need[2])
-    if need[2] == 2:
+def _recompute(spec, p, x, s, s_value, g, need):
+    _, gp, gx, gs, _ = _pass(spec, p, x, s, s_value, 1.0, g, write_ll=False, store_gp=need[0], store_gx=need[1],
+                             gs_mode=need[2])
+    if need[2] == modes.GS_PARTIALS:
         gs = kernels().sum_partials(gs, p)
-    elif need[2] == 3:  # row sums of d/ds: the upstream gradient applied here
+    elif need[2] == modes.GS_ROW_SUMS:  # row sums of d/ds: the upstream gradient applied here
         gs = gs * g
     return gp, gx, gs
 
 
 class fastvae_likelihood(torch.autograd.Function):  # noqa: N801 - the name grad_fn shows
-    """Eager route: (kind, p, x, s, s_value, grad_scale, store) -> ll (B,)."""
+    """Eager route: (spec, p, x, s, s_value, grad_scale, store) -> ll (B,)."""
 
     @staticmethod
-    def forward(ctx, kind, p, x, s, s_value, grad_scale, store):
-        return forward(ctx, kind, p, x, s, s_value, grad_scale, store)[0]
+    def forward(ctx, spec, p, x, s, s_value, grad_scale, store):
+        return forward(ctx, spec, p, x, s, s_value, grad_scale, store)[0]
 
     @staticmethod
     def backward(ctx, grad_ll):
@@ -142,22 +152,21 @@ class fastvae_likelihood(torch.autograd.Function):  # noqa: N801 - the name grad
 
 # ------------------------------------------------------------- the same under torch.compile
 
+# the custom ops carry the likelihood as its kernel code (``likelihoods.by_code`` gives the record)
 @torch.library.custom_op("fastvae::likelihood", mutates_args=())
 def _op(kind: int, p: Tensor, x: Tensor, s: Optional[Tensor], s_value: float) -> Tensor:
-    return forward(None, kind, p, x, s, s_value, 1.0, False)[0]
+    return forward(None, likelihoods.by_code(kind), p, x, s, s_value, 1.0, False)[0]
 
 
 @_op.register_fake
 def _(kind, p, x, s, s_value):
-    from .._rows import sum_dtype
-
     return p.new_empty((p.shape[0],), dtype=sum_dtype(p.dtype))
 
 
 @torch.library.custom_op("fastvae::likelihood_backward", mutates_args=())
 def _op_backward(kind: int, p: Tensor, x: Tensor, s: Optional[Tensor], s_value: float, g: Tensor,
                  need_p: bool, need_x: bool, mode: int) -> tuple[Tensor, Tensor, Tensor]:
-    gp, gx, gs = _recompute(kind, p, x, s, s_value, g, (need_p, need_x, mode))
+    gp, gx, gs = _recompute(likelihoods.by_code(kind), p, x, s, s_value, g, (need_p, need_x, mode))
     # unused outputs: distinct empty tensors (outputs of a custom op may not alias each other)
     return tuple(p.new_empty((0,)) if t is None else t for t in (gp, gx, gs))
 
@@ -165,18 +174,17 @@ def _op_backward(kind: int, p: Tensor, x: Tensor, s: Optional[Tensor], s_value: 
 @_op_backward.register_fake
 def _(kind, p, x, s, s_value, g, need_p, need_x, mode):
     k = kernels()
-    from .._rows import sum_dtype
-
     acc = sum_dtype(p.dtype)
-    gs = {0: lambda: p.new_empty((0,)), 1: lambda: k.grad_like(p, s.dtype),
-          2: lambda: p.new_empty(p.shape[1:], dtype=acc), 3: lambda: p.new_empty((p.shape[0],), dtype=acc)}[mode]()
+    gs = {modes.GS_NONE: lambda: p.new_empty((0,)), modes.GS_ELEMENTS: lambda: k.grad_like(p, s.dtype),
+          modes.GS_PARTIALS: lambda: p.new_empty(p.shape[1:], dtype=acc),
+          modes.GS_ROW_SUMS: lambda: p.new_empty((p.shape[0],), dtype=acc)}[mode]()
     return (k.grad_like(p) if need_p else p.new_empty((0,)), k.grad_like(p, x.dtype) if need_x else p.new_empty((0,)),
             gs)
 
 
 def _op_setup(ctx, inputs, output):
     kind, p, x, s, s_value = inputs
-    ctx.kind, ctx.s_value, ctx.grad_scale, ctx.store = kind, s_value, 1.0, False
+    ctx.spec, ctx.s_value, ctx.grad_scale, ctx.store = likelihoods.by_code(kind), s_value, 1.0, False
     ctx.need, ctx.p_shape = (p.requires_grad, x.requires_grad, gs_mode(s, p)), p.shape
     ctx.save_for_backward(None, None, None, p, x, s)
 
@@ -185,8 +193,8 @@ def _op_grads(ctx, grad_ll):
     if grad_ll is None:
         return None, None, None, None, None
 
-    def recompute(kind, p, x, s, s_value, g, need):
-        return _op_backward(kind, p, x, s, s_value, g, need[0], need[1], need[2])
+    def recompute(spec, p, x, s, s_value, g, need):
+        return _op_backward(spec.code, p, x, s, s_value, g, need[0], need[1], need[2])
 
     gp, gx, gs, _ = backward(ctx, grad_ll, recompute)
     return None, gp, gx, gs, None
@@ -195,37 +203,41 @@ def _op_grads(ctx, grad_ll):
 _op.register_autograd(_op_grads, setup_context=_op_setup)
 
 
-def log_likelihood(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, store=True):
-    """The fused op (inputs already validated): eager or compiled route. ``grad_scale``: the
+def log_likelihood(spec, p, x, s=None, s_value=0.0, grad_scale=1.0, store=True):
+    """The fused op of likelihood ``spec`` (a ``fastvae.likelihoods`` record; inputs already
+    validated): eager or compiled route. ``grad_scale``: the
     upstream gradient the caller expects for ll, folded into the stored gradients; ``store``
     False (the upstream gradient is not known ahead, as in the importance-weighted bound): the
     gradients are recomputed in backward, as under ``torch.compile``."""
     if _route.compiling() or not store:
-        return _op(kind, p, x, s, s_value)
+        return _op(spec.code, p, x, s, s_value)
     store = torch.is_grad_enabled() and p.dtype != torch.float16 and (
         p.requires_grad or x.requires_grad or (s is not None and s.requires_grad))
-    return fastvae_likelihood.apply(kind, p, x, s, s_value, float(grad_scale), store)
+    return fastvae_likelihood.apply(spec, p, x, s, s_value, float(grad_scale), store)
 
 
 # --------------------------------------------------------------------- public functions
 
-_CODES = {"bernoulli": 0, "continuous_bernoulli": 1, "gaussian": 2}
-
-
-def logscale_args(kind, logscale):
+def logscale_args(spec, logscale):
     """(tensor or None, number) for the kernels: a tensor logscale, or the fixed value."""
-    if kind != "gaussian":
+    if not spec.has_scale:
         return None, 0.0
     return (logscale, 0.0) if isinstance(logscale, torch.Tensor) else (None, float(logscale))
 
 
-def _fused(kind, p, x, logscale, validate_args, reference_fn, *args):
-    check_likelihood(kind, p, x, logscale if kind == "gaussian" else None)
+_RECORDS = {r.function: r for r in likelihoods.records()}
+
+
+def _fused(function, p, x, logscale, validate_args):
+    # the public function ``function`` of its registry record, on the kernels or the reference
+    spec = _RECORDS[function.__name__]
+    check_likelihood(spec, p, x, logscale)
     if validate_args:
-        validate_targets(kind, x)
+        validate_targets(spec, x)
     if not use_triton(p):
-        return _route.guard(f"{kind}_log_likelihood", reference_fn(p, x, *args))
-    return log_likelihood(_CODES[kind], p, x, *logscale_args(kind, logscale))
+        extra = (logscale,) if spec.has_scale else ()
+        return _route.guard(spec.function, spec.reference(p, x, *extra))
+    return log_likelihood(spec, p, x, *logscale_args(spec, logscale))
 
 
 def bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate_args: bool = False) -> Tensor:
@@ -253,7 +265,7 @@ def bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate_args: bool =
     computed too when x requires grad. Differentiable once (``create_graph=True`` raises);
     ``retain_graph=True`` and a second backward work.
     """
-    return _fused("bernoulli", logits, x, None, validate_args, reference.bernoulli_log_likelihood)
+    return _fused(bernoulli_log_likelihood, logits, x, None, validate_args)
 
 
 def continuous_bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate_args: bool = False) -> Tensor:
@@ -278,8 +290,7 @@ def continuous_bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate_a
         (``x - sigmoid(l) + 1/l - 1/sinh(l)``) and to a float x (``l``); as for
         ``bernoulli_log_likelihood``, the usual backward has no pass over (B, D) left to do.
     """
-    return _fused("continuous_bernoulli", logits, x, None, validate_args,
-                  reference.continuous_bernoulli_log_likelihood)
+    return _fused(continuous_bernoulli_log_likelihood, logits, x, None, validate_args)
 
 
 def gaussian_log_likelihood(mean: Tensor, x: Tensor, logscale=0.0, *, validate_args: bool = False) -> Tensor:
@@ -302,4 +313,4 @@ def gaussian_log_likelihood(mean: Tensor, x: Tensor, logscale=0.0, *, validate_a
         logscale, all formed in the forward's pass; a logscale shared by the rows gets its
         gradient from per-program partial sums (no (B, D) temporary).
     """
-    return _fused("gaussian", mean, x, logscale, validate_args, reference.gaussian_log_likelihood, logscale)
+    return _fused(gaussian_log_likelihood, mean, x, logscale, validate_args)

@@ -9,6 +9,7 @@ import sys
 import torch
 
 from .. import data as fdata
+from .. import likelihoods
 from ..models import ACTIVATIONS
 
 
@@ -63,6 +64,14 @@ def _positive(kind):
 
 
 _non_negative_int = _number(int, 0, strict=False)
+
+
+def _likelihood(text):
+    """--likelihood: a registry name, with hyphens (continuous-bernoulli) or underscores."""
+    try:
+        return likelihoods.get(text.replace("-", "_")).cli_name
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(LIKELIHOODS)}, got {text!r}")
 
 
 def _logscale(text):
@@ -135,8 +144,9 @@ def _add_model_arguments(m):
                    help="conv: channels of the stride-2 layers (default 32,64 up to 32 pixels, else 32,32,64,64)")
     m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
                    help="the nonlinearity after each hidden layer (encoder and decoder)")
-    m.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
-                   help="p(x | z): bernoulli (0/1 data), continuous-bernoulli or gaussian (data in [0, 1])")
+    m.add_argument("--likelihood", type=_likelihood, default=likelihoods.get(likelihoods.DEFAULT).cli_name,
+                   metavar="{" + ",".join(LIKELIHOODS) + "}",
+                   help="p(x | z): " + "; ".join(f"{r.cli_name}: {r.summary}" for r in likelihoods.records()))
     m.add_argument("--logscale", type=_logscale,
                    help="gaussian: learned (one shared learned log standard deviation; the default), per-pixel "
                         "(one learned per pixel) or a number (fixed)")
@@ -191,25 +201,31 @@ def _add_run_arguments(r):
 
 # --------------------------------------------------------------------------- combinations
 
-LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "gaussian")
+LIKELIHOODS = tuple(r.cli_name for r in likelihoods.records())
 OBJECTIVES = ("elbo", "iwae", "dreg")
 
 
 def likelihood_name(args):
     """--likelihood as fastvae names it (continuous-bernoulli -> continuous_bernoulli)."""
-    return args.likelihood.replace("-", "_")
+    return likelihoods.get(args.likelihood.replace("-", "_")).name
+
+
+def _names_where(keep):
+    # the command-line names of the likelihoods whose record passes ``keep``
+    return " or ".join(r.cli_name for r in likelihoods.records() if keep(r))
 
 
 def check_settings(args):
     """Settings that are each valid but do not go together: a ValueError that says why."""
-    continuous = args.likelihood != "bernoulli"
-    if args.logscale is not None and args.likelihood != "gaussian":
-        raise ValueError("--logscale is for --likelihood gaussian")
+    spec = likelihoods.get(likelihood_name(args))
+    continuous = spec.uint8 != likelihoods.BINARY
+    if args.logscale is not None and not spec.has_scale:
+        raise ValueError(f"--logscale is for --likelihood {_names_where(lambda r: r.has_scale)}")
     if args.grey and args.data != "mnist":
         raise ValueError(f"--grey is for --data mnist (grey levels); {args.data} is binary")
     if args.grey and not continuous:
-        raise ValueError("--grey keeps MNIST's grey levels, which the Bernoulli likelihood cannot model: "
-                         "add --likelihood continuous-bernoulli or gaussian")
+        raise ValueError(f"--grey keeps MNIST's grey levels, which the {spec.title} likelihood cannot model: add "
+                         f"--likelihood {_names_where(lambda r: r.uint8 != likelihoods.BINARY)}")
     if continuous and args.data == "mnist" and not args.grey:
         raise ValueError(f"--data mnist binarizes every batch; for its grey levels with --likelihood "
                          f"{args.likelihood} add --grey")

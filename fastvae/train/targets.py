@@ -2,10 +2,10 @@
 uint8 batches as they are, as floats, or uniformly dequantized; the evaluation splits the same
 way; the training pixel means for the output bias; and bits per dimension for 8-bit data.
 
-* ``binary``: 0/1 data (the binary data sets, or MNIST binarized every batch) for the
-  Bernoulli likelihood: uint8 as it is, one byte per pixel.
-* ``binary-float``: 0/1 data for a continuous likelihood: converted to float (a continuous
-  likelihood reads uint8 as k/255, which is not what 0/1 bytes mean).
+* ``binary``: 0/1 data (the binary data sets, or MNIST binarized every batch) for a
+  likelihood that reads uint8 targets as 0/1 (the Bernoulli): uint8 as it is, one byte per pixel.
+* ``binary-float``: 0/1 data for a likelihood that reads uint8 as k/255 (a continuous one):
+  converted to float (k/255 is not what 0/1 bytes mean).
 * ``dequantized``: 8-bit grey levels k (``--data mnist --grey``) for a continuous likelihood:
   ``(k + u) / 256`` with u ~ U[0, 1), a fresh u every batch (drawn from ``(seed, step, rank)``,
   so a resumed run draws the same), and one fixed u for each evaluation split. The model's
@@ -16,21 +16,20 @@ import math
 
 import torch
 
+from .. import likelihoods
 from ..data._random import seed_for, seeded_generator
-
-CONTINUOUS = ("continuous_bernoulli", "gaussian")
 
 
 class Targets:
-    """The run's data as the likelihood gets it (see the module docstring); ``ds`` is the run's
-    Dataset, ``grey`` is --grey."""
+    """The run's data as the likelihood (a name or registry record) gets it (see the module
+    docstring); ``ds`` is the run's Dataset, ``grey`` is --grey."""
 
     def __init__(self, likelihood, ds, grey, seed):
         self.seed = seed
         self.grey = bool(grey)
         if self.grey:
             self.kind = "dequantized"
-        elif likelihood in CONTINUOUS:
+        elif likelihoods.get(likelihood).uint8 != likelihoods.BINARY:
             self.kind = "binary-float"
         else:
             self.kind = "binary"

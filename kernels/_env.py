@@ -1,0 +1,20 @@
+"""What the kernels' host code shares with the layers above, importable without Triton: the
+environment switch for Triton's interpreter, and the dtype rule of per-row sums.
+
+``fastvae`` imports these from here (never the other way round): ``kernels/`` stands alone.
+"""
+
+import os
+
+import torch
+
+_TRUE = ("1", "true", "on", "yes")
+
+# TRITON_INTERPRET as it was when this module was first imported: the kernels run through
+# Triton's interpreter (on CPU tensors) instead of being compiled
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0").strip().lower() in _TRUE
+
+
+def sum_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype sums and the per-row results are formed in: float64 for float64, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
