@@ -4,20 +4,34 @@ Public API: ``reparameterize_kl``, ``reparameterize``, ``gaussian_kl``,
 ``bernoulli_log_likelihood``, ``continuous_bernoulli_log_likelihood``,
 ``gaussian_log_likelihood``, ``elbo_loss`` / ``ELBOLoss`` (with ``ELBOTerms``),
 ``reparameterize_iw`` and ``iwae_loss`` (importance-weighted training, IWAE and DReG), the plain
-PyTorch twins in ``fastvae.reference``, and the backend switch (``FASTVAE_BACKEND``,
+PyTorch twins in ``fastvae.reference``, the registry of likelihoods ``fastvae.likelihoods``,
+and the backend switch (``FASTVAE_BACKEND``,
 ``set_backend``, ``get_backend``, ``backend``; ``implementation(tensor)`` says what runs).
 Sub-modules: ``fastvae.models`` (MLP and
 convolutional VAEs), ``fastvae.evaluate`` (ELBO, IWAE log-likelihood), ``fastvae.data`` (data
 sets, device-resident loader) and ``fastvae.train`` (the training command).
 """
 
-from . import data, evaluate, models, reference
-from ._backend import backend, get_backend, implementation, set_backend
-from .loss import ELBOLoss, ELBOTerms, elbo_loss
-from .ops import (bernoulli_log_likelihood, continuous_bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood,
-                  iwae_loss, reparameterize, reparameterize_iw, reparameterize_kl)
+from importlib import metadata as _metadata
 
-__version__ = "0.1.0"
+from . import data, evaluate, likelihoods, models, reference
+from ._backend import backend, get_backend, implementation, set_backend
+from .loss import elbo_loss, ELBOLoss, ELBOTerms
+from .ops import (
+    bernoulli_log_likelihood,
+    continuous_bernoulli_log_likelihood,
+    gaussian_kl,
+    gaussian_log_likelihood,
+    iwae_loss,
+    reparameterize,
+    reparameterize_iw,
+    reparameterize_kl,
+)
+
+try:  # the version is written once, in pyproject.toml
+    __version__ = _metadata.version("fastvae")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ELBOLoss",
@@ -33,6 +47,7 @@ __all__ = [
     "get_backend",
     "implementation",
     "iwae_loss",
+    "likelihoods",
     "models",
     "reference",
     "reparameterize",

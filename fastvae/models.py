@@ -1,8 +1,9 @@
 """Standard VAEs on fastvae's fused ops: an MLP and a convolutional encoder/decoder pair.
 
 Both are ``q(z|x) = N(mu, diag(exp(logvar)))`` from the encoder, ``p(x|z)`` from the decoder
-(``likelihood``: Bernoulli logits (default), continuous Bernoulli logits, or a Gaussian mean
-with a fixed or learned logscale; see ``fastvae.decoders``), and a N(0, I) prior. With ``fused=True`` (default) the sample and the KL come
+(``likelihood``: any of ``fastvae.likelihoods``: Bernoulli logits (default), continuous
+Bernoulli logits, or a Gaussian mean with a fixed or learned logscale; see
+``fastvae.decoders``), and a N(0, I) prior. With ``fused=True`` (default) the sample and the KL come
 from one ``fastvae.reparameterize_kl`` pass and the objective from ``fastvae.ELBOLoss`` given that
 KL; ``fused=False`` runs the same model, same weights, on ``fastvae.reference`` (plain PyTorch),
 so the two can be compared. Passing the same ``eps=`` makes them compute the same numbers.
@@ -12,12 +13,12 @@ import math
 from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 from . import decoders, likelihoods, reference
-from ._checks import check_int
-from .loss import ELBOTerms, elbo_loss
 from . import ops as fastvae_ops
+from ._checks import check_int
+from .loss import elbo_loss, ELBOTerms
 from .ops import reparameterize_kl
 
 __all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "ACTIVATIONS"]

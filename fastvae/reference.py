@@ -15,8 +15,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _dreg, likelihoods
-from ._checks import (check_beta, check_eager_dreg, check_elbo, check_gaussian, check_iw_eps, check_iwae,
-                      check_likelihood, check_num_samples, check_reduction, validate_targets)
+from ._checks import (
+    check_beta,
+    check_eager_dreg,
+    check_elbo,
+    check_gaussian,
+    check_iw_eps,
+    check_iwae,
+    check_likelihood,
+    check_num_samples,
+    check_reduction,
+    validate_targets,
+)
 from ._rows import reduce_rows, row_sum, to_sum
 
 

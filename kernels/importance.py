@@ -11,7 +11,8 @@ and with upstream gradients gz (K, B, L) and glr (K, B), per sample k (summed ov
     d lr / d mu = eps/std - z,  d lr / d logvar = 0.5 std eps (eps/std - z)  (``PATH``: log q
         with mu and logvar held constant, so their gradient flows through z only: the
         "sticking the landing" form that DReG needs)
-    grad_mu = sum_k w_k gz_k + glr_k d lr_k / d mu,  grad_logvar = sum_k w_k gz_k 0.5 std eps_k + glr_k d lr_k / d logvar
+    grad_mu     = sum_k w_k gz_k + glr_k d lr_k / d mu
+    grad_logvar = sum_k w_k gz_k 0.5 std eps_k + glr_k d lr_k / d logvar
 
 where ``w`` (K, B) multiplies the gradient that reaches z from elsewhere (the doubly
 reparameterized estimator's extra importance weight; 1 without ``HAS_W``). The noise is drawn in

@@ -39,9 +39,20 @@ import triton.language as tl
 
 from . import _launch, modes
 from ._env import sum_dtype
-from ._launch import (INTERPRETING, acc_dtype, chunk_elems, column_levels, column_offsets, column_order,
-                      empty_in_order, load, loop_meta, store, tile)
-from ._math import LOG2E, log1p_01, log_pos, recip
+from ._launch import (
+    acc_dtype,
+    chunk_elems,
+    column_levels,
+    column_offsets,
+    column_order,
+    empty_in_order,
+    INTERPRETING,
+    load,
+    loop_meta,
+    store,
+    tile,
+)
+from ._math import log1p_01, LOG2E, log_pos, recip
 
 HALF_LOG_2PI = tl.constexpr(0.9189385332046728)
 
@@ -324,11 +335,12 @@ def likelihood_pass(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, 
     ``rescale.sum_partials``; ``GS_ROW_SUMS``: (B,) row sums), written into ``gs`` when given;
     rows = ``beta * kl - ll`` when ``kl`` (B,) of ll's dtype is given, and with ``reduce``
     (``REDUCE_SUM``, ``REDUCE_MEAN``) their 0-d reduction instead where one program holds
-    every row (a small batch: no separate reduction), else still the (B,) rows. Unasked outputs are None. ``skip_if_one`` (with ``g``): programs whose rows all have g == 1
-    write nothing (their outputs from an earlier pass with ``grad_scale`` stand). ``x`` (and
-    ``s``) may have fewer rows than p, a divisor of them: row r of p then reads row r % rows of
-    each (the K samples of importance-weighted training, the targets never repeated in memory);
-    stored gradients of x and per-element ones of s then have p's rows.
+    every row (a small batch: no separate reduction), else still the (B,) rows. Unasked outputs
+    are None. ``skip_if_one`` (with ``g``): programs whose rows all have g == 1 write nothing
+    (their outputs from an earlier pass with ``grad_scale`` stand). ``x`` (and ``s``) may have
+    fewer rows than p, a divisor of them: row r of p then reads row r % rows of each (the K
+    samples of importance-weighted training, the targets never repeated in memory); stored
+    gradients of x and per-element ones of s then have p's rows.
     """
     B = p.shape[0]
     D = p.numel() // B if B else 0
@@ -350,7 +362,8 @@ def likelihood_pass(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, 
     flags = (("SCALE_X", x_scale is not None and x.dtype == torch.uint8), ("G_ROWS", g is not None),
              ("WRITE_LL", write_ll), ("STORE_GP", store_gp), ("STORE_GX", store_gx), ("GS_MODE", gs_mode),
              ("HAS_KL", kl is not None), ("SKIP_IF_ONE", skip_if_one),
-             ("ROW_MOD", x_rows != B or s_rows not in (B, 1)), ("REDUCE", reduce if kl is not None else modes.REDUCE_NONE))
+             ("ROW_MOD", x_rows != B or s_rows not in (B, 1)),
+             ("REDUCE", reduce if kl is not None else modes.REDUCE_NONE))
     p, x, s, (programs, strides, bound, order, reduces) = _planned(kind, p, x, s, block_rows, block_cols, flags)
     rows = None if kl is None else torch.empty(() if reduces else B, device=p.device, dtype=ll.dtype)
     gp = empty_in_order(p, order) if store_gp else None

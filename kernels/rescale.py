@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 
 from . import _launch
-from ._launch import INTERPRETING, acc_dtype, chunk_elems, column_order, tile
+from ._launch import acc_dtype, chunk_elems, column_order, INTERPRETING, tile
 
 
 @triton.jit
@@ -29,8 +29,8 @@ def _sum_partials_kernel(part_ptr, out_ptr, P, D, TRIPS: tl.constexpr, BLOCK_P: 
     acc = tl.zeros([BLOCK_P, BLOCK_D], part_ptr.dtype.element_ty)
     for t in range(TRIPS):
         r = t * BLOCK_P + tl.arange(0, BLOCK_P)
-        acc += tl.load(part_ptr + r[:, None].to(tl.int64) * D + cols[None, :], mask=(r < P)[:, None] & (cols < D)[None, :],
-                       other=0.0)
+        mask = (r < P)[:, None] & (cols < D)[None, :]
+        acc += tl.load(part_ptr + r[:, None].to(tl.int64) * D + cols[None, :], mask=mask, other=0.0)
     tl.store(out_ptr + cols, tl.sum(acc, axis=0), mask=cols < D)
 
 

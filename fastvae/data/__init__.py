@@ -26,11 +26,11 @@ directory, expected files, download), ``datasets`` (``Dataset``, ``load_dataset`
 # Every name below was importable from fastvae.data before it became a package, and still is
 # (the constants too, though only the names in __all__ are the API).
 from ._common import DATASETS, SPLITS  # noqa: F401
-from .datasets import MNIST_VALID, Dataset, load_dataset  # noqa: F401
+from .datasets import Dataset, load_dataset, MNIST_VALID  # noqa: F401
 from .formats import read_amat, read_idx_images
 from .loader import DeviceLoader
-from .shapes import ELLIPSE, SHAPES_DEFAULT_COUNTS, SHAPES_SIZES, SQUARE, TRIANGLE, make_shapes  # noqa: F401
-from .sources import BMNIST_AMAT, BMNIST_NPZ, BMNIST_URL, ENV_VAR, MNIST_FILES, MNIST_URL, download  # noqa: F401
+from .shapes import ELLIPSE, make_shapes, SHAPES_DEFAULT_COUNTS, SHAPES_SIZES, SQUARE, TRIANGLE  # noqa: F401
+from .sources import BMNIST_AMAT, BMNIST_NPZ, BMNIST_URL, download, ENV_VAR, MNIST_FILES, MNIST_URL  # noqa: F401
 
 __all__ = [
     "DATASETS",

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from .._checks import check_int
-from ._common import SPLITS, check_name
+from ._common import check_name, SPLITS
 from ._random import binarize, seed_for, seeded_generator
 from .formats import read_amat, read_binary_npz, read_idx_images
 from .shapes import make_shapes_splits
-from .sources import BMNIST_AMAT, BMNIST_NPZ, MNIST_FILES, missing_files_error, resolve_dir
+from .sources import BMNIST_AMAT, BMNIST_NPZ, missing_files_error, MNIST_FILES, resolve_dir
 from .sources import download as download_files  # load_dataset's `download` argument hides the name
 
 MNIST_VALID = 10000  # the last 10000 of the 60000 training images

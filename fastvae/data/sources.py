@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from typing import Optional
 
-from ._common import SPLITS, check_name
+from ._common import check_name, SPLITS
 
 ENV_VAR = "FASTVAE_DATA_DIR"
 

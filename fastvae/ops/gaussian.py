@@ -101,7 +101,8 @@ def _(mu, logvar, eps, seed, grad_z, grad_kl):
 _op.register_autograd(lambda ctx, gz, gkl: _grads(ctx, gz, gkl, _op_backward), setup_context=_setup)
 
 
-def _fused(mu, logvar, eps, seed, write_z, write_kl):
+def _fused(mu, logvar, eps, seed, *, write_z, write_kl):
+    # the outputs each public op asks of the one kernel, by name
     if _route.compiling():
         return _op(mu, logvar, eps, seed, write_z, write_kl)
     return fastvae_reparameterize_kl.apply(mu, logvar, eps, seed, write_z, write_kl)
@@ -136,7 +137,7 @@ def reparameterize_kl(mu: Tensor, logvar: Tensor, *, eps: Optional[Tensor] = Non
     if not use_triton(mu):
         return guard("reparameterize_kl", reference.reparameterize_kl(mu, logvar, eps=eps, generator=generator))
     seed = draw_seed(mu.device, generator) if eps is None else None
-    return _fused(mu, logvar, eps, seed, True, True)
+    return _fused(mu, logvar, eps, seed, write_z=True, write_kl=True)
 
 
 def reparameterize(mu: Tensor, logvar: Tensor, *, eps: Optional[Tensor] = None,
@@ -149,7 +150,7 @@ def reparameterize(mu: Tensor, logvar: Tensor, *, eps: Optional[Tensor] = None,
     if not use_triton(mu):
         return guard("reparameterize", reference.reparameterize(mu, logvar, eps=eps, generator=generator))
     seed = draw_seed(mu.device, generator) if eps is None else None
-    return _fused(mu, logvar, eps, seed, True, False)[0]
+    return _fused(mu, logvar, eps, seed, write_z=True, write_kl=False)[0]
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -160,4 +161,4 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     check_gaussian(mu, logvar)
     if not use_triton(mu):
         return guard("gaussian_kl", reference.gaussian_kl(mu, logvar))
-    return _fused(mu, logvar, None, None, False, True)[1]
+    return _fused(mu, logvar, None, None, write_z=False, write_kl=True)[1]

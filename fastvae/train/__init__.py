@@ -50,7 +50,7 @@ from .evaluation import evaluate_split
 from .loop import Progress, TrainingDiverged
 from .plots import write_plots
 from .runner import run
-from .step import Objective, build_model, kl_weight, lr_factor, scaled_lr
+from .step import build_model, kl_weight, lr_factor, Objective, scaled_lr
 
 __all__ = [
     "CHECKPOINT",

@@ -10,11 +10,10 @@ import time
 
 import torch
 
-from .checkpoint import CHECKPOINT, append_metrics, save_checkpoint
+from .checkpoint import append_metrics, CHECKPOINT, save_checkpoint
 from .evaluation import evaluate_split
 from .interrupt import Interrupted
 from .step import kl_weight, validate_first_batch
-
 
 _STOP_AFTER, _INTERRUPT = "stop-after", "interrupt"  # why an epoch stopped early
 
@@ -194,5 +193,6 @@ class TrainingLoop:
         args, s, world = self.args, self.state, self.d.world
         return {"epoch": s.epoch + 1, "step": s.step, "train_loss": train[0], "train_neg_elbo": train[2] - train[1],
                 "train_log_likelihood": train[1], "train_kl": train[2], "valid_neg_elbo": valid_neg_elbo,
-                "lr": self.train_step.lr_at(s.step - 1), "beta": kl_weight(args, s.step - 1), "examples": s.step * args.batch_size * world,
+                "lr": self.train_step.lr_at(s.step - 1), "beta": kl_weight(args, s.step - 1),
+                "examples": s.step * args.batch_size * world,
                 "examples_per_s": tally.timed * args.batch_size * world / tally.time if tally.timed else None}

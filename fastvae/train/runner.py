@@ -9,17 +9,25 @@ import torch
 
 import fastvae
 
-from .. import __version__, data as fdata
+from .. import __version__
+from .. import data as fdata
 from .args import check_settings, likelihood_name, num_samples, run_config
-from .checkpoint import (RunState, check_out, load_for_resume, make_out, restore_checkpoint, write_json_atomic,
-                         write_metrics)
+from .checkpoint import (
+    check_out,
+    load_for_resume,
+    make_out,
+    restore_checkpoint,
+    RunState,
+    write_json_atomic,
+    write_metrics,
+)
 from .dataset import load_data
 from .distributed import process_group
 from .evaluation import eval_samples, evaluate_split
 from .interrupt import StopRequest
 from .loop import TrainingLoop
 from .plots import write_plots
-from .step import TrainStep, initial_model
+from .step import initial_model, TrainStep
 from .targets import Targets
 
 
