@@ -22,11 +22,11 @@ so that ``import fastvae`` works (on its PyTorch backend) where Triton is not in
 
 import importlib
 
-_LAUNCHERS = {
-    "likelihood_pass": "likelihood", "grad_like": "likelihood",
-    "scale_rows": "rescale", "sum_partials": "rescale",
-    "reparameterize_kl_fwd": "gaussian", "reparameterize_kl_bwd": "gaussian",
-    "reparameterize_iw_fwd": "importance", "reparameterize_iw_bwd": "importance",
+_LAUNCHERS = {  # launcher -> the module (relative) that holds it
+    "likelihood_pass": ".likelihood", "grad_like": ".likelihood",
+    "scale_rows": ".rescale", "sum_partials": ".rescale",
+    "reparameterize_kl_fwd": ".gaussian", "reparameterize_kl_bwd": ".gaussian",
+    "reparameterize_iw_fwd": ".importance", "reparameterize_iw_bwd": ".importance",
 }
 
 __all__ = sorted(_LAUNCHERS)
@@ -36,7 +36,7 @@ def __getattr__(name):
     module = _LAUNCHERS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value  # imported once
     return value
 

@@ -1,7 +1,7 @@
 """fastvae.train.interrupt: Ctrl-C during training checkpoints where it stopped, says how to go
 on, exits with status 130, and --resume then gives the unbroken run. The SIGINT comes from
-outside, into a process of its own, while tests/train_paused.py holds it at a known step. (Under
-torchrun: tests/test_train_distributed.py.)"""
+outside, into a process of its own, while tests/train/train_paused.py holds it at a known step. (Under
+torchrun: tests/train/test_train_distributed.py.)"""
 
 import shlex
 import sys

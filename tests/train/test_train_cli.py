@@ -1,5 +1,5 @@
 """fastvae.train.cli: every bad setting is one line and exit status 2, never a traceback.
-(Values the parser itself refuses: tests/test_train_args.py; Ctrl-C: tests/test_train_interrupt.py.)"""
+(Values the parser itself refuses: tests/train/test_train_args.py; Ctrl-C: tests/train/test_train_interrupt.py.)"""
 
 import os
 import subprocess

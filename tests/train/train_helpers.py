@@ -9,7 +9,7 @@ import subprocess
 
 from fastvae import train
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # tiny and fast: 384 training images of 28x28 shapes, 6 steps per epoch
 SMALL = ["--data", "shapes", "--num-train", "384", "--num-test", "96", "--batch-size", "64", "--hidden", "64",
@@ -39,13 +39,13 @@ def same_metrics(path):
 
 
 def start_paused(launcher, argv, pause_at, status_dir=None):
-    """Starts ``launcher + [tests/train_paused.py] + argv`` (launcher: the interpreter, or
+    """Starts ``launcher + [tests/train/train_paused.py] + argv`` (launcher: the interpreter, or
     torchrun); returns the process and its stderr so far once rank 0 holds after step
     ``pause_at``, waiting for its SIGINT. Processes of several write their exit statuses into
     ``status_dir``."""
     env = dict(os.environ, FASTVAE_PAUSE_AT=str(pause_at), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
                FASTVAE_STATUS_DIR=str(status_dir or ""))
-    proc = subprocess.Popen([*launcher, str(ROOT / "tests" / "train_paused.py"), *argv], cwd=ROOT, env=env,
+    proc = subprocess.Popen([*launcher, str(ROOT / "tests" / "train" / "train_paused.py"), *argv], cwd=ROOT, env=env,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # not ignored
     seen = []

@@ -1,6 +1,6 @@
 """python -m fastvae.train end to end: a short run learns and writes its files; fused vs
-reference on the real binarized MNIST. The modules' own tests are in tests/test_train_<module>.py
-(bad settings and missing data: tests/test_train_cli.py)."""
+reference on the real binarized MNIST. The modules' own tests are in tests/train/test_train_<module>.py
+(bad settings and missing data: tests/train/test_train_cli.py)."""
 
 import json
 import os
@@ -47,7 +47,7 @@ def test_binarized_mnist_fused_matches_reference(tmp_path):
     fused vs reference at seed 0 differ by 1.5. So this run shows that the fused path trains on
     real data end to end without a large loss; it cannot see small errors (a KL weight of 0.5
     instead of 1 ends within 0.5 nat here): the numbers themselves, with the same noise, are
-    tested in tests/test_models.py and the ops' tests."""
+    tested in tests/models/test_models.py and the ops' tests."""
     args = ["--data", "binarized-mnist", "--num-train", "6000", "--num-test", "500", "--batch-size", "200",
             "--hidden", "200", "--latent-dim", "20", "--epochs", "2", "--lr", "3e-3", "--lr-scaling", "none",
             "--eval-samples", "20", "--no-progress", "--no-plots"]
