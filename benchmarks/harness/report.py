@@ -23,9 +23,8 @@ How to read it:
 import json
 import os
 
-import cases
-import plots
-from case_types import IMPLS, PEERS, Config
+from . import cases, plots
+from .case_types import IMPLS, PEERS, Config
 
 
 def _fmt(v, spec, none="-"):

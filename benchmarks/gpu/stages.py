@@ -1,22 +1,19 @@
-"""The measuring stages of ``gpu_check.py`` and its summary (``summary.json``, ``summary.md``,
-plots). The cases run through the benchmark's own machinery (``cases``, ``measure``,
-``timing``): checked against eager PyTorch, then timed with CUDA events."""
+"""The measuring stages of the GPU check (``check.py``) and its summary (``summary.json``,
+``summary.md``, plots). The cases run through the benchmark's own machinery (the harness's
+``cases``, ``measure``, ``timing``): checked against eager PyTorch, then timed with CUDA events."""
 
 import json
 import platform
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
 
-import measure
-import overhead
-import timing
-from case_types import Config
+from .. import ROOT
+from ..harness import measure, overhead, timing
+from ..harness.case_types import Config
 
-ROOT = Path(__file__).resolve().parent.parent
 OPS = {"elbo_loss": "elbo_loss_fwd_bwd", "reparameterize_kl": "reparameterize_kl_fwd_bwd",
        "continuous_bernoulli_ll": "continuous_bernoulli_ll_fwd_bwd", "gaussian_ll": "gaussian_ll_fwd_bwd",
        "iwae_loss": "iwae_loss_fwd_bwd", "dreg_loss": "dreg_loss_fwd_bwd"}
@@ -96,7 +93,7 @@ def sass(out):
 
 
 def train(summary, out):
-    import train_gpu
+    from . import train as train_gpu
 
     summary["cases"] += train_gpu.train_step_cases()
     step_ms = next((c["ms"] for c in summary["cases"] if c["op"] == "train_step" and c["impl"] == "fastvae"), None)

@@ -17,15 +17,15 @@ function defined just above it:
   Config fields other than batch and dtype.
 
 Nothing else changes: ``--only``, the equality checks, the timing, the table, the JSON, the
-Markdown, the plots and ``benchmarks/test_bench.py`` all go through ``CASES``. A case with a new
+Markdown, the plots and ``test_bench.py`` (pytest-benchmark) all go through ``CASES``. A case with a new
 kind of size (a new ``Config`` field) also adds that key to every JSON record. A case that is not
 one fused call (as the training step) brings its own ``build`` and ``impls``.
 """
 
 import torch
 
-import train_step
-from case_types import DTYPES, TRAIN_IMPLS, Case, Config, Inputs
+from . import train_step
+from .case_types import DTYPES, TRAIN_IMPLS, Case, Config, Inputs
 
 # --------------------------------------------------------------------------- inputs and forwards
 

@@ -1,17 +1,12 @@
-"""``benchmarks/report.py`` and ``plots.py``: what a run writes."""
+"""``benchmarks/harness/report.py`` and ``plots.py``: what a run writes."""
 
 import sys
 
 import torch
 
-# benchmarks/ modules: pytest.ini puts benchmarks/ on the path
-import cases
-import measure
-import plots
-import report
-import timing
-from case_types import IMPLS, Config
-from metadata import metadata
+from benchmarks.harness import cases, measure, plots, report, timing
+from benchmarks.harness.case_types import IMPLS, Config
+from benchmarks.harness.metadata import metadata
 
 
 def test_plots_are_optional(tmp_path, monkeypatch, capsys):

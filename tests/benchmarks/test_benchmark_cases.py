@@ -1,9 +1,8 @@
-"""``benchmarks/cases.py``: the least bytes of every case and the sweeps."""
+"""``benchmarks/harness/cases.py``: the least bytes of every case and the sweeps."""
 
-# benchmarks/ modules: pytest.ini puts benchmarks/ on the path
-import cases
-from case_types import Config
-from cases import CASES
+from benchmarks.harness import cases
+from benchmarks.harness.case_types import Config
+from benchmarks.harness.cases import CASES
 
 
 def test_least_bytes_table_covers_every_timed_mode():
