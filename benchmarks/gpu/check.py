@@ -6,7 +6,8 @@ fastvae on a CUDA GPU and measure it, in stages, each printed as it runs and tim
 2. ``headline``: ELBOLoss forward+backward (``reparameterize_kl`` then ``elbo_loss``) at
    B = 65536, D = 784, latent 64, float32 and bfloat16 logits, uint8 and float targets, and
    ``reparameterize_kl`` forward+backward at B = 65536, latent 64: eager vs ``torch.compile`` vs
-   fastvae, checked equal first, with peak memory and the copy bandwidth of the same run.
+   fastvae, checked equal first, with peak memory and the copy bandwidth of the same run (the
+   README's headline: ``HEADLINE`` in ``harness/cases.py``, the list the benchmark's report uses).
 3. ``small``: the small-batch sweep, ELBOLoss at B = 64 ... 8192, and the host time per step
    at B = 4 with fastvae's launches stubbed (``harness/overhead.py``).
 4. ``sass``: the machine-code report of the real device (``benchmarks/sass_report.py``).

@@ -31,7 +31,7 @@ def test_markdown_puts_the_headline_configurations_first():
     md = report.markdown(_meta(records))
     head, rest = md.split("## reparameterize_kl")
     headline = [line for line in head.splitlines() if line.startswith("| reparameterize_kl")]
-    assert len(headline) == 1 and "| fwd+bwd | float32 | B=256 L=64 |" in headline[0]  # in cases.HEADLINE
+    assert len(headline) == 1 and "| fwd+bwd | float32 | B=256 L=64 |" in headline[0]  # cases.LAUNCH_BOUND
     assert rest.count("| reparameterize_kl") == 6  # every mode of both sizes under the op
     assert "the Triton kernels are NOT timed on this machine" in md
     rows = [report.table_row(g) for g in report.group_rows(records)]  # the console: one row per mode and size
