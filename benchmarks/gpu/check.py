@@ -79,11 +79,12 @@ def main(argv=None):
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA GPU on this machine; nothing was run (exit status 2)", file=sys.stderr)
         return 2
+    from ..harness.metadata import slug
     from . import stages
 
     name = torch.cuda.get_device_name(0)
     date = datetime.date.today().isoformat()
-    out = a.outdir or RESULTS / f"{stages.slug(name)}-{date}"
+    out = a.outdir or RESULTS / f"{slug(name, empty='gpu')}-{date}"
     out.mkdir(parents=True, exist_ok=True)
     summary = stages.header(name, date)
     log = summary["stages"]

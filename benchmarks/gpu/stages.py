@@ -4,7 +4,6 @@
 
 import json
 import platform
-import re
 import subprocess
 import sys
 
@@ -24,10 +23,6 @@ OBJECTIVES = ([Config(op, 65536, "float32", **fam) for op in ("continuous_bernou
               + [Config(op, 4096, "float32", samples=K, dim=784, latent=64, targets="uint8")
                  for op in ("iwae_loss", "dreg_loss") for K in (5, 50)])
 SMALL = [Config("elbo_loss", B, "float32", dim=784, latent=64, targets="uint8") for B in (64, 256, 1024, 4096, 8192)]
-
-
-def slug(text):
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "gpu"
 
 
 def header(name, date):

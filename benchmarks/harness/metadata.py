@@ -39,8 +39,9 @@ def _cpu_name():
     return platform.processor() or platform.machine() or "cpu"
 
 
-def slug(text):
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "device"
+def slug(text, empty="device"):
+    """A device name as a file name: lower case, runs of other characters as one dash."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or empty
 
 
 def metadata(dev, argv, quick, timer):
