@@ -1,17 +1,12 @@
-"""``benchmarks/report.py`` and ``plots.py``: what a run writes."""
+"""``benchmarks/harness/report.py`` and ``plots.py``: what a run writes."""
 
 import sys
 
 import torch
 
-# benchmarks/ modules: pytest.ini puts benchmarks/ on the path
-import cases
-import measure
-import plots
-import report
-import timing
-from case_types import IMPLS, Config
-from metadata import metadata
+from benchmarks.harness import cases, measure, plots, report, timing
+from benchmarks.harness.case_types import IMPLS, Config
+from benchmarks.harness.metadata import metadata
 
 
 def test_plots_are_optional(tmp_path, monkeypatch, capsys):
@@ -36,7 +31,7 @@ def test_markdown_puts_the_headline_configurations_first():
     md = report.markdown(_meta(records))
     head, rest = md.split("## reparameterize_kl")
     headline = [line for line in head.splitlines() if line.startswith("| reparameterize_kl")]
-    assert len(headline) == 1 and "| fwd+bwd | float32 | B=256 L=64 |" in headline[0]  # in cases.HEADLINE
+    assert len(headline) == 1 and "| fwd+bwd | float32 | B=256 L=64 |" in headline[0]  # cases.LAUNCH_BOUND
     assert rest.count("| reparameterize_kl") == 6  # every mode of both sizes under the op
     assert "the Triton kernels are NOT timed on this machine" in md
     rows = [report.table_row(g) for g in report.group_rows(records)]  # the console: one row per mode and size

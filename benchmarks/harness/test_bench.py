@@ -1,9 +1,9 @@
 """pytest-benchmark suite: the ops of ``benchmarks/run.py`` at one size each, for tracking
 regressions between commits on one machine.
 
-    python -m pytest benchmarks/test_bench.py --benchmark-only                      # run
-    python -m pytest benchmarks/test_bench.py --benchmark-only --benchmark-autosave # save as a baseline
-    python -m pytest benchmarks/test_bench.py --benchmark-only --benchmark-compare  # compare with the last one
+    python -m pytest benchmarks/harness/test_bench.py --benchmark-only                       # run
+    python -m pytest benchmarks/harness/test_bench.py --benchmark-only --benchmark-autosave  # save as a baseline
+    python -m pytest benchmarks/harness/test_bench.py --benchmark-only --benchmark-compare   # compare with the last one
 
 Not collected by the normal test run (``pytest.ini`` points at ``tests/``). Each benchmark is
 grouped by op, mode and shape, so eager, compile and fastvae appear side by side. Before it is
@@ -18,12 +18,10 @@ import pytest
 import torch
 
 import fastvae
+from benchmarks.harness.case_types import PEERS, Config
+from benchmarks.harness.cases import CASES, least_bytes
+from benchmarks.harness.checks import compare
 from fastvae import _backend
-
-# benchmarks/ modules: pytest.ini puts benchmarks/ on the path
-from case_types import PEERS, Config
-from cases import CASES, least_bytes
-from checks import compare
 
 CUDA = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if CUDA else "cpu")

@@ -1,9 +1,8 @@
-"""``benchmarks/cases.py``: the least bytes of every case and the sweeps."""
+"""``benchmarks/harness/cases.py``: the least bytes of every case and the sweeps."""
 
-# benchmarks/ modules: pytest.ini puts benchmarks/ on the path
-import cases
-from case_types import Config
-from cases import CASES
+from benchmarks.harness import cases
+from benchmarks.harness.case_types import Config
+from benchmarks.harness.cases import CASES
 
 
 def test_least_bytes_table_covers_every_timed_mode():
@@ -66,3 +65,16 @@ def test_every_case_is_complete():
     for config, mode in cases.HEADLINE:  # the headline configurations are in the GPU sweep
         sweep = [c for fam in cases.configs(config.op, "gpu", [config.dtype], memory) for c in fam]
         assert config in sweep and mode in CASES[config.op].modes
+
+
+def test_one_headline_for_the_report_and_the_gpu_check():
+    # the README's headline: elbo_loss and reparameterize_kl fwd+bwd at B = 65536, D = 784,
+    # latent 64, float32 and bfloat16 logits, uint8 and float targets
+    want = {Config("elbo_loss", 65536, dt, dim=784, latent=64, targets=t) for dt in ("float32", "bfloat16")
+            for t in ("uint8", "float")} | {Config("reparameterize_kl", 65536, dt, latent=64)
+                                            for dt in ("float32", "bfloat16")}
+    assert {c for c, _ in cases.HEADLINE} == want and {m for _, m in cases.HEADLINE} == {"fwd+bwd"}
+    memory = 80 * 2**30  # an H100
+    for config, mode in cases.HEADLINE + cases.LAUNCH_BOUND:  # run.py --quick measures them too
+        quick = [c for fam in cases.configs(config.op, "gpu_quick", [config.dtype], memory) for c in fam]
+        assert config in quick, config

@@ -1,4 +1,4 @@
-"""``benchmarks/timing.py``: the CPU timer, the measurement of one call, the copy bandwidth and the
+"""``benchmarks/harness/timing.py``: the CPU timer, the measurement of one call, the copy bandwidth and the
 run's settings (the CUDA timer needs a GPU: the end-to-end runs on one exercise it)."""
 
 import time
@@ -7,9 +7,7 @@ import pytest
 import torch
 
 import fastvae
-
-# benchmarks/ modules: pytest.ini puts benchmarks/ on the path
-import timing
+from benchmarks.harness import timing
 
 
 def test_the_cpu_timer_times_the_call_not_its_setup():
@@ -36,7 +34,7 @@ def test_settings_are_restored(monkeypatch):
 
 @pytest.mark.slow
 def test_overhead_times_the_three_and_stubs_fastvaes_launches():
-    import overhead
+    from benchmarks.harness import overhead
 
     res = overhead.measure(torch.device("cpu"), reps=20, warmup=5)
     assert set(overhead.IMPLS) <= set(res) and all(res[k] > 0 for k in overhead.IMPLS)

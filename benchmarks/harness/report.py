@@ -23,9 +23,8 @@ How to read it:
 import json
 import os
 
-import cases
-import plots
-from case_types import IMPLS, PEERS, Config
+from . import cases, plots
+from .case_types import IMPLS, PEERS, Config
 
 
 def _fmt(v, spec, none="-"):
@@ -86,8 +85,9 @@ def header_lines(meta):
 
 
 def _headline(records):
-    """The README's headline configurations (``cases.HEADLINE``) that this run has."""
-    want = set(cases.HEADLINE)
+    """The README's headline configurations (``cases.HEADLINE``) and the launch-bound one
+    beside them (``cases.LAUNCH_BOUND``) that this run has."""
+    want = set(cases.HEADLINE + cases.LAUNCH_BOUND)
     return [g for g in group_rows(records) if (Config.of(g[0]), g[0]["mode"]) in want]
 
 

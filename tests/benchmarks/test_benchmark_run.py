@@ -1,5 +1,5 @@
-"""``benchmarks/run.py``: the CPU quick run end to end, and the command's arguments, stops and
-failures in-process."""
+"""``benchmarks/run.py`` (``benchmarks/harness/run.py``): the CPU quick run end to end, and the
+command's arguments, stops and failures in-process."""
 
 import json
 import os
@@ -9,16 +9,14 @@ import sys
 
 import pytest
 import torch
+from bench_helpers import check_records
 
 import fastvae
+from benchmarks.harness import run
+from benchmarks.harness.case_types import TRAIN_IMPLS
 from fastvae import _backend
 
-# benchmarks/ modules: pytest.ini puts benchmarks/ on the path
-import run
-from bench_helpers import check_records
-from case_types import TRAIN_IMPLS
-
-ROOT = pathlib.Path(__file__).parents[1]
+ROOT = pathlib.Path(__file__).parents[2]
 RUN = ROOT / "benchmarks" / "run.py"
 
 
@@ -59,7 +57,7 @@ def test_a_wrong_result_aborts_the_run(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(_backend, "INTERPRET", False)  # fastvae's CPU path: the reference
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
     real = fastvae.bernoulli_log_likelihood
-    monkeypatch.setattr(fastvae, "bernoulli_log_likelihood", lambda l, x: real(l, x) * 1.01)
+    monkeypatch.setattr(fastvae, "bernoulli_log_likelihood", lambda logits, x: real(logits, x) * 1.01)
     limit, threads = torch._dynamo.config.recompile_limit, torch.get_num_threads()
     code = run.main(["--quick", "--device", "cpu", "--only", "bernoulli_ll", "--out", str(tmp_path), "--no-plots"])
     assert code == 1

@@ -78,7 +78,8 @@ def parse(sass_text: str, resources_text: str = "") -> Sass:
     res = _RESOURCES.search(resources_text)
     reg, stack, shared, _ = (int(g) for g in res.groups()) if res else (0, 0, 0, 0)
     loop_mufu = sum(op.startswith("MUFU") for _, op, _ in body[loop_start:loop_start + loop])
-    return Sass(reg, stack, shared, len(body), loop, loop_loads, loop_mufu, sum(op.startswith("MUFU") for _, op, _ in body),
+    mufu = sum(op.startswith("MUFU") for _, op, _ in body)
+    return Sass(reg, stack, shared, len(body), loop, loop_loads, loop_mufu, mufu,
                 max(loads, default=0), max(stores, default=0), sass_text)
 
 

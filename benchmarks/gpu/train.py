@@ -1,4 +1,4 @@
-"""``gpu_check.py``'s training stage: a whole MLP VAE step at large batch, fused vs eager loss,
+"""The GPU check's training stage (``stages.train``): a whole MLP VAE step at large batch, fused vs eager loss,
 and about a minute of the training command."""
 
 import json
@@ -7,8 +7,9 @@ import sys
 
 import torch
 
-import timing
 from fastvae.models import MLPVAE
+
+from ..harness import timing
 
 B = 65536
 

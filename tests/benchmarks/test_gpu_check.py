@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-ROOT = pathlib.Path(__file__).parents[1]
+ROOT = pathlib.Path(__file__).parents[2]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the check would run")
@@ -23,7 +23,7 @@ def test_without_a_gpu_it_says_so_and_exits_2(cmd, tmp_path):
 
 
 def test_summary_files(tmp_path):
-    import gpu_cases
+    from benchmarks.gpu import stages as gpu_cases
 
     summary = dict(device="NVIDIA H200", date="2026-11-30", torch="2.11", triton="3.6", python="3.12",
                    copy_bandwidth_gbs=4300.0, stages=[dict(stage="headline", ok=True, seconds=50.0, note=None)],
@@ -43,9 +43,9 @@ def test_summary_files(tmp_path):
 
 
 def test_every_measured_configuration_is_a_benchmark_case():
-    import cases
-    import gpu_cases
+    from benchmarks.gpu import stages as gpu_cases
+    from benchmarks.harness import cases
 
-    for c in gpu_cases.HEADLINE + gpu_cases.SMALL + gpu_cases.OBJECTIVES:
+    for c in [c for c, _ in cases.HEADLINE] + gpu_cases.SMALL + gpu_cases.OBJECTIVES:
         assert c.op in cases.CASES and c.op in gpu_cases.OPS
         assert cases.least_bytes(c, "fwd+bwd") > 0

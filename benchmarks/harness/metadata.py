@@ -11,11 +11,11 @@ import torch
 
 import fastvae
 
-import cases
-from case_types import TOL
-from train_step import TRAIN_TOL
+from .. import ROOT
+from . import cases
+from .case_types import TOL
+from .train_step import TRAIN_TOL
 
-HERE = Path(__file__).resolve().parent
 CPU_NOTE = ("no CUDA GPU here: the Triton kernels are NOT timed on this machine. The fastvae column runs "
             "fastvae's CPU path, which is its plain PyTorch reference (the eager column's code), so "
             "fastvae/eager and fastvae/compile only measure overheads. These are not GPU results.")
@@ -23,7 +23,7 @@ CPU_NOTE = ("no CUDA GPU here: the Triton kernels are NOT timed on this machine.
 
 def _git(*args):
     try:
-        out = subprocess.run(["git", "-C", str(HERE), *args], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -39,8 +39,9 @@ def _cpu_name():
     return platform.processor() or platform.machine() or "cpu"
 
 
-def slug(text):
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "device"
+def slug(text, empty="device"):
+    """A device name as a file name: lower case, runs of other characters as one dash."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or empty
 
 
 def metadata(dev, argv, quick, timer):

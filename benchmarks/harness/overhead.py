@@ -25,9 +25,10 @@ import time
 
 import torch
 
-import triton_launches
-from fastvae import _backend, reference
 import fastvae
+from fastvae import _backend, reference
+
+from .. import launches
 
 STEP = "z, kl = reparameterize_kl(mu, logvar); ELBOLoss()(logits, x, kl=kl).backward()"
 IMPLS = ("eager", "compile", "fastvae")
@@ -75,7 +76,7 @@ def measure(dev, batch=4, dim=784, latent=64, reps=400, warmup=50):
         compiled = torch.compile(eager, dynamic=False)
         out["compile"] = _time(lambda *a: compiled(*a).backward(), args, reps, warmup, sync)
     forced = _backend.assume_kernels() if dev.type == "cpu" else fastvae.backend("triton")
-    with fastvae.backend("triton"), forced, triton_launches.no_launch() as skipped:
+    with fastvae.backend("triton"), forced, launches.no_launch() as skipped:
         fused = _loss(fastvae)
         out["fastvae"] = _time(lambda *a: fused(*a).backward(), args, reps, warmup, sync)
     out["launches_per_step"] = len(skipped) / (reps + warmup)

@@ -6,9 +6,7 @@ import gc
 
 import torch
 
-import cases
-import checks
-import timing
+from . import cases, checks, timing
 
 
 def free(dev):

@@ -1,14 +1,12 @@
-"""``benchmarks/measure.py``: one configuration checked, timed and turned into records, in-process."""
+"""``benchmarks/harness/measure.py``: one configuration checked, timed and turned into records, in-process."""
 
 import pytest
 import torch
-
-# benchmarks/ modules: pytest.ini puts benchmarks/ on the path
-import measure
-import timing
 from bench_helpers import check_records
-from case_types import IMPLS, Config
-from cases import CASES
+
+from benchmarks.harness import measure, timing
+from benchmarks.harness.case_types import IMPLS, Config
+from benchmarks.harness.cases import CASES
 
 
 @pytest.mark.parametrize("op, config", [

@@ -1,13 +1,12 @@
-"""Shared checks of the benchmark's result records (tests of ``benchmarks/``)."""
+"""Shared checks of the benchmark's result records (tests of ``benchmarks/harness/``)."""
 
 import math
 
 import pytest
 
-# benchmarks/ modules: pytest.ini puts benchmarks/ on the path
-import cases
-from case_types import TRAIN_IMPLS, Config
-from cases import CASES
+from benchmarks.harness import cases
+from benchmarks.harness.case_types import TRAIN_IMPLS, Config
+from benchmarks.harness.cases import CASES
 
 RECORD_KEYS = set(Config.keys()) | {"mode", "impl", "status", "error",
                "median_ms", "examples_per_s", "peak_memory_bytes", "peak_memory_over_inputs_bytes",

@@ -1,38 +1,28 @@
-"""The measuring stages of ``gpu_check.py`` and its summary (``summary.json``, ``summary.md``,
-plots). The cases run through the benchmark's own machinery (``cases``, ``measure``,
-``timing``): checked against eager PyTorch, then timed with CUDA events."""
+"""The measuring stages of the GPU check (``check.py``) and its summary (``summary.json``,
+``summary.md``, plots). The cases run through the benchmark's own machinery (the harness's
+``cases``, ``measure``, ``timing``): checked against eager PyTorch, then timed with CUDA events."""
 
 import json
 import platform
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
 
-import measure
-import overhead
-import timing
-from case_types import Config
+from .. import ROOT
+from ..harness import measure, overhead, timing
+from ..harness.case_types import Config
+from ..harness.cases import HEADLINE
 
-ROOT = Path(__file__).resolve().parent.parent
 OPS = {"elbo_loss": "elbo_loss_fwd_bwd", "reparameterize_kl": "reparameterize_kl_fwd_bwd",
        "continuous_bernoulli_ll": "continuous_bernoulli_ll_fwd_bwd", "gaussian_ll": "gaussian_ll_fwd_bwd",
        "iwae_loss": "iwae_loss_fwd_bwd", "dreg_loss": "dreg_loss_fwd_bwd"}
-HEADLINE = ([Config("elbo_loss", 65536, dt, dim=784, latent=64, targets=t)
-             for dt in ("float32", "bfloat16") for t in ("uint8", "float")]
-            + [Config("reparameterize_kl", 65536, dt, latent=64) for dt in ("float32", "bfloat16")])
 # the other likelihoods at the sizes of their issue, and the K-sample objectives
 OBJECTIVES = ([Config(op, 65536, "float32", **fam) for op in ("continuous_bernoulli_ll", "gaussian_ll")
                for fam in (dict(dim=784, targets="float"), dict(image="3x64x64", targets="float"))]
               + [Config(op, 4096, "float32", samples=K, dim=784, latent=64, targets="uint8")
                  for op in ("iwae_loss", "dreg_loss") for K in (5, 50)])
 SMALL = [Config("elbo_loss", B, "float32", dim=784, latent=64, targets="uint8") for B in (64, 256, 1024, 4096, 8192)]
-
-
-def slug(text):
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "gpu"
 
 
 def header(name, date):
@@ -71,7 +61,8 @@ def _run_configs(summary, configs):
 
 
 def headline(summary):
-    _run_configs(summary, HEADLINE)
+    """The README's headline, the harness's ``HEADLINE`` (all forward+backward)."""
+    _run_configs(summary, [c for c, mode in HEADLINE if mode == "fwd+bwd"])
 
 
 def objectives(summary):
@@ -96,7 +87,7 @@ def sass(out):
 
 
 def train(summary, out):
-    import train_gpu
+    from . import train as train_gpu
 
     summary["cases"] += train_gpu.train_step_cases()
     step_ms = next((c["ms"] for c in summary["cases"] if c["op"] == "train_step" and c["impl"] == "fastvae"), None)

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-REPORT = pathlib.Path(__file__).parents[1] / "benchmarks" / "sass_report.py"
+REPORT = pathlib.Path(__file__).parents[2] / "benchmarks" / "sass_report.py"
 HOT = ("bernoulli_forward_grad", "bernoulli_forward", "gaussian_forward", "gaussian_backward")
 LL_FORWARD_ONLY = ("bernoulli_forward", "continuous_bernoulli_forward", "gaussian_ll_forward")
 

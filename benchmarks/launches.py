@@ -6,10 +6,10 @@ by 16 or equal to 1), compiles on a cache miss and launches. Two tools replace t
 
 * ``compile_only()``: compile exactly what a real launch would (same specialisation) and record
   it, without launching; with ``sm90_without_a_gpu()`` this works on a machine with no GPU
-  (``benchmarks/sass_report.py``).
+  (the machine-code report, ``codegen/``).
 * ``no_launch()``: make every launch a no-op, so that everything of fastvae's own (validation,
   autograd, output allocation, tiling) still runs and can be timed on its own
-  (``benchmarks/run.py --overhead``).
+  (``benchmarks/run.py --overhead``, ``harness/overhead.py``).
 
 Run these without ``TRITON_INTERPRET``: the interpreter's kernels are not ``JITFunction``s.
 """
