@@ -18,7 +18,8 @@ def assert_close64(actual, expected, dtype=None, scale=1.0, msg=""):
     dtype = dtype or actual.dtype
     rtol, atol = TOL[dtype]
     assert actual.shape == expected.shape, f"{msg}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-    torch.testing.assert_close(actual.double(), expected.double(), rtol=rtol, atol=atol * scale, msg=lambda m: f"{msg}: {m}")
+    torch.testing.assert_close(actual.double(), expected.double(), rtol=rtol, atol=atol * scale,
+                               msg=lambda m: f"{msg}: {m}")
 
 
 def sum_dtype(dtype):

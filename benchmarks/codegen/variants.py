@@ -65,8 +65,8 @@ def _bernoulli(kernel, ld, xd):
         "bernoulli_backward": lambda dev: _pass("bernoulli", _t((B, D), ld, dev), _t((B, D), xd, dev),
                                                 g=_t((B,), "fp64" if ld == "fp64" else "fp32", dev),
                                                 write_ll=False, store_gp=True),
-        "bernoulli_rescale": lambda dev: K.scale_rows(_t((B, D), ld, dev), _t((B,), "fp64" if ld == "fp64" else "fp32", dev),
-                                                      -1.0 / B),
+        "bernoulli_rescale": lambda dev: K.scale_rows(_t((B, D), ld, dev),
+                                                      _t((B,), "fp64" if ld == "fp64" else "fp32", dev), -1.0 / B),
     }[kernel]
     return Variant(kernel, f"B={B} D={D}", ld, xd if kernel != "bernoulli_rescale" else None, B * D, run,
                    loads_per_trip=1 if kernel == "bernoulli_rescale" else 2, budget=_budget(kernel, ld, xd))
@@ -96,8 +96,8 @@ def _gaussian(kernel, dt, name, **kw):
     if kernel == "gaussian_forward":
         def run(dev):
             eps = _t((B, L), dt, dev) if kw.get("eps") else None
-            K.reparameterize_kl_fwd(_t((B, L), dt, dev), _t((B, L), dt, dev), eps, None if eps is not None else seed(dev),
-                                    kw.get("z", True), kw.get("kl", True))
+            K.reparameterize_kl_fwd(_t((B, L), dt, dev), _t((B, L), dt, dev), eps,
+                                    None if eps is not None else seed(dev), kw.get("z", True), kw.get("kl", True))
     else:
         def run(dev):
             eps = _t((B, L), dt, dev) if kw.get("eps") else None
@@ -105,7 +105,7 @@ def _gaussian(kernel, dt, name, **kw):
             gkl = _t((B,), "fp64" if dt == "fp64" else "fp32", dev) if kw.get("gkl", True) else None
             K.reparameterize_kl_bwd(_t((B, L), dt, dev), _t((B, L), dt, dev), eps,
                                     None if eps is not None else seed(dev), gz, gkl)
-    headline = not kw.get("eps") and kw.get("z", True) and kw.get("kl", True) and kw.get("gz", True) and kw.get("gkl", True)
+    headline = not kw.get("eps") and all(kw.get(k, True) for k in ("z", "kl", "gz", "gkl"))
     return Variant(kernel, name, dt, None, B * L, run, trips=lambda k: math.ceil(k["Q"] / k["BLOCK_Q"]),
                    loads_per_trip=None, budget=_budget(kernel, dt, None) if headline else None)
 

@@ -25,7 +25,7 @@ one fused call (as the training step) brings its own ``build`` and ``impls``.
 import torch
 
 from . import train_step
-from .case_types import DTYPES, TRAIN_IMPLS, Case, Config, Inputs
+from .case_types import Case, Config, DTYPES, Inputs, TRAIN_IMPLS
 
 # --------------------------------------------------------------------------- inputs and forwards
 

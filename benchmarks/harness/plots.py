@@ -4,7 +4,7 @@ line per implementation, one panel per shape. Optional: without matplotlib, no p
 import dataclasses
 import math
 
-from .case_types import TRAIN_IMPLS, Config
+from .case_types import Config, TRAIN_IMPLS
 
 
 def _plot_panel(ax, recs, title):

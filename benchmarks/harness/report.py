@@ -24,7 +24,7 @@ import json
 import os
 
 from . import cases, plots
-from .case_types import IMPLS, PEERS, Config
+from .case_types import Config, IMPLS, PEERS
 
 
 def _fmt(v, spec, none="-"):

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import fastvae
-from benchmarks.harness.case_types import PEERS, Config
+from benchmarks.harness.case_types import Config, PEERS
 from benchmarks.harness.cases import CASES, least_bytes
 from benchmarks.harness.checks import compare
 from fastvae import _backend

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from benchmarks.harness import cases
-from benchmarks.harness.case_types import TRAIN_IMPLS, Config
+from benchmarks.harness.case_types import Config, TRAIN_IMPLS
 from benchmarks.harness.cases import CASES
 
 RECORD_KEYS = set(Config.keys()) | {"mode", "impl", "status", "error",

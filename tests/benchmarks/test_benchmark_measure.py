@@ -2,11 +2,12 @@
 
 import pytest
 import torch
-from bench_helpers import check_records
 
 from benchmarks.harness import measure, timing
-from benchmarks.harness.case_types import IMPLS, Config
+from benchmarks.harness.case_types import Config, IMPLS
 from benchmarks.harness.cases import CASES
+
+from bench_helpers import check_records
 
 
 @pytest.mark.parametrize("op, config", [

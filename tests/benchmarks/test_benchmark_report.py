@@ -5,7 +5,7 @@ import sys
 import torch
 
 from benchmarks.harness import cases, measure, plots, report, timing
-from benchmarks.harness.case_types import IMPLS, Config
+from benchmarks.harness.case_types import Config, IMPLS
 from benchmarks.harness.metadata import metadata
 
 

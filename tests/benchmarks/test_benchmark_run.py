@@ -9,12 +9,13 @@ import sys
 
 import pytest
 import torch
-from bench_helpers import check_records
 
 import fastvae
 from benchmarks.harness import run
 from benchmarks.harness.case_types import TRAIN_IMPLS
 from fastvae import _backend
+
+from bench_helpers import check_records
 
 ROOT = pathlib.Path(__file__).parents[2]
 RUN = ROOT / "benchmarks" / "run.py"

@@ -9,9 +9,16 @@ import torch
 
 from fastvae import data
 
-from data_helpers import (ENV, assert_mean_follows_grey, assert_splits, grey_levels,  # noqa: F401 (autouse fixture)
-                          no_data_dir_env, write_bmnist_amat, write_bmnist_npz, write_idx)
-
+from data_helpers import (  # noqa: F401 (autouse fixture)
+    assert_mean_follows_grey,
+    assert_splits,
+    ENV,
+    grey_levels,
+    no_data_dir_env,
+    write_bmnist_amat,
+    write_bmnist_npz,
+    write_idx,
+)
 
 # ------------------------------------------------------------------------------------------
 # load_dataset: binarized MNIST and MNIST files, argument checks
@@ -122,7 +129,7 @@ def test_dataset_to_and_binarized(device):
 # the real data set
 # ------------------------------------------------------------------------------------------
 
-def test_real_binarized_mnist(no_data_dir_env, monkeypatch):
+def test_real_binarized_mnist(no_data_dir_env, monkeypatch):  # noqa: F811 (the fixture)
     directory = no_data_dir_env
     if not directory or not os.path.isfile(os.path.join(directory, "binarized_mnist.npz")):
         pytest.skip(f"set {ENV} to a directory holding binarized_mnist.npz to test the real data "

@@ -10,7 +10,6 @@ from fastvae.data import formats
 
 from data_helpers import no_data_dir_env, random_bits, write_amat, write_idx  # noqa: F401 (autouse fixture)
 
-
 # ------------------------------------------------------------------------------------------
 # .amat
 # ------------------------------------------------------------------------------------------

@@ -91,7 +91,8 @@ def test_load_shapes():
     assert ds.shape == (3, 64, 64) and ds.dynamic is False
     assert [len(getattr(ds, s)) for s in data.SPLITS] == [50, 20, 20]
     flat = {s: {img.numpy().tobytes() for img in getattr(ds, s)} for s in data.SPLITS}
-    assert not (flat["train"] & flat["valid"]) and not (flat["train"] & flat["test"]) and not (flat["valid"] & flat["test"])
+    assert not (flat["train"] & flat["valid"]) and not (flat["train"] & flat["test"])
+    assert not (flat["valid"] & flat["test"])
     again = data.load_dataset("shapes", seed=4, image_size=64, channels=3, num_train=50, num_valid=20, num_test=20)
     assert all(torch.equal(getattr(ds, s), getattr(again, s)) for s in data.SPLITS)
     default = data.load_dataset("shapes")

@@ -11,9 +11,7 @@ import pytest
 
 from fastvae import data
 
-from data_helpers import (ENV, assert_splits, no_data_dir_env, random_bits,  # noqa: F401 (autouse fixture)
-                          write_bmnist_amat, write_bmnist_npz)
-
+from data_helpers import assert_splits, ENV, no_data_dir_env, random_bits, write_bmnist_amat, write_bmnist_npz  # noqa: F401 (autouse fixture)
 
 # ------------------------------------------------------------------------------------------
 # directories and errors

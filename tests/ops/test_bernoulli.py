@@ -7,12 +7,11 @@ import torch
 import torch.nn.functional as F
 
 import fastvae
-from fastvae import reference
 from fastvae import kernels as K
+from fastvae import reference
 from fastvae.kernels import modes
 
 from helpers import assert_close64, randn, sum_dtype
-
 
 
 def bernoulli_ll_fwd(logits, x, grad_scale=1.0, store_grad=False, **tiles):
@@ -32,7 +31,8 @@ TARGETS = ["float", "bool", "uint8"]
 
 def _targets(shape, kind, device, dtype=torch.float32, noncontig=False):
     x = torch.rand(shape, device=device) < 0.4
-    x = {"float": x.to(dtype), "bool": x, "uint8": x.to(torch.uint8), "soft": torch.rand(shape, device=device).to(dtype)}[kind]
+    x = {"float": x.to(dtype), "bool": x, "uint8": x.to(torch.uint8),
+         "soft": torch.rand(shape, device=device).to(dtype)}[kind]
     if noncontig:
         big = torch.stack([x, x], dim=-1)  # (..., 2)
         x = big[..., 0]

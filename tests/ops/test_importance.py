@@ -97,8 +97,8 @@ def test_gaussian_logscale_forms(form, device):
     recon = randn((K, B, D), torch.float32, device).requires_grad_(True)
     x = randn((B, D), torch.float32, device)
     lr = torch.randn(K, B, device=device)
-    ls = {"feature": lambda: randn((D,), torch.float32, device, 0.3), "per row": lambda: randn((B, D), torch.float32, device, 0.3),
-          "per sample": lambda: randn((K, B, D), torch.float32, device, 0.3)}[form]().requires_grad_(True)
+    shape = {"feature": (D,), "per row": (B, D), "per sample": (K, B, D)}[form]
+    ls = randn(shape, torch.float32, device, 0.3).requires_grad_(True)
     loss = fastvae.iwae_loss(recon, x, lr, likelihood="gaussian", logscale=ls)
     got = torch.autograd.grad(loss, (recon, ls))
     r64, s64 = _leaves(recon.double(), ls.double())
@@ -157,7 +157,8 @@ def test_bad_input(device):
         fastvae.reparameterize_iw(mu, mu, 0)
     with pytest.raises(ValueError, match=r"eps must have shape \(num_samples, \*mu.shape\)"):
         fastvae.reparameterize_iw(mu, mu, 2, eps=torch.zeros(3, 4, device=device))
-    recon, x, lr = torch.zeros(2, 3, 5, device=device), torch.zeros(3, 5, device=device), torch.zeros(2, 3, device=device)
+    recon, x = torch.zeros(2, 3, 5, device=device), torch.zeros(3, 5, device=device)
+    lr = torch.zeros(2, 3, device=device)
     with pytest.raises(ValueError, match="estimator must be one of"):
         fastvae.iwae_loss(recon, x, lr, estimator="rws")
     with pytest.raises(ValueError, match="one sample's shape"):

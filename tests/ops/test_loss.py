@@ -214,7 +214,8 @@ def test_other_likelihoods_match_reference(likelihood, reduction, device):
     B, D, L = 7, 60, 5
     recon = randn((B, D), torch.float32, device, scale=2.0).requires_grad_(True)
     x = torch.randint(0, 256, (B, D), dtype=torch.uint8, device=device)  # 8-bit data, k / 255
-    mu, logvar = randn((B, L), torch.float32, device).requires_grad_(True), randn((B, L), torch.float32, device).requires_grad_(True)
+    mu = randn((B, L), torch.float32, device).requires_grad_(True)
+    logvar = randn((B, L), torch.float32, device).requires_grad_(True)
     ls = torch.tensor(-0.4, device=device, requires_grad=True)
     extra = dict(logscale=ls) if likelihood == "gaussian" else {}
     loss_fn = fastvae.ELBOLoss(reduction=reduction, likelihood=likelihood.replace("_", "-"))
@@ -230,7 +231,8 @@ def test_other_likelihoods_match_reference(likelihood, reduction, device):
     assert_close64(loss, ref, dtype=torch.float32, scale=20, msg="loss")
     for name, a, b in zip(("recon", "mu", "logvar", "logscale"), got, torch.autograd.grad(ref, t64, up.double())):
         assert_close64(a, b, scale=10, msg=f"grad {name}")
-    ll_ref = likelihoods.get(likelihood).reference(recon.detach().double(), x, *((ls.detach().double(),) if extra else ()))
+    extra64 = (ls.detach().double(),) if extra else ()
+    ll_ref = likelihoods.get(likelihood).reference(recon.detach().double(), x, *extra64)
     assert_close64(terms.log_likelihood, ll_ref, scale=10, msg="log_likelihood term")
 
 

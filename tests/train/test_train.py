@@ -8,6 +8,7 @@ import os
 import pytest
 
 from fastvae import train
+
 from train_helpers import lines, run
 
 

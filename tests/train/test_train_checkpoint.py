@@ -7,7 +7,8 @@ import torch
 from fastvae import train
 from fastvae.train.checkpoint import CHECKPOINT
 from fastvae.train.loop import TrainingLoop
-from train_helpers import SMALL, run, same_metrics
+
+from train_helpers import run, same_metrics, SMALL
 
 
 def test_resume_gives_the_unbroken_run(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fastvae import train
+
 from train_helpers import ROOT, status_and_errors
 
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from fastvae.train.checkpoint import CHECKPOINT
-from train_helpers import ROOT, SMALL, interrupt, lines, same_metrics, start_paused
+
+from train_helpers import interrupt, lines, ROOT, same_metrics, SMALL, start_paused
 
 
 def _free_port():

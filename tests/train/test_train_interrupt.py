@@ -12,7 +12,8 @@ import torch
 from fastvae import train
 from fastvae.train import runner
 from fastvae.train.checkpoint import CHECKPOINT
-from train_helpers import SMALL, interrupt, run, same_metrics, start_paused
+
+from train_helpers import interrupt, run, same_metrics, SMALL, start_paused
 
 COMMON = ("--epochs", "2", "--no-plots")
 

@@ -7,6 +7,7 @@ import torch
 from fastvae import data, train
 from fastvae.models import MLPVAE
 from fastvae.train import step
+
 from train_helpers import SMALL
 
 

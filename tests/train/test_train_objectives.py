@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from data_helpers import write_idx
 from fastvae.train.checkpoint import CHECKPOINT
+
+from data_helpers import write_idx
 from train_helpers import lines, run, same_metrics
 
 

@@ -4,6 +4,7 @@ import torch
 
 import fastvae
 from fastvae import _backend
+
 from train_helpers import status_and_errors
 
 

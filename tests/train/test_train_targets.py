@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fastvae import data
-from fastvae.train.targets import Targets, dequantize
+from fastvae.train.targets import dequantize, Targets
 
 
 def _dataset(dynamic):
