@@ -50,10 +50,36 @@ def _triton_backend():
     fastvae.set_backend("triton")
 
 
+def test_seed():
+    """The seed every test starts from: ``FASTVAE_TEST_SEED`` (default 0, so a run is
+    repeatable), or a fresh one per test with ``FASTVAE_TEST_SEED=random``."""
+    value = os.environ.get("FASTVAE_TEST_SEED", "0").strip().lower()
+    if value == "random":
+        return int.from_bytes(os.urandom(4), "little")
+    try:
+        return int(value)
+    except ValueError:
+        raise pytest.UsageError(f"FASTVAE_TEST_SEED must be an integer or 'random', got {value!r}") from None
+
+
+test_seed.__test__ = False  # a helper, not a test
+
+
 @pytest.fixture(autouse=True)
-def _fresh_random_inputs():
-    # Every run draws new inputs; a failure prints the seed to reproduce it with.
-    seed = int(os.environ.get("FASTVAE_TEST_SEED", "0")) or int.from_bytes(os.urandom(4), "little")
+def _seeded(request):
+    # The inputs of every test are drawn from a known seed; a failure says which (the captured
+    # output and a report section), and how to draw other inputs.
+    seed = test_seed()
     torch.manual_seed(seed)
-    print(f"torch seed {seed} (rerun with FASTVAE_TEST_SEED={seed})")
+    request.node.fastvae_seed = seed
+    print(f"torch seed {seed} (rerun with FASTVAE_TEST_SEED={seed}; FASTVAE_TEST_SEED=random draws new inputs)")
     yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    seed = getattr(item, "fastvae_seed", None)
+    if report.failed and seed is not None:
+        report.sections.append(("fastvae", f"inputs drawn from torch seed {seed}: rerun with FASTVAE_TEST_SEED={seed}"))

@@ -5,7 +5,7 @@ regressions between commits on one machine.
     python -m pytest benchmarks/harness/test_bench.py --benchmark-only --benchmark-autosave  # save as a baseline
     python -m pytest benchmarks/harness/test_bench.py --benchmark-only --benchmark-compare   # compare with the last one
 
-Not collected by the normal test run (``pytest.ini`` points at ``tests/``). Each benchmark is
+Not collected by the normal test run (pyproject.toml's pytest settings point at ``tests/``). Each benchmark is
 grouped by op, mode and shape, so eager, compile and fastvae appear side by side. Before it is
 timed, each implementation is checked against eager PyTorch (same noise, float64 comparison).
 On CUDA every timed call ends with ``torch.cuda.synchronize()`` (the forward before a timed

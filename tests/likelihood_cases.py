@@ -1,0 +1,68 @@
+"""Inputs for any likelihood of the registry, made from its record alone (``fastvae.likelihoods``):
+parameters of the decoder's kind, targets in the likelihood's support, its extra arguments, and
+the float64 truth. The contract test (tests/ops/test_likelihood_contract.py) runs every record
+through these; a new record whose support or uint8 meaning is not known here fails loudly."""
+
+import torch
+
+from fastvae import likelihoods
+
+from helpers import randn
+
+TARGET_KINDS = ("float", "uint8", "bool")
+
+
+def params(spec, shape, dtype, device, noncontig=False):
+    """Decoder outputs: logits spread over the sigmoid's range, or means near the targets."""
+    scale = 3.0 if spec.param == "logits" else 1.0
+    return randn(shape, dtype, device, scale=scale, noncontig=noncontig)
+
+
+def targets(spec, shape, kind, device, dtype=torch.float32):
+    """Targets of ``kind`` (float, uint8, bool) that lie in the likelihood's support."""
+    if kind == "bool":
+        return torch.rand(shape, device=device) < 0.4
+    if kind == "uint8":
+        top = {likelihoods.BINARY: 2, likelihoods.EIGHT_BIT: 256}.get(spec.uint8)
+        if top is None:
+            raise NotImplementedError(f"{spec.name}: no uint8 targets for {spec.uint8!r}; add them here")
+        return torch.randint(0, top, shape, device=device, dtype=torch.uint8)
+    if spec.support == likelihoods.UNIT_INTERVAL:
+        return torch.rand(shape, device=device).to(dtype)
+    if spec.support == likelihoods.FINITE:
+        return torch.randn(shape, device=device).to(dtype)
+    raise NotImplementedError(f"{spec.name}: no float targets for support {spec.support!r}; add them here")
+
+
+def outside_support(spec, shape, device):
+    """(targets, what the error names) for ``validate_args=True`` to refuse, float targets."""
+    x = targets(spec, shape, "float", device)
+    x.view(-1)[1] = 1.5 if spec.support == likelihoods.UNIT_INTERVAL else float("nan")
+    return x, (r"values in \[0, 1\]" if spec.support == likelihoods.UNIT_INTERVAL else "finite values")
+
+
+def extra(spec, shape, dtype, device, form="shared"):
+    """The extra positional arguments the likelihood takes: a logscale where it has a scale
+    (``form``: ``number``, ``shared`` 0-d, ``feature`` shape[1:], ``element`` shape)."""
+    if not spec.has_scale:
+        return ()
+    if form == "number":
+        return (-0.3,)
+    size = {"shared": (), "feature": shape[1:], "element": shape}[form]
+    return (randn(size, dtype, device, scale=0.5).requires_grad_(True),)
+
+
+def call(spec, p, x, args, fused=True, **kw):
+    """The likelihood's function, fused (``fastvae``) or its twin (``fastvae.reference``)."""
+    return (spec.fused if fused else spec.reference)(p, x, *args, **kw)
+
+
+def truth(spec, p, x, args, g):
+    """float64 reference: (ll, grad p, grad x or None, grads of the tensor args) for upstream g."""
+    p64 = p.detach().double().requires_grad_(True)
+    x64 = x.detach().double().requires_grad_(True) if x.is_floating_point() else x
+    a64 = [a.detach().double().requires_grad_(True) if isinstance(a, torch.Tensor) else a for a in args]
+    ll = call(spec, p64, x64, a64, fused=False)
+    ll.backward(g.double())
+    grads = [a.grad if isinstance(a, torch.Tensor) else None for a in a64]
+    return ll.detach(), p64.grad, (x64.grad if x.is_floating_point() else None), grads
