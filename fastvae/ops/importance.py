@@ -153,19 +153,19 @@ def reparameterize_iw(mu: Tensor, logvar: Tensor, num_samples: int, *, eps: Opti
     return (_dreg.attach(z, slot) if slot is not None else z), lr
 
 
-def _logscale_rows(spec, logscale, recon, x):
-    """(tensor or None, number) for the K * B rows of recon: a (K, B, ...) logscale reshaped to
-    them; any other as given (one with x's B rows is read by index for every sample, one shared
-    by the rows broadcasts), so that its gradient comes back in its own shape."""
-    if not spec.has_scale or not isinstance(logscale, torch.Tensor):
-        return None, (float(logscale) if spec.has_scale else 0.0)
-    if tuple(logscale.shape) == tuple(recon.shape):
-        return logscale.reshape(recon.shape[0] * recon.shape[1], *recon.shape[2:]), 0.0
-    return logscale, 0.0
+def _rows_of_samples(t, recon):
+    """A likelihood argument for the K * B rows of recon: a (K, B, ...) tensor reshaped to them;
+    any other as given (one with x's B rows is read by index for every sample, one shared by the
+    rows broadcasts, a library is read per row of x), so that its gradient comes back in its own
+    shape."""
+    if isinstance(t, torch.Tensor) and tuple(t.shape) == tuple(recon.shape):
+        return t.reshape(recon.shape[0] * recon.shape[1], *recon.shape[2:])
+    return t
 
 
 def iwae_loss(recon: Tensor, x: Tensor, log_ratio: Tensor, *, likelihood: str = likelihoods.DEFAULT, logscale=0.0,
-              z: Optional[Tensor] = None, estimator: str = "iwae", reduction: str = "mean") -> Tensor:
+              z: Optional[Tensor] = None, estimator: str = "iwae", reduction: str = "mean",
+              **likelihood_args) -> Tensor:
     """The importance-weighted bound (Burda et al., 2016) as a loss, fused: per row
     ``-(logsumexp_k(log p(x | z_k) + log_ratio_k) - log K)``, reduced like ``ELBOLoss``.
 
@@ -174,9 +174,12 @@ def iwae_loss(recon: Tensor, x: Tensor, log_ratio: Tensor, *, likelihood: str = 
         x: (B, ...) the targets, once (read for every sample by indexing, never repeated K
             times); the dtypes ``likelihood`` accepts, uint8 included.
         log_ratio: (K, B), e.g. from ``reparameterize_iw``.
-        likelihood: ``'bernoulli'``, ``'continuous_bernoulli'`` or ``'gaussian'``.
+        likelihood: a name of ``fastvae.likelihoods.names()`` (see ``elbo_loss``).
         logscale: the Gaussian's: a number, a tensor broadcast against one sample's shape
             (B, ...) (shared, per feature, per row), or (K, B, ...).
+        **likelihood_args: the count likelihoods' tensors (see ``elbo_loss``): ``log_theta``
+            and ``zero_inflation_logits`` broadcast against one sample's shape or (K, B, ...),
+            ``log_library`` (B,) (one per row of x).
         z: with ``estimator='dreg'``, the z of ``reparameterize_iw(..., path_gradient=True)``.
         estimator: ``'iwae'``: the plain gradient of the bound (sample weights ``w_k`` =
             softmax over k). ``'dreg'`` (Tucker et al., 2019): the decoder gets the IWAE gradient,
@@ -192,16 +195,23 @@ def iwae_loss(recon: Tensor, x: Tensor, log_ratio: Tensor, *, likelihood: str = 
     ``-(log p(x|z_1) + log_ratio_1)`` (not ``ELBOLoss``'s closed-form KL).
     """
     spec = likelihoods.get(likelihood)
+    args = spec.bind(spec.given(logscale, likelihood_args))
     slot = _dreg.slot_of(z) if z is not None else None
-    check_iwae(spec, recon, x, log_ratio, logscale, z, estimator, reduction, slot is not None)
+    check_iwae(spec, recon, x, log_ratio, args, z, estimator, reduction, slot is not None)
     if not use_triton(recon):
         return _route.guard("iwae_loss", reference.iwae_loss(recon, x, log_ratio, likelihood=spec, logscale=logscale,
-                                                             z=z, estimator=estimator, reduction=reduction))
-    from .likelihood import log_likelihood
+                                                             z=z, estimator=estimator, reduction=reduction,
+                                                             **likelihood_args))
+    from .likelihood import log_likelihood, operands
+    from .softmax_counts import softmax_log_likelihood
 
     K, B = log_ratio.shape
-    s, s_value = _logscale_rows(spec, logscale, recon, x)
-    ll = log_likelihood(spec, recon.reshape(K * B, *recon.shape[2:]), x, s, s_value, store=False).view(K, B)
+    s, s_value, q, library = operands(spec, {n: _rows_of_samples(t, recon) for n, t in args.items()})
+    rows = recon.reshape(K * B, *recon.shape[2:])
+    if library is not None:
+        ll = softmax_log_likelihood(rows, x, s, library.reshape(-1), q, store=False).view(K, B)
+    else:
+        ll = log_likelihood(spec, rows, x, s, s_value, store=False, q=q).view(K, B)
     a = ll + log_ratio.to(ll.dtype) if log_ratio.dtype != torch.float64 else ll.double() + log_ratio
     per_row = -(torch.logsumexp(a, 0) - math.log(K))
     if estimator == "dreg":

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _dreg, likelihoods
-from ._checks import (
+from .. import _dreg, likelihoods
+from .._checks import (
     check_beta,
     check_eager_dreg,
     check_elbo,
@@ -27,7 +27,7 @@ from ._checks import (
     check_reduction,
     validate_targets,
 )
-from ._rows import reduce_rows, row_sum, to_sum
+from .._rows import reduce_rows, row_sum, to_sum
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -74,7 +74,9 @@ def _checked(function, p, x, validate_args, logscale=None):
     return p, spec.targets(x, p.dtype)
 
 
-_RECORDS = {r.function: r for r in likelihoods.records()}
+_RECORDS = {}
+for _r in likelihoods.records():
+    _RECORDS.setdefault(_r.function, _r)  # a function shared by records: the first one's
 
 
 def _bce(l, x):
@@ -135,12 +137,12 @@ class ELBOTerms(NamedTuple):
 def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Tensor] = None,
               logvar: Optional[torch.Tensor] = None, beta: float = 1.0, reduction: str = "mean",
               return_terms: bool = False, *, kl: Optional[torch.Tensor] = None, likelihood: str = likelihoods.DEFAULT,
-              logscale=0.0, validate_args: bool = False):
+              logscale=0.0, validate_args: bool = False, **likelihood_args):
     """Negative ELBO ``-(log p(x|z) - beta * KL)`` per row, then reduced; see ``fastvae.elbo_loss``."""
     spec = likelihoods.get(likelihood)
-    check_elbo(spec, recon_logits, x, mu, logvar, beta, reduction, kl, logscale)
-    extra = (logscale,) if spec.has_scale else ()
-    ll = spec.reference(recon_logits, x, *extra, validate_args=validate_args)
+    args = spec.bind(spec.given(logscale, likelihood_args))
+    check_elbo(spec, recon_logits, x, mu, logvar, beta, reduction, kl, args)
+    ll = spec.call(recon_logits, x, args, fused=False, validate_args=validate_args)
     if kl is None:
         kl = gaussian_kl(mu, logvar)
     loss = reduce_rows(beta * kl - ll, reduction)
@@ -166,9 +168,10 @@ class ELBOLoss(nn.Module):
             if value != getattr(ELBOLoss, name):
                 setattr(self, name, value)
 
-    def forward(self, recon_logits, x, mu=None, logvar=None, *, kl=None, logscale=0.0):
+    def forward(self, recon_logits, x, mu=None, logvar=None, *, kl=None, logscale=0.0, **likelihood_args):
         return self._elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms, kl=kl,
-                               likelihood=self.likelihood, logscale=logscale, validate_args=self.validate_args)
+                               likelihood=self.likelihood, logscale=logscale, validate_args=self.validate_args,
+                               **likelihood_args)
 
     def extra_repr(self):
         return f"beta={self.beta}, reduction={self.reduction!r}, likelihood={self.likelihood!r}"
@@ -198,25 +201,32 @@ def reparameterize_iw(mu: torch.Tensor, logvar: torch.Tensor, num_samples: int, 
     return z, log_ratio
 
 
+def _per_sample_rows(name, t, recon, K, B):
+    """The likelihood argument ``name`` for the K * B rows of recon: (K, B, ...) reshaped to
+    them; the library (one per row of x) and any other (broadcast against one sample's shape)
+    repeated for every sample; a number as it is."""
+    if not isinstance(t, torch.Tensor):
+        return t
+    if tuple(t.shape) == tuple(recon.shape):
+        return t.reshape(K * B, *recon.shape[2:])
+    one = t if name == "log_library" else t.expand(recon.shape[1:])
+    return one.expand(K, *one.shape).reshape(K * B, *one.shape[1:])
+
+
 def iwae_loss(recon: torch.Tensor, x: torch.Tensor, log_ratio: torch.Tensor, *,
               likelihood: str = likelihoods.DEFAULT, logscale=0.0, z: Optional[torch.Tensor] = None,
-              estimator: str = "iwae", reduction: str = "mean"):
+              estimator: str = "iwae", reduction: str = "mean", **likelihood_args):
     """The importance-weighted bound's loss, ``-(logsumexp_k(log p(x | z_k) + log_ratio_k) - log K)``
     per row, reduced; ``estimator='dreg'`` routes the gradients as ``fastvae.iwae_loss`` does."""
     spec = likelihoods.get(likelihood)
+    args = spec.bind(spec.given(logscale, likelihood_args))
     slot = _dreg.slot_of(z) if z is not None else None
-    check_iwae(spec, recon, x, log_ratio, logscale, z, estimator, reduction, slot is not None)
+    check_iwae(spec, recon, x, log_ratio, args, z, estimator, reduction, slot is not None)
     K, B = log_ratio.shape
     rows = recon.reshape(K * B, *recon.shape[2:])
     x_rows = x.expand(K, *x.shape).reshape(K * B, *x.shape[1:])
-    extra = ()
-    if spec.has_scale:
-        ls = logscale
-        if isinstance(ls, torch.Tensor):
-            ls = ls.reshape(K * B, *ls.shape[2:]) if tuple(ls.shape) == tuple(recon.shape) else \
-                ls.expand(x.shape).expand(K, *x.shape).reshape(K * B, *x.shape[1:])
-        extra = (ls,)
-    ll = spec.reference(rows, x_rows, *extra).view(K, B)
+    ll = spec.call(rows, x_rows, {n: _per_sample_rows(n, t, recon, K, B) for n, t in args.items()}, fused=False)
+    ll = ll.view(K, B)
     a = ll + log_ratio.to(ll.dtype) if log_ratio.dtype != torch.float64 else ll.double() + log_ratio
     per_row = -(torch.logsumexp(a, 0) - math.log(K))
     if estimator == "dreg":
