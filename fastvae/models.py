@@ -18,13 +18,14 @@ from torch import nn, Tensor
 from . import decoders, likelihoods, reference
 from . import ops as fastvae_ops
 from ._checks import check_int
+from ._layers import activation as _activation
+from ._layers import ACTIVATIONS
+from .count_vae import CountVAE
 from .loss import elbo_loss, ELBOTerms
 from .ops import reparameterize_kl
 
-__all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "ACTIVATIONS"]
+__all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "CountVAE", "ACTIVATIONS"]
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
-               "softplus": nn.Softplus, "leaky_relu": nn.LeakyReLU}
 
 
 class VAEOutput(NamedTuple):
@@ -35,12 +36,6 @@ class VAEOutput(NamedTuple):
     logvar: Tensor  # (B, latent_dim)
     z: Tensor       # (B, latent_dim) the reparameterized sample
     kl: Tensor      # (B,) KL(q(z | x) || N(0, I)), float32 (float64 for a float64 model)
-
-
-def _activation(name):
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]
 
 
 def _shape(input_shape):

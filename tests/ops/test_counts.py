@@ -102,7 +102,8 @@ def test_equals_scvi_tools_formulas_where_they_are_exact(zero_inflated, device):
     pi = torch.randn(B, G, device=device, dtype=torch.float64)
     ours = fastvae.negative_binomial_log_likelihood(mu, x, lt, zero_inflation_logits=pi if zero_inflated else None)
     theta = lt.exp().expand(B, G)
-    theirs = (_scvi_log_zinb_positive(x, mu, theta, pi) if zero_inflated else _scvi_log_nb_positive(x, mu, theta)).sum(1)
+    theirs = _scvi_log_zinb_positive(x, mu, theta, pi) if zero_inflated else _scvi_log_nb_positive(x, mu, theta)
+    theirs = theirs.sum(1)
     torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-6)
 
 
