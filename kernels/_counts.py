@@ -33,7 +33,8 @@ log theta is clamped at 80 (theta = 5.5e34; the Poisson limit to float32's preci
 import triton
 import triton.language as tl
 
-from ._gamma import bd0, expm1_acc, kappa, log1p_acc, stirlerr, stirlerr_d
+from ._gamma import bd0, expm1_acc, kappa, log1p_acc, log_, rcp, stirlerr, stirlerr_d
+from ._math import log1p_01
 
 LOG_2PI = tl.constexpr(1.8378770664093453)
 MAX_LOG_THETA = tl.constexpr(80.0)
@@ -44,46 +45,56 @@ def poisson(mu, log_mu, x, F64: tl.constexpr):
     # (log Poisson(x; mu), d/d log mu)
     pos = x > 0
     xs = tl.where(pos, x, 1.0)  # the x > 0 branch never sees 0
-    log_x = tl.log(xs)
+    log_x = log_(xs, F64)
     term = -0.5 * (LOG_2PI + log_x) - stirlerr(xs, F64) - bd0(xs, mu, xs - mu, log_x - log_mu, F64)
     return tl.where(pos, term, -mu), x - mu
 
 
 @triton.jit
-def negative_binomial(mu, log_mu, x, lt, F64: tl.constexpr):
-    # (log NB(x; mu, exp(lt)), d/d log mu, d/d lt, theta / (theta + mu)) (module docstring)
-    lt = tl.minimum(lt, MAX_LOG_THETA)
-    theta = tl.exp(lt)
+def theta_terms(lt, F64: tl.constexpr):
+    # what depends on log theta alone: (theta, 1/theta, stirlerr(theta), stirlerr'(theta)), from
+    # lt clamped at MAX_LOG_THETA; a per-gene log theta's once per column, not per element
+    theta = tl.exp(tl.minimum(lt, MAX_LOG_THETA))
+    return theta, rcp(theta, F64), stirlerr(theta, F64), stirlerr_d(theta, F64)
+
+
+@triton.jit
+def negative_binomial(mu, log_mu, x, th, F64: tl.constexpr):
+    # (log NB(x; mu, theta), d/d log mu, d/d log theta, theta / (theta + mu)) (module docstring),
+    # th = theta_terms(log theta)
+    theta, r_theta, s_theta, ds_theta = th
     t = theta + mu
     n = x + theta
-    w = theta / t  # in (0, 1]: theta / t without theta^2
+    r_t = rcp(t, F64)
+    w = theta * r_t  # in (0, 1]: theta / t without theta^2
     d = (x - mu) * w
-    log_tn = tl.log(t / n)
+    log_tn = log_(t / n, F64)  # a correctly rounded quotient: kappa's closed form cancels by up to 20x
     pos = x > 0
     xs = tl.where(pos, x, 1.0)
-    log_x = tl.log(xs)
-    big = (-0.5 * log1p_acc(xs / theta) - 0.5 * (LOG_2PI + log_x) + stirlerr(n, F64) - stirlerr(theta, F64)
-           - stirlerr(xs, F64) - bd0(theta, n * w, -d, log_tn, F64)
-           - bd0(xs, mu * (n / t), d, log_x - log_mu + log_tn, F64))
-    term = tl.where(pos, big, -theta * log1p_acc(mu / theta))
+    log_x = log_(xs, F64)
+    big = (-0.5 * log1p_acc(xs * r_theta, F64) - 0.5 * (LOG_2PI + log_x) + stirlerr(n, F64)
+           - s_theta - stirlerr(xs, F64) - bd0(theta, n * w, -d, log_tn, F64)
+           - bd0(xs, mu * (n * r_t), d, log_x - log_mu + log_tn, F64))
+    term = tl.where(pos, big, -theta * log1p_acc(mu * r_theta, F64))
     # theta d/d theta of the gamma and log terms: x/(2n) + theta (stirlerr'(n) - stirlerr'(theta))
     # + theta kappa(r), r = (mu - x)/n, 1 + r = t/n: kappa's closed form is (mu - x)/t - log(t/n)
-    kap = kappa((mu - x) / n, (mu - x) / t - log_tn, F64)
-    d_lt = 0.5 * x / n + theta * (stirlerr_d(n, F64) - stirlerr_d(theta, F64)) + theta * kap
+    r_n = rcp(n, F64)
+    kap = kappa((mu - x) * r_n, (mu - x) / t - log_tn, F64)
+    d_lt = 0.5 * x * r_n + theta * (stirlerr_d(n, F64) - ds_theta) + theta * kap
     return term, d, d_lt, w
 
 
 @triton.jit
-def _softplus(v, F64: tl.constexpr):
-    # log(1 + e^v) without overflow
-    return tl.maximum(v, 0.0) + log1p_acc(tl.exp(-tl.abs(v)))
-
-
-@triton.jit
-def _sigmoid(v, F64: tl.constexpr):
+def _logistic(v, F64: tl.constexpr):
+    # (softplus(v), softplus(-v), sigmoid(v), sigmoid(-v)) from one e = exp(-|v|), no overflow
     e = tl.exp(-tl.abs(v))
-    s = 1.0 / (1.0 + e)
-    return tl.where(v >= 0, s, e * s)
+    if F64:
+        lp = log1p_acc(e, F64)
+    else:
+        lp = log1p_01(e)
+    s = rcp(1.0 + e, F64)
+    pos = v >= 0
+    return tl.maximum(v, 0.0) + lp, tl.maximum(-v, 0.0) + lp, tl.where(pos, s, e * s), tl.where(pos, e * s, s)
 
 
 @triton.jit
@@ -91,10 +102,11 @@ def zero_inflate(term, x, rho, F64: tl.constexpr):
     # (log ZINB, the weight of the NB derivatives, d/d rho) from the NB term (module docstring)
     v = term - rho
     zero = x == 0
-    value = tl.where(zero, _softplus(v, F64) - _softplus(-rho, F64), term - _softplus(rho, F64))
-    s_v = _sigmoid(v, F64)
-    weight = tl.where(zero, s_v, 1.0)
+    sp_v, _, sig_v, sig_mv = _logistic(v, F64)
+    sp_rho, sp_mrho, sig_rho, sig_mrho = _logistic(rho, F64)
+    value = tl.where(zero, sp_v - sp_mrho, term - sp_rho)
+    weight = tl.where(zero, sig_v, 1.0)
     # sigmoid(-rho) - sigmoid(term - rho) = sigmoid(-rho) sigmoid(rho - term) (1 - e^term), term <= 0
-    d_zero = _sigmoid(-rho, F64) * _sigmoid(-v, F64) * -expm1_acc(tl.minimum(term, 0.0))
-    d_rho = tl.where(zero, d_zero, -_sigmoid(rho, F64))
+    d_zero = sig_mrho * sig_mv * -expm1_acc(tl.minimum(term, 0.0), F64)
+    d_rho = tl.where(zero, d_zero, -sig_rho)
     return value, weight, d_rho

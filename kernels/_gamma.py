@@ -25,12 +25,34 @@ that are each about as large as the result:
   - log(1 + r)``: its series below |r| = 0.1 (truncation below 2e-7 relative), else the closed
   form the caller forms without cancellation.
 
-All are plain float32 arithmetic and ``tl.log``, so they run unchanged in Triton's interpreter
-and the CPU tests check what a GPU runs.
+All are plain float32 arithmetic, ``_math.log_f32`` (2 ulp) and ``_math.recip`` (4 ulp) for
+positive denominators, so they run unchanged in Triton's interpreter and the CPU tests check what
+a GPU runs; with ``F64`` (float64 inputs) the exact ``tl.log`` and division instead.
 """
 
 import triton
 import triton.language as tl
+
+from ._math import log_f32, recip
+
+
+@triton.jit
+def log_(v, F64: tl.constexpr):
+    # log(v), v > 0: exact in float64, ``log_f32`` in float32
+    if F64:
+        return tl.log(v)
+    else:
+        return log_f32(v)
+
+
+@triton.jit
+def rcp(v, F64: tl.constexpr):
+    # 1 / v, v > 0: exact in float64, ``recip`` in float32
+    if F64:
+        return 1.0 / v
+    else:
+        return recip(v)
+
 
 # float32: the series above z = 3 to 1/z^9, the recurrence over 3 steps below; float64: above 15 to
 # 1/z^15 (truncation below 1e-19), over 15 steps below
@@ -41,7 +63,7 @@ SHIFT64 = tl.constexpr(15)
 @triton.jit
 def _phi(w, F64: tl.constexpr):
     # Stirling's series sum_n C_n / w^(2n - 1), C_n = B_2n / (2n (2n - 1)), at w >= the shift
-    r = 1.0 / w
+    r = rcp(w, F64)
     r2 = r * r
     if F64:
         p = -2.955065359477124e-02 * r2 + 6.410256410256410e-03
@@ -57,7 +79,7 @@ def _phi(w, F64: tl.constexpr):
 @triton.jit
 def _phi_d(w, F64: tl.constexpr):
     # phi'(w) = -sum_n (2n - 1) C_n / w^(2n)
-    r = 1.0 / w
+    r = rcp(w, F64)
     r2 = r * r
     if F64:
         p = 4.432598039215686e-01 * r2 - 8.333333333333333e-02
@@ -77,10 +99,11 @@ def stirlerr(z, F64: tl.constexpr):
     K: tl.constexpr = SHIFT64 if F64 else SHIFT32
     big = z >= K
     zs = tl.where(big, 1.0 * K, z)  # the small branch only ever sees z < K
-    ratio = (zs + K) / (zs + 1.0)
+    num = zs + K
+    den = zs + 1.0
     for i in tl.static_range(2, K + 1):
-        ratio = ratio * ((zs + K) / (zs + i))
-    small = (zs + 0.5) * log1p_acc(K / zs) + tl.log(ratio) - K
+        num, den = num * (zs + K), den * (zs + i)
+    small = (zs + 0.5) * log_(rcp(zs, F64) * K + 1.0, F64) + log_(num * rcp(den, F64), F64) - K
     return tl.where(big, _phi(z, F64), small + _phi(zs + K, F64))
 
 
@@ -91,9 +114,9 @@ def stirlerr_d(z, F64: tl.constexpr):
     K: tl.constexpr = SHIFT64 if F64 else SHIFT32
     big = z >= K
     zs = tl.where(big, 1.0 * K, z)
-    acc = log1p_acc(K / zs) + 0.5 / (zs + K) - 0.5 / zs
+    acc = log_(rcp(zs, F64) * K + 1.0, F64) + 0.5 * rcp(zs + K, F64) - 0.5 * rcp(zs, F64)
     for i in tl.static_range(1, K + 1):
-        acc -= 1.0 / (zs + i)
+        acc -= rcp(zs + i, F64)
     return tl.where(big, _phi_d(z, F64), acc + _phi_d(zs + K, F64))
 
 
@@ -101,7 +124,7 @@ def stirlerr_d(z, F64: tl.constexpr):
 def bd0(a, m, d, log_am, F64: tl.constexpr):
     # a log(a/m) + m - a with d = a - m and log_am = log(a/m) given accurately: below |v| = 0.1,
     # v = d / (a + m), the series d v + 2 a sum_j v^(2j+1) / (2j+1) (to v^9, or v^21 in float64)
-    v = d / (a + m)
+    v = d * rcp(a + m, F64)
     v2 = v * v
     N: tl.constexpr = 10 if F64 else 4
     p = v2 * 0.0 + 1.0 / (2 * N + 1)
@@ -112,20 +135,37 @@ def bd0(a, m, d, log_am, F64: tl.constexpr):
 
 
 @triton.jit
-def log1p_acc(u):
-    # log(1 + u) for u > -1, to a few ulps: the rounding of 1 + u divided back out
+def log1p_acc(u, F64: tl.constexpr):
+    # log(1 + u) for u > -1, to a few ulps: log(w), w = 1 + u rounded, corrected by the rounding
+    # error c = u - (w - 1) (exact): log(1 + u) = log(w) + log(1 + c/w) ~ log(w) + c/w (float32);
+    # float64: the rounding divided back out (Kahan)
     w = 1.0 + u
-    return tl.where(w == 1.0, u, tl.log(w) * (u / tl.where(w == 1.0, 1.0, w - 1.0)))
+    if F64:
+        return tl.where(w == 1.0, u, tl.log(w) * (u / tl.where(w == 1.0, 1.0, w - 1.0)))
+    else:
+        return log_f32(w) + (u - (w - 1.0)) * recip(w)
 
 
 @triton.jit
-def expm1_acc(v):
-    # exp(v) - 1 to a few ulps: below |v| = 0.5 the rounding of exp(v) divided back out by its
-    # log (Kahan), above it e^v - 1 as it is (exact enough, and no log of an underflowed e^v)
+def expm1_acc(v, F64: tl.constexpr):
+    # exp(v) - 1 to a few ulps: below |v| = 0.5 its Taylor series to v^9 (float32; truncation
+    # 3e-10 relative) or the rounding of exp(v) divided back out by its log (float64, Kahan),
+    # above it e^v - 1 as it is (exact enough, and no log of an underflowed e^v)
     u = tl.exp(v)
-    near = (tl.abs(v) < 0.5) & (u != 1.0)
-    kahan = (u - 1.0) * (v / tl.log(tl.where(near, u, 2.0)))
-    return tl.where(near, kahan, tl.where(u == 1.0, v, u - 1.0))
+    near = tl.abs(v) < 0.5
+    if F64:
+        near = near & (u != 1.0)
+        small = (u - 1.0) * (v / tl.log(tl.where(near, u, 2.0)))
+    else:
+        p = 2.755731922398589e-06 * v + 2.48015873015873e-05
+        p = p * v + 1.984126984126984e-04
+        p = p * v + 1.388888888888889e-03
+        p = p * v + 8.333333333333333e-03
+        p = p * v + 4.1666666666666664e-02
+        p = p * v + 0.16666666666666666
+        p = p * v + 0.5
+        small = (p * v + 1.0) * v
+    return tl.where(near, small, tl.where(u == 1.0, v, u - 1.0))
 
 
 @triton.jit

@@ -137,10 +137,12 @@ def _likelihood_kernel(
     # math: the likelihood (``modes.BERNOULLI`` ...) and the compute dtype
     KIND: tl.constexpr,
     ACC: tl.constexpr,
-    # modes: the logscale (a tensor; one value read once), uint8 targets scaled, what to read,
+    # modes: s (a tensor; one value read once; one per column, shared by the rows), q given, uint8
+    # targets scaled, what to read,
     # write and store (``modes.GS_*``, ``modes.REDUCE_*``)
     S_TENSOR: tl.constexpr,
     S_ONE: tl.constexpr,
+    S_COLUMN: tl.constexpr,
     HAS_Q: tl.constexpr,
     STORE_GQ: tl.constexpr,
     SCALE_X: tl.constexpr,
@@ -186,7 +188,9 @@ def _likelihood_kernel(
         if SCALE_X:
             x = x * x_scale  # uint8 targets in the caller's unit (8-bit images as k / 255)
         s = s_one
-        if S_TENSOR and not S_ONE:
+        if S_COLUMN:  # one value per column, shared by the rows: loaded (and used) once per column
+            s = load(s_ptr + column_offsets(cols, s_s1, s_s2, s_s3, S_N2, S_N3), cols < D, EVEN).to(ACC)
+        elif S_TENSOR and not S_ONE:
             s = load(s_row[:, None] + column_offsets(cols, s_s1, s_s2, s_s3, S_N2, S_N3)[None, :], mask, EVEN).to(ACC)
         q = s
         if HAS_Q:
@@ -213,6 +217,8 @@ def _likelihood_kernel(
 
 
 _NO_LEVELS = ((0, 0, 0), (1, 1))  # an operand that is not there
+_HEAVY = (modes.POISSON, modes.NEGATIVE_BINOMIAL)  # not unrolled
+_COLUMN_WISE = (modes.NEGATIVE_BINOMIAL,)  # a per-column s is loaded and used once per column
 
 
 @functools.lru_cache(maxsize=1024)
@@ -229,13 +235,16 @@ def _plan(kind, shape, strides, dtype, block_rows, block_cols, flags):
     if any(lv is None for lv in levels):
         return None
     (pl, xl, sl, ql), s_strides = levels, strides[2]
-    rows, cols, warps = tile(B, D, block_rows, block_cols, chunk_elems(dtype))
+    # the count likelihoods' hundreds of instructions per element: half a chunk (fewer live registers)
+    rows, cols, warps = tile(B, D, block_rows, block_cols, chunk_elems(dtype) // (2 if kind in _HEAVY else 1))
     meta = dict(KIND=kind, D=D, P_N2=pl[1][0], P_N3=pl[1][1], X_N2=xl[1][0], X_N3=xl[1][1], S_N2=sl[1][0],
                 S_N3=sl[1][1], Q_N2=ql[1][0], Q_N3=ql[1][1], ACC=acc_dtype(dtype), BLOCK_B=rows, BLOCK_D=cols,
                 num_warps=warps, S_TENSOR=s_strides is not None, S_ONE=s_strides is not None and not any(s_strides),
+                S_COLUMN=s_strides is not None and any(s_strides) and s_strides[0] == 0 and kind in _COLUMN_WISE,
                 HAS_Q=strides[3] is not None,
-                # float64's exact log and division need the registers unrolling would take (spills)
-                **loop_meta(B, D, rows, cols, 1 if dtype == torch.float64 else 8), **dict(flags))
+                # float64's exact log and division, and the count likelihoods' hundreds of
+                # instructions per element, need the registers unrolling would take (spills)
+                **loop_meta(B, D, rows, cols, 1 if dtype == torch.float64 or kind in _HEAVY else 8), **dict(flags))
     if B > rows:  # the rows are reduced in the kernel only where one program holds them all
         meta["REDUCE"] = modes.REDUCE_NONE
     row_strides = tuple(v for st, lv in zip(strides, levels) for v in (0 if st is None else st[0], *lv[0]))

@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 
 from . import _launch, modes
-from ._counts import negative_binomial, poisson, zero_inflate
+from ._counts import negative_binomial, poisson, theta_terms, zero_inflate
 from ._env import INTERPRET, sum_dtype
 from ._gamma import log1p_acc
 from ._launch import acc_dtype, INTERPRETING
@@ -36,7 +36,7 @@ from ._launch import acc_dtype, INTERPRETING
 def _terms(mu, log_mu, x, lt, q, NB: tl.constexpr, HAS_Q: tl.constexpr, F64: tl.constexpr):
     # (log-probability, d/d log mu, d/d log theta, d/d q) per element
     if NB:
-        term, a, d_lt, _ = negative_binomial(mu, log_mu, x, lt, F64)
+        term, a, d_lt, _ = negative_binomial(mu, log_mu, x, theta_terms(lt, F64), F64)
     else:
         term, a = poisson(mu, log_mu, x, F64)
         d_lt = a * 0.0
@@ -48,13 +48,13 @@ def _terms(mu, log_mu, x, lt, q, NB: tl.constexpr, HAS_Q: tl.constexpr, F64: tl.
 
 
 @triton.jit
-def _a_only(mu, x, lt, q, NB: tl.constexpr, HAS_Q: tl.constexpr):
+def _a_only(mu, x, lt, q, NB: tl.constexpr, HAS_Q: tl.constexpr, F64: tl.constexpr):
     # d log p / d log mu alone, cheaply (the third sweep): (x - mu) theta / (theta + mu), times
     # the zero inflation's weight sigmoid(L0 - q) at x = 0, L0 = -theta log(1 + mu / theta)
     if NB:
         theta = tl.exp(tl.minimum(lt, 80.0))
         a = (x - mu) * (theta / (theta + mu))
-        l0 = -theta * log1p_acc(mu / theta)
+        l0 = -theta * log1p_acc(mu / theta, F64)
     else:
         a = x - mu
         l0 = -mu
@@ -89,13 +89,16 @@ def _rows_lse(l_ptr, rows, row_ok, stride_lb, stride_lg, G: tl.constexpr, BLOCK_
 
 @triton.jit
 def _operands(l_ptr, x_ptr, s_ptr, q_ptr, rows, xr, sr, cols, ok, s_value, stride_lb, stride_lg, stride_xb, stride_xg,
-              stride_sb, stride_sg, stride_qb, stride_qg, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
-              ACC: tl.constexpr, S_TENSOR: tl.constexpr, HAS_Q: tl.constexpr):
-    # one chunk's logits, counts, log theta and dropout logits
+              stride_sb, stride_sg, stride_qb, stride_qg, G: tl.constexpr, BLOCK_R: tl.constexpr,
+              BLOCK_G: tl.constexpr, ACC: tl.constexpr, S_TENSOR: tl.constexpr, S_COLUMN: tl.constexpr,
+              HAS_Q: tl.constexpr):
+    # one chunk's logits, counts, log theta (a per-gene one once per column) and dropout logits
     l = _load(l_ptr, rows, stride_lb, cols, stride_lg, ok, ACC)
     x = _load(x_ptr, xr, stride_xb, cols, stride_xg, ok, ACC)
     lt = s_value + tl.zeros([BLOCK_R, BLOCK_G], ACC)
-    if S_TENSOR:
+    if S_COLUMN:
+        lt = tl.load(s_ptr + cols * stride_sg, mask=cols < G, other=0).to(ACC)
+    elif S_TENSOR:
         lt = _load(s_ptr, sr, stride_sb, cols, stride_sg, ok, ACC)
     q = lt
     if HAS_Q:
@@ -107,7 +110,8 @@ def _operands(l_ptr, x_ptr, s_ptr, q_ptr, rows, xr, sr, cols, ok, s_value, strid
 def _tile_terms(l_ptr, x_ptr, s_ptr, q_ptr, gs_ptr, gq_ptr, rows, xr, sr, row_ok, pid, first, lse, lib, factor,
                 stride_lb, stride_lg, stride_xb, stride_xg, stride_sb, stride_sg, stride_qb, stride_qg, s_value,
                 G: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr, ACC: tl.constexpr, NB: tl.constexpr,
-                HAS_Q: tl.constexpr, S_TENSOR: tl.constexpr, GS_MODE: tl.constexpr, STORE_GQ: tl.constexpr):
+                HAS_Q: tl.constexpr, S_TENSOR: tl.constexpr, S_COLUMN: tl.constexpr, GS_MODE: tl.constexpr,
+                STORE_GQ: tl.constexpr):
     # the second sweep: per row (ll, the sum of a, the sum of d/d log theta); stores the dropout
     # logits' gradient and log theta's (per element, or added into this program's partial sums)
     ll = tl.zeros([BLOCK_R, BLOCK_G], ACC)
@@ -117,8 +121,8 @@ def _tile_terms(l_ptr, x_ptr, s_ptr, q_ptr, gs_ptr, gq_ptr, rows, xr, sr, row_ok
         cols = c0 + tl.arange(0, BLOCK_G)
         ok = row_ok[:, None] & (cols < G)[None, :]
         l, x, lt, q = _operands(l_ptr, x_ptr, s_ptr, q_ptr, rows, xr, sr, cols, ok, s_value, stride_lb, stride_lg,
-                                stride_xb, stride_xg, stride_sb, stride_sg, stride_qb, stride_qg, BLOCK_R, BLOCK_G, ACC,
-                                S_TENSOR, HAS_Q)
+                                stride_xb, stride_xg, stride_sb, stride_sg, stride_qb, stride_qg, G, BLOCK_R, BLOCK_G,
+                                ACC, S_TENSOR, S_COLUMN, HAS_Q)
         log_mu = lib[:, None] + l - lse[:, None]
         term, a, d_lt, dq = _terms(tl.exp(log_mu), log_mu, x, lt, q, NB, HAS_Q, ACC == tl.float64)
         ll += tl.where(ok, term, 0.0)
@@ -141,16 +145,16 @@ def _tile_terms(l_ptr, x_ptr, s_ptr, q_ptr, gs_ptr, gq_ptr, rows, xr, sr, row_ok
 def _tile_grad_logits(l_ptr, x_ptr, s_ptr, q_ptr, gl_ptr, rows, xr, sr, row_ok, lse, lib, total_a, factor, stride_lb,
                       stride_lg, stride_xb, stride_xg, stride_sb, stride_sg, stride_qb, stride_qg, s_value,
                       G: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr, ACC: tl.constexpr,
-                      NB: tl.constexpr, HAS_Q: tl.constexpr, S_TENSOR: tl.constexpr):
+                      NB: tl.constexpr, HAS_Q: tl.constexpr, S_TENSOR: tl.constexpr, S_COLUMN: tl.constexpr):
     # the third sweep: d/d l_j = a_j - softmax_j * sum_g a_g
     for c0 in range(0, G, BLOCK_G):
         cols = c0 + tl.arange(0, BLOCK_G)
         ok = row_ok[:, None] & (cols < G)[None, :]
         l, x, lt, q = _operands(l_ptr, x_ptr, s_ptr, q_ptr, rows, xr, sr, cols, ok, s_value, stride_lb, stride_lg,
-                                stride_xb, stride_xg, stride_sb, stride_sg, stride_qb, stride_qg, BLOCK_R, BLOCK_G, ACC,
-                                S_TENSOR, HAS_Q)
+                                stride_xb, stride_xg, stride_sb, stride_sg, stride_qb, stride_qg, G, BLOCK_R, BLOCK_G,
+                                ACC, S_TENSOR, S_COLUMN, HAS_Q)
         soft = tl.exp(l - lse[:, None])
-        a = _a_only(tl.exp(lib)[:, None] * soft, x, lt, q, NB, HAS_Q)
+        a = _a_only(tl.exp(lib)[:, None] * soft, x, lt, q, NB, HAS_Q, ACC == tl.float64)
         grad = factor[:, None] * (a - soft * total_a[:, None])
         tl.store(gl_ptr + rows[:, None] * G + cols[None, :], grad.to(gl_ptr.dtype.element_ty), mask=ok)
 
@@ -197,8 +201,10 @@ def _softmax_counts_kernel(
     ACC: tl.constexpr,
     NB: tl.constexpr,
     HAS_Q: tl.constexpr,
-    # modes: what to read, write and store (``modes.GS_*``)
+    # modes: log theta a tensor (one per gene, shared by the rows), what to read, write and store
+    # (``modes.GS_*``)
     S_TENSOR: tl.constexpr,
+    S_COLUMN: tl.constexpr,
     G_ROWS: tl.constexpr,
     SKIP_IF_ONE: tl.constexpr,
     ROW_MOD: tl.constexpr,
@@ -229,7 +235,7 @@ def _softmax_counts_kernel(
         ll, total_a, total_t = _tile_terms(
             l_ptr, x_ptr, s_ptr, q_ptr, gs_ptr, gq_ptr, rows, xr, sr, row_ok, pid, t == 0, lse, lib, factor, stride_lb,
             stride_lg, stride_xb, stride_xg, stride_sb, stride_sg, stride_qb, stride_qg, s_value, G, BLOCK_R, BLOCK_G,
-            ACC, NB, HAS_Q, S_TENSOR, GS_MODE, STORE_GQ)
+            ACC, NB, HAS_Q, S_TENSOR, S_COLUMN, GS_MODE, STORE_GQ)
         if WRITE_LL:
             tl.store(ll_ptr + rows, ll.to(ll_ptr.dtype.element_ty), mask=row_ok)
         if STORE_GLIB:
@@ -239,7 +245,7 @@ def _softmax_counts_kernel(
         if STORE_GL:
             _tile_grad_logits(l_ptr, x_ptr, s_ptr, q_ptr, gl_ptr, rows, xr, sr, row_ok, lse, lib, total_a, factor,
                               stride_lb, stride_lg, stride_xb, stride_xg, stride_sb, stride_sg, stride_qb, stride_qg,
-                              s_value, G, BLOCK_R, BLOCK_G, ACC, NB, HAS_Q, S_TENSOR)
+                              s_value, G, BLOCK_R, BLOCK_G, ACC, NB, HAS_Q, S_TENSOR, S_COLUMN)
 
 
 def _pow2_at_least(n):
@@ -249,9 +255,10 @@ def _pow2_at_least(n):
 @functools.lru_cache(maxsize=1024)
 def _plan(B, G, dtype, flags, tile=None):
     """``(programs, rows, bound)`` of a launch over B rows of G genes, once per key: the chunk
-    (up to 1024 genes: 4 per thread at 8 warps), rows per program (about 512 programs on a GPU,
-    so that each program's rows stream through L2 one at a time; in the interpreter, whose cost
-    is per program, one program), and the compile-time ``flags`` ((name, value) pairs).
+    (up to 1024 genes: 4 per thread at 8 warps), rows per program (between 128 and 256 programs
+    on a GPU: each program's rows stream through L2 one at a time, and a per-gene log theta's
+    partial sums, one (G,) row per program, stay a few percent of the bytes; in the interpreter,
+    whose cost is per program, one program), and the compile-time ``flags`` ((name, value) pairs).
     ``tile`` ``(rows per program, rows per tile, genes per chunk)`` overrides (tests)."""
     if tile is not None:
         rows, block_r, block_g = tile
@@ -259,7 +266,9 @@ def _plan(B, G, dtype, flags, tile=None):
         rows = block_r = _pow2_at_least(B)
         block_g = max(1, min(_pow2_at_least(G), 16384 // rows))
     else:
-        rows, block_r, block_g = _pow2_at_least(-(-B // 512)), 1, min(_pow2_at_least(G), 1024)
+        # 4 rows to a tile of 1024 elements: a per-gene log theta's terms serve 4 rows
+        block_r = min(4, _pow2_at_least(B))
+        rows, block_g = max(block_r, _pow2_at_least(-(-B // 256))), min(_pow2_at_least(G), 1024 // block_r)
     meta = dict(G=G, ROWS=rows, BLOCK_R=block_r, BLOCK_G=block_g, ACC=acc_dtype(dtype),
                 num_warps=max(1, min(8, block_r * block_g // 128)), **dict(flags))
     return -(-B // rows), rows, _launch.bind(_softmax_counts_kernel, meta)
@@ -285,7 +294,8 @@ def softmax_counts(logits, x, log_library, s=None, s_value=0.0, q=None, grad_sca
     B, G = logits.shape
     ll = torch.empty(B, device=logits.device, dtype=sum_dtype(logits.dtype))
     x_rows, s_rows = x.shape[0], B if s is None else s.shape[0]
-    flags = (("NB", bool(nb)), ("HAS_Q", q is not None), ("S_TENSOR", s is not None), ("G_ROWS", g is not None),
+    flags = (("NB", bool(nb)), ("HAS_Q", q is not None), ("S_TENSOR", s is not None),
+             ("S_COLUMN", s is not None and s.stride(0) == 0 and s.stride(1) != 0), ("G_ROWS", g is not None),
              ("SKIP_IF_ONE", skip_if_one), ("ROW_MOD", x_rows != B or s_rows not in (B, 1)), ("WRITE_LL", write_ll),
              ("STORE_GL", store_gl), ("STORE_GLIB", store_glib), ("GS_MODE", gs_mode), ("STORE_GQ", store_gq))
     programs, rows, bound = _plan(B, G, logits.dtype, flags, tile)

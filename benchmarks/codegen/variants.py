@@ -18,7 +18,9 @@ from fastvae.kernels import modes
 
 B, D, L = 65536, 784, 64
 DT = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64,
-      "u8": torch.uint8, "bool": torch.bool}
+      "u8": torch.uint8, "bool": torch.bool, "i16": torch.int16, "i32": torch.int32}
+# the count kernels' budgets: see benchmarks/NOTES.md, "the count likelihoods"
+COUNT_BUDGET = {}
 BUDGET = {"bernoulli_forward_grad": 36, "bernoulli_forward": 28, "gaussian_forward": 60, "gaussian_backward": 75}
 # the other likelihoods: within 1.3 times the Bernoulli pass's budget
 for _k in ("continuous_bernoulli", "gaussian_ll"):
@@ -35,6 +37,7 @@ class Variant(NamedTuple):
     trips: Callable = lambda kw: math.ceil(D / kw.get("BLOCK_D", D))  # main-loop trips per program
     loads_per_trip: Optional[int] = None  # global load instructions per thread in one trip
     budget: Optional[float] = None
+    chunk: Optional[Callable] = None  # sweeping kernels: chunk(kw) -> elements one trip of its loops covers
 
 
 def _budget(kernel, dtype, target):
@@ -127,6 +130,44 @@ def _importance(kernel, dt, K, **kw):
                    loads_per_trip=(6 if kw.get("dreg") else 5) if backward else None)
 
 
+CB, CG = 1024, 8000  # the count kernels at the CELLxGENE census model's shape: cells, genes
+
+
+def _counts(kernel, name, dt, xd, **kw):
+    """A count likelihood: the elementwise kernel on means (``kind``: poisson or a negative
+    binomial with a per-gene log theta, ``zi``: and dropout logits), or the softmax form
+    (``softmax``), all gradients stored, as ``elbo_loss`` launches them."""
+    def run(dev):
+        p, x = _t((CB, CG), dt, dev), _t((CB, CG), xd, dev)
+        lt = _t((CG,), dt, dev).expand(CB, CG) if kw.get("nb", True) else None
+        q = _t((CB, CG), dt, dev) if kw.get("zi") else None
+        mode = modes.GS_PARTIALS if lt is not None else modes.GS_NONE
+        if kw.get("softmax"):
+            K.softmax_counts(p, x, _t((CB,), "fp32", dev), lt, 0.0, q, -1.0 / CB, nb=lt is not None, store_gl=True,
+                             store_glib=True, gs_mode=mode, store_gq=q is not None)
+        else:
+            spec = likelihoods.get("negative_binomial" if lt is not None else "poisson")
+            K.likelihood_pass(spec.code, p, x, lt, 0.0, -1.0 / CB, q=q, store_gp=True, gs_mode=mode,
+                              store_gq=q is not None)
+    if kw.get("softmax"):
+        return Variant(kernel, name, dt, xd, CB * CG, run, chunk=lambda k: k["BLOCK_R"] * k["BLOCK_G"],
+                       budget=COUNT_BUDGET.get((kernel, name)) if dt == "fp32" else None)
+    return Variant(kernel, name, dt, xd, CB * CG, run, trips=lambda k: math.ceil(CG / k["BLOCK_D"]),
+                   loads_per_trip="not unrolled", budget=COUNT_BUDGET.get((kernel, name)) if dt == "fp32" else None)
+
+
+def _count_variants():
+    out = []
+    for dt in ("fp32", "bf16"):
+        out.append(_counts("count_ll_forward_grad", "negative binomial, per-gene theta", dt, "i32"))
+        out.append(_counts("count_ll_forward_grad", "zero-inflated NB, per-gene theta", dt, "i32", zi=True))
+        out.append(_counts("softmax_counts", "ZINB, per-gene theta, all gradients", dt, "i32", softmax=True, zi=True))
+    out.append(_counts("count_ll_forward_grad", "Poisson", "fp32", "i32", nb=False))
+    out.append(_counts("softmax_counts", "NB, per-gene theta, all gradients", "fp32", "i32", softmax=True))
+    out.append(_counts("softmax_counts", "Poisson, all gradients", "fp32", "i16", softmax=True, nb=False))
+    return out
+
+
 def _variants():
     out = []
     for ld, xd in [("fp32", "u8"), ("fp32", "fp32"), ("bf16", "u8"), ("bf16", "bf16"), ("fp64", "fp64")]:
@@ -159,4 +200,4 @@ def _variants():
     return out
 
 
-VARIANTS = _variants()
+VARIANTS = _variants() + _count_variants()

@@ -57,12 +57,12 @@ def _finish(gl, glib, gs, gq, need, logits, lib, s, g=None):
 
 
 class fastvae_softmax_counts(torch.autograd.Function):  # noqa: N801 - the name grad_fn shows
-    """Eager route: (logits, x, log_library, log_theta, q, grad_scale) -> ll (B,)."""
+    """Eager route: (logits, x, log_library, log_theta, q, grad_scale, store) -> ll (B,); ``store``
+    (decided outside, where grad mode is visible): the forward stores the gradients."""
 
     @staticmethod
-    def forward(ctx, logits, x, log_library, log_theta, q, grad_scale):
+    def forward(ctx, logits, x, log_library, log_theta, q, grad_scale, store):
         need = _needs(logits, log_library, log_theta, q)
-        store = torch.is_grad_enabled() and logits.dtype != torch.float16
         ll, gl, glib, gs, gq = _launch(logits, x, log_library, log_theta, q, grad_scale, None,
                                        need if store else (False, False, modes.GS_NONE, False))
         ctx.need, ctx.store, ctx.grad_scale = need, store, grad_scale
@@ -73,7 +73,7 @@ class fastvae_softmax_counts(torch.autograd.Function):  # noqa: N801 - the name 
     @staticmethod
     def backward(ctx, grad_ll):
         if grad_ll is None:
-            return (None,) * 6
+            return (None,) * 7
         once_differentiable("softmax_negative_binomial_log_likelihood")
         gl, glib, gs, gq, logits, x, lib, s, q = ctx.saved_tensors
         factor = grad_ll if ctx.grad_scale == 1.0 else grad_ll / ctx.grad_scale
@@ -82,7 +82,7 @@ class fastvae_softmax_counts(torch.autograd.Function):  # noqa: N801 - the name 
             g = factor * ctx.grad_scale
             _, gl, glib, gs, gq = _launch(logits, x, lib, s, q, 1.0, g, need, write_ll=False)
             gl, glib, gs, gq = _finish(gl, glib, gs, gq, need, logits, lib, s, g)
-            return gl, None, glib, gs, gq, None
+            return gl, None, glib, gs, gq, None, None
         in_place, scale = not graph_kept(), kernels().scale_rows
         gl = scale(gl, factor, 1.0, in_place=in_place) if gl is not None else None
         gq = scale(gq, factor, 1.0, in_place=in_place) if gq is not None else None
@@ -96,7 +96,7 @@ class fastvae_softmax_counts(torch.autograd.Function):  # noqa: N801 - the name 
             _launch(logits, x, lib, s, q, ctx.grad_scale, factor, (False, False, modes.GS_PARTIALS, False),
                     write_ll=False, gs=gs, skip_if_one=True)
         gl, glib, gs, gq = _finish(gl, glib, gs, gq, need, logits, lib, s, 1.0)
-        return gl, None, glib, gs, gq, None
+        return gl, None, glib, gs, gq, None, None
 
 
 # ------------------------------------------------------------- the same under torch.compile
@@ -156,7 +156,9 @@ def softmax_log_likelihood(logits, x, log_theta, log_library, q=None, grad_scale
     False (the upstream gradient is not known ahead): recomputed in backward, as compiled."""
     if _route.compiling() or not store:
         return _op(logits, x, log_library, log_theta, q)
-    return fastvae_softmax_counts.apply(logits, x, log_library, log_theta, q, float(grad_scale))
+    store = torch.is_grad_enabled() and logits.dtype != torch.float16 and any(
+        t is not None and t.requires_grad for t in (logits, log_library, log_theta, q))
+    return fastvae_softmax_counts.apply(logits, x, log_library, log_theta, q, float(grad_scale), store)
 
 
 def softmax_negative_binomial_log_likelihood(logits: Tensor, x: Tensor, log_theta: Optional[Tensor],
