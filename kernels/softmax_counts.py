@@ -267,8 +267,9 @@ def _plan(B, G, dtype, flags, tile=None):
         block_g = max(1, min(_pow2_at_least(G), 16384 // rows))
     else:
         # 4 rows to a tile of 1024 elements: a per-gene log theta's terms serve 4 rows
-        block_r = min(4, _pow2_at_least(B))
-        rows, block_g = max(block_r, _pow2_at_least(-(-B // 256))), min(_pow2_at_least(G), 1024 // block_r)
+        # (512 with dropout logits: at 1024, triton 3.6's ptxas spills the ZINB sweep's registers)
+        block_r, elems = min(4, _pow2_at_least(B)), 512 if dict(flags)["HAS_Q"] else 1024
+        rows, block_g = max(block_r, _pow2_at_least(-(-B // 256))), min(_pow2_at_least(G), elems // block_r)
     meta = dict(G=G, ROWS=rows, BLOCK_R=block_r, BLOCK_G=block_g, ACC=acc_dtype(dtype),
                 num_warps=max(1, min(8, block_r * block_g // 128)), **dict(flags))
     return -(-B // rows), rows, _launch.bind(_softmax_counts_kernel, meta)

@@ -20,7 +20,14 @@ B, D, L = 65536, 784, 64
 DT = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64,
       "u8": torch.uint8, "bool": torch.bool, "i16": torch.int16, "i32": torch.int32}
 # the count kernels' budgets: see benchmarks/NOTES.md, "the count likelihoods"
-COUNT_BUDGET = {}
+COUNT_BUDGET = {
+    ("count_ll_forward_grad", "negative binomial, per-gene theta"): 560,
+    ("count_ll_forward_grad", "zero-inflated NB, per-gene theta"): 650,
+    ("count_ll_forward_grad", "Poisson"): 180,
+    ("softmax_counts", "ZINB, per-gene theta, all gradients"): 650,
+    ("softmax_counts", "NB, per-gene theta, all gradients"): 520,
+    ("softmax_counts", "Poisson, all gradients"): 200,
+}
 BUDGET = {"bernoulli_forward_grad": 36, "bernoulli_forward": 28, "gaussian_forward": 60, "gaussian_backward": 75}
 # the other likelihoods: within 1.3 times the Bernoulli pass's budget
 for _k in ("continuous_bernoulli", "gaussian_ll"):
