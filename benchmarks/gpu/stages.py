@@ -16,12 +16,16 @@ from ..harness.cases import HEADLINE
 
 OPS = {"elbo_loss": "elbo_loss_fwd_bwd", "reparameterize_kl": "reparameterize_kl_fwd_bwd",
        "continuous_bernoulli_ll": "continuous_bernoulli_ll_fwd_bwd", "gaussian_ll": "gaussian_ll_fwd_bwd",
-       "iwae_loss": "iwae_loss_fwd_bwd", "dreg_loss": "dreg_loss_fwd_bwd"}
+       "iwae_loss": "iwae_loss_fwd_bwd", "dreg_loss": "dreg_loss_fwd_bwd", "zinb_ll": "zinb_ll_fwd_bwd",
+       "count_train_step": "count_train_step"}
 # the other likelihoods at the sizes of their issue, and the K-sample objectives
 OBJECTIVES = ([Config(op, 65536, "float32", **fam) for op in ("continuous_bernoulli_ll", "gaussian_ll")
                for fam in (dict(dim=784, targets="float"), dict(image="3x64x64", targets="float"))]
               + [Config(op, 4096, "float32", samples=K, dim=784, latent=64, targets="uint8")
-                 for op in ("iwae_loss", "dreg_loss") for K in (5, 50)])
+                 for op in ("iwae_loss", "dreg_loss") for K in (5, 50)]
+              # scVI's loss at the CELLxGENE census model's shape, and its whole training step
+              + [Config("zinb_ll", 1024, "float32", dim=8000, targets="int32"),
+                 Config("count_train_step", 1024, "float32", dim=8000, targets="int32", model="census")])
 SMALL = [Config("elbo_loss", B, "float32", dim=784, latent=64, targets="uint8") for B in (64, 256, 1024, 4096, 8192)]
 
 
@@ -53,7 +57,7 @@ def _run_configs(summary, configs):
         for c in configs:
             results = measure.bench_config(c, dev, timer)
             recs = [r for r in measure.make_records(c, results, summary["copy_bandwidth_gbs"])
-                    if r["mode"] == "fwd+bwd"]
+                    if r["mode"] in ("fwd+bwd", "train")]
             summary["cases"] += [_case(r) for r in recs]
             times = ", ".join(f"{r['impl']} {r['median_ms']:.3f} ms" if r["median_ms"] else f"{r['impl']} {r['status']}"
                               for r in recs)
