@@ -7,7 +7,7 @@ import torch
 
 from . import likelihoods, reference
 from ._backend import use_triton
-from ._checks import check_elbo, validate_targets
+from ._checks import check_elbo, validate_values
 from ._rows import reduce_rows
 from .ops import _route, gaussian_kl
 from .ops.elbo import fastvae_elbo
@@ -44,7 +44,8 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
         likelihood: ``'bernoulli'`` (default), ``'continuous_bernoulli'`` or ``'gaussian'``.
         logscale: the Gaussian's log standard deviation (a number or a tensor broadcastable to
             the mean; see ``gaussian_log_likelihood``); ignored by the others.
-        validate_args: check the target values against the likelihood's support (a host sync).
+        validate_args: check the target values against the likelihood's support (a host sync), and
+            warn once when every logit of a batch lies in [0, 1] (probabilities passed as logits).
 
     Returns:
         The loss, or ``ELBOTerms`` when ``return_terms``. Its dtype is the promotion of the two
@@ -57,7 +58,7 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
                                   likelihood=spec, logscale=logscale, validate_args=validate_args)
         return ELBOTerms(*_route.guard("elbo_loss", tuple(out))) if return_terms else _route.guard("elbo_loss", out)
     if validate_args:
-        validate_targets(spec, x)
+        validate_values(spec, recon_logits, x)
     if kl is None:
         kl = gaussian_kl(mu, logvar)
     s, s_value = logscale_args(spec, logscale)
@@ -87,7 +88,8 @@ class ELBOLoss(reference.ELBOLoss):
         likelihood: ``'bernoulli'`` (default), ``'continuous_bernoulli'`` or ``'gaussian'``
             (keyword only; ``'continuous-bernoulli'`` works too); an unknown one is a ValueError.
             The Gaussian takes its logscale in the call: ``loss_fn(mean, x, mu, logvar, logscale=ls)``.
-        validate_args: check target values on every call (a host sync; off by default).
+        validate_args: check target values on every call (a host sync; off by default), and warn
+            once when every logit of a batch lies in [0, 1] (probabilities passed as logits).
 
     Shapes: recon_logits and x (B, ...), mu and logvar (B, ...) or kl (B,); output scalar,
     or (B,) for ``'none'``.
