@@ -30,6 +30,7 @@ def test_quick_cpu_run_end_to_end(tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "the Triton kernels are NOT timed on this machine" in proc.stdout
+    assert "the ratios are noisy" in proc.stdout and "fv/eager (range)" in proc.stdout
     [json_path] = tmp_path.glob("cpu-*.json")
     assert json_path.name.endswith("-reparameterize_kl-train_step-quick.json")  # a partial run says so
     meta = json.loads(json_path.read_text())
