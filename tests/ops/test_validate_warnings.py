@@ -39,6 +39,7 @@ def test_probabilities_given_as_logits_warn_once(spec, lib):
     logits, x, mu, logvar = _inputs()
     loss_fn = lib.ELBOLoss(likelihood=spec.name, validate_args=True)
     assert not _caught(lambda: loss_fn(logits, x, mu, logvar))  # logits: nothing to say
+    assert not _caught(lambda: loss_fn(torch.zeros_like(logits), x, mu, logvar))  # one value: nor here
     first = _caught(lambda: loss_fn(torch.sigmoid(logits), x, mu, logvar))
     assert len(first) == 1 and issubclass(first[0].category, UserWarning)
     assert f"The {spec.title} likelihood takes logits: drop the decoder's final sigmoid" in str(first[0].message)
