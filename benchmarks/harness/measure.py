@@ -26,17 +26,13 @@ def bench_config(c, dev, timer):
         return {impl: {m: err for m in modes} for impl in case.impls}
     variants, names, tol = built
     errors, checked = checks.check_all(c, variants, names, tol)
-    results = {}
-    for impl, (_, runs) in variants.items():
-        results[impl] = {}
-        for mode in modes:
-            if impl in errors:
-                results[impl][mode] = errors[impl]
-                continue
-            value, err = checks.guard(lambda: timing.measure(timer, *runs[mode]))
-            results[impl][mode] = value + (checked.get(impl),) if err is None else err
-            if err == "oom":
-                free(dev)
+    results = {impl: {} for impl in variants}
+    for mode in modes:  # the implementations of a mode timed together (interleaved on a CPU)
+        runs = {impl: runs[mode] for impl, (_, runs) in variants.items() if impl not in errors}
+        measured = timing.measure_together(timer, runs, checks.guard, after_oom=lambda: free(dev))
+        for impl in variants:
+            value = errors[impl] if impl in errors else measured[impl]
+            results[impl][mode] = value + (checked.get(impl),) if isinstance(value, tuple) else value
     del variants, built
     free(dev)
     return results

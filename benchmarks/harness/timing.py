@@ -70,7 +70,8 @@ class CpuTimer:
     def __init__(self, warmup=3, min_reps=5, max_reps=1000, budget_s=1.0):
         self.warmup, self.min_reps, self.max_reps, self.budget_s = warmup, min_reps, max_reps, budget_s
         self.describe = (f"time.perf_counter per call, median and quartiles of {min_reps}-{max_reps} calls "
-                         f"(~{budget_s} s) after {warmup} warm-up calls")
+                         f"(~{budget_s} s each) after {warmup} warm-up calls; the implementations of a row timed in "
+                         f"rounds of one call each, in rotating order")
 
     @classmethod
     def for_run(cls, quick):
@@ -94,6 +95,29 @@ class CpuTimer:
 
     def time(self, run, setup=None):
         return statistics.median(self.samples(run, setup))
+
+    def samples_interleaved(self, runs):
+        """``{name: [ms, ...]}`` for ``runs`` (``{name: (setup, run)}``), timed in rounds of one
+        call each, the order rotating every round: a change of the machine's load (another
+        process on a shared CPU) then falls on all of them alike instead of on whichever was
+        timed while it lasted, so their ratios move less than their times."""
+        for setup, run in runs.values():
+            for _ in range(self.warmup):
+                call(run, setup)
+        names = list(runs)
+        times = {name: [] for name in names}
+        stop = time.perf_counter() + self.budget_s * len(names)
+        rounds = 0
+        while rounds < self.max_reps and (rounds < self.min_reps or time.perf_counter() < stop):
+            for name in names[rounds % len(names):] + names[:rounds % len(names)]:
+                setup, run = runs[name]
+                state = setup() if setup is not None else None
+                t0 = time.perf_counter()
+                run(state)
+                times[name].append((time.perf_counter() - t0) * 1e3)
+                del state
+            rounds += 1
+        return times
 
     def peak_memory(self, run, setup=None):
         return None, None
@@ -168,6 +192,35 @@ class CudaTimer:
 
 def timer_for(dev, quick):
     return CudaTimer(quick) if dev.type == "cuda" else CpuTimer.for_run(quick)
+
+
+def measure_together(timer, runs, guard, after_oom=lambda: None):
+    """``{name: (Spread, peak bytes, peak bytes above the inputs) or an error string}`` for
+    ``runs`` (``{name: (setup, run)}``), each after its warm-up; ``guard(fn)`` returns ``(value,
+    None)`` or ``(None, error)``, ``after_oom()`` runs after an out-of-memory error. A timer with
+    ``samples_interleaved`` (the CPU's) times them in rounds, so that they share the machine's
+    changes of load; otherwise, or when that fails, each is measured on its own (``measure``),
+    as on a GPU."""
+    out, ready = {}, {}
+    for name, (setup, run) in runs.items():
+        _, err = guard(lambda: [call(run, setup) for _ in range(2)])  # warm-up: compiles, allocator
+        if err is None:
+            ready[name] = (setup, run)
+        else:
+            out[name] = err
+            if err == "oom":
+                after_oom()
+    together = getattr(timer, "samples_interleaved", None)
+    times, err = guard(lambda: together(ready)) if together and len(ready) > 1 else (None, "not together")
+    for name, (setup, run) in ready.items():
+        if err is None:
+            out[name] = (Spread.of(times[name]),) + timer.peak_memory(run, setup)
+            continue
+        value, error = guard(lambda: measure(timer, setup, run))
+        out[name] = value if error is None else error
+        if error == "oom":
+            after_oom()
+    return out
 
 
 def measure(timer, setup, run):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fastvae
-from benchmarks.harness import timing
+from benchmarks.harness import checks, timing
 
 
 def test_the_cpu_timer_times_the_call_not_its_setup():
@@ -30,6 +30,24 @@ def test_the_timer_gives_every_repeat_and_the_spread_summarises_them():
     assert (one.median, one.q1, one.q3) == (2.5, 2.5, 2.5)
     with pytest.raises(ValueError):
         timing.Spread.of([])
+
+
+def test_on_a_cpu_the_implementations_are_timed_in_rotating_rounds():
+    timer = timing.CpuTimer(warmup=1, min_reps=3, max_reps=3, budget_s=0)
+    order = []
+    runs = {name: (None, lambda _, name=name: order.append(name)) for name in "abc"}
+    times = timer.samples_interleaved(runs)
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
+    assert order[3:] == list("abcbcacab")  # after one warm-up call each: a round each, rotating
+
+    def broken(_):
+        raise RuntimeError("no")
+
+    out = timing.measure_together(timer, {**runs, "x": (None, broken)}, checks.guard)
+    assert out["x"] == "RuntimeError: no" and all(out[k][0].n == 3 for k in "abc")
+    assert out["a"][1:] == (None, None)
+    alone = timing.measure_together(timing.CpuTimer(0, 2, 2, 0), {"a": runs["a"]}, checks.guard)
+    assert alone["a"][0].n == 2  # one implementation: measured on its own
 
 
 def test_a_ratios_range_spans_what_the_quartiles_allow():
