@@ -34,7 +34,7 @@ PROG = "python -m fastvae.sample"
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[1].replace("\n", " "))
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[1].replace("\n", " ").replace("``", ""))
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.pt of python -m fastvae.train")
     p.add_argument("--num", type=int, default=64, help="samples to draw (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="the noise's seed (default: %(default)s)")

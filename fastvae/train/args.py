@@ -169,7 +169,7 @@ def _add_data_arguments(d):
                         "for a continuous --likelihood; the test NLL is also given in bits/dim")
     d.add_argument("--image-size", type=int, choices=(28, 64), default=28, help="shapes only")
     d.add_argument("--channels", type=int, choices=(1, 3), default=1, help="shapes only")
-    d.add_argument("--held-out", type=_fraction,
+    d.add_argument("--held-out", type=_fraction, metavar="F",
                    help=f"your own data: the fraction of the examples held out at random for each split the file "
                         f"lacks (validation, test; default {fdata.HELD_OUT})")
     d.add_argument("--resize", type=_size, metavar="HxW",
