@@ -106,8 +106,8 @@ def header_lines(meta):
 
 CPU_NOISE = ("NOTE: these are CPU timings, and on a CPU (more so a shared one) the ratios are noisy: another "
              "process, the CPU's clock or the allocator moves them from run to run. Read each ratio with its range "
-             "(from the quartiles of the repeats); ranges that overlap do not tell two runs apart. On a shared "
-             "machine --threads 1 keeps them steadier.")
+             "(from the quartiles of the repeats); ranges that overlap do not tell two runs apart. More than one "
+             "thread (--threads) makes them noisier still on a shared machine.")
 
 
 def _headline(records):

@@ -81,6 +81,12 @@ def test_the_interpreter_is_never_timed(tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_cpu_run_takes_one_thread_unless_told():
+    # two --quick runs of a loaded 2-core machine agreed on every ratio's range with one thread, not with two
+    assert run.parse_args(["--device", "cpu"]).threads == 1
+    assert run.parse_args(["--device", "cpu", "--threads", "2"]).threads == 2
+
+
 @pytest.mark.parametrize("args", [["--only", "nope"], ["--dtype", "float64"], ["--only", "elbo_loss,bad"],
                                   ["--threads", "0"], ["--device", "tpu"]])
 def test_bad_arguments(args, capsys):
