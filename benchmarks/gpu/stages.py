@@ -41,7 +41,7 @@ def _case(rec, op=None):
     return dict(op=op or OPS.get(rec["op"], rec["op"]), B=rec["batch"], D=rec["dim"], latent=rec["latent"],
                 image=rec.get("image"), K=rec.get("samples"),
                 logits_dtype=rec["dtype"], target_dtype=rec["targets"], impl=rec["impl"], ms=rec["median_ms"],
-                floor_bytes=rec["least_bytes"],
+                ms_iqr=None if rec["q1_ms"] is None else [rec["q1_ms"], rec["q3_ms"]], floor_bytes=rec["least_bytes"],
                 pct_of_copy_bandwidth=round(100 * rec["fraction_of_copy_bandwidth"], 1) if fv else None,
                 peak_mem_mb=None if rec["peak_memory_bytes"] is None else round(rec["peak_memory_bytes"] / 2**20, 1),
                 status=rec["status"], error=rec["error"], checked_against=rec["checked_against"])
@@ -105,10 +105,12 @@ def _md(summary):
              "| stage | ok | seconds | note |", "|---|---|---|---|"]
     lines += [f"| {s['stage']} | {'yes' if s['ok'] else 'NO'} | {s['seconds']} | {s['note'] or ''} |"
               for s in summary["stages"]]
-    lines += ["", "| op | B | K | D | latent | logits | targets | impl | ms | % of copy bw | peak MB |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| op | B | K | D | latent | logits | targets | impl | ms (interquartile range) | % of copy bw | "
+              "peak MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in summary["cases"]:
         ms = "-" if c["ms"] is None else f"{c['ms']:.4g}"
+        if c["ms"] is not None and c.get("ms_iqr"):
+            ms += f" ({c['ms_iqr'][0]:.4g}-{c['ms_iqr'][1]:.4g})"
         lines.append(f"| {c['op']} | {c['B']} | {c.get('K') or '-'} | {c['D'] or c.get('image') or '-'} | "
                      f"{c['latent'] or '-'} | {c['logits_dtype']} | "
                      f"{c['target_dtype'] or '-'} | {c['impl']} | {ms} | {c['pct_of_copy_bandwidth'] or '-'} | "

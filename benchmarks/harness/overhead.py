@@ -26,7 +26,6 @@ Works on a CPU or a GPU. ``fastvae/eager`` at most 0.6 is the project's target.
 """
 
 import json
-import statistics
 import time
 from typing import Callable, NamedTuple, Optional
 
@@ -37,6 +36,7 @@ from fastvae import _backend, reference
 
 from .. import launches
 from . import scvi
+from .timing import ratio_range, Spread
 
 STEP = "z, kl = reparameterize_kl(mu, logvar); ELBOLoss()(logits, x, kl=kl).backward()"
 IMPLS = ("eager", "compile", "fastvae")
@@ -98,6 +98,7 @@ STEPS = {
 
 
 def _time(step, args, reps, warmup, sync):
+    """The ``Spread`` of the host time per step, in microseconds (its fields say ms)."""
     for _ in range(warmup):
         step(*args)
     sync()
@@ -107,14 +108,15 @@ def _time(step, args, reps, warmup, sync):
             t.grad = None  # as after optimizer.zero_grad()
         t0 = time.perf_counter()
         step(*args)
-        times.append(time.perf_counter() - t0)
+        times.append((time.perf_counter() - t0) * 1e6)
     sync()
-    return statistics.median(times) * 1e6
+    return Spread.of(times)
 
 
 def measure(dev, batch=None, dim=None, latent=None, reps=400, warmup=50, step="elbo"):
-    """Median host microseconds per step of each implementation: ``{impl: us}``; ``step``: a
-    name of ``STEPS`` (sizes default to its own)."""
+    """Host microseconds per step of each implementation: ``{impl: Spread}`` (median, quartiles,
+    min, max over the ``reps`` steps), and ``launches_per_step``; ``step``: a name of ``STEPS``
+    (sizes default to its own)."""
     st = STEPS[step]
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     args = st.inputs(dev, batch or st.batch, dim or st.dim, latent or st.latent)
@@ -133,24 +135,32 @@ def measure(dev, batch=None, dim=None, latent=None, reps=400, warmup=50, step="e
 
 
 def record(dev, result, batch=None, dim=None, latent=None, step="elbo"):
-    """The JSON record of one ``measure`` result."""
-    st = STEPS[step]
+    """The JSON record of one ``measure`` result: medians, interquartile ranges, and the ratios of
+    the medians with the range their quartiles allow (``timing.ratio_range``)."""
+    st, f = STEPS[step], result["fastvae"]
     return dict(name=step, step=st.text, batch=batch or st.batch, dim=dim or st.dim, latent=latent or st.latent,
-                targets=st.targets, device=str(dev), host_us={k: round(result[k], 2) for k in IMPLS},
-                fastvae_over_eager=round(result["fastvae"] / result["eager"], 3),
-                fastvae_over_compile=round(result["fastvae"] / result["compile"], 3),
+                targets=st.targets, device=str(dev),
+                host_us={k: round(result[k].median, 2) for k in IMPLS},
+                host_us_iqr={k: [round(result[k].q1, 2), round(result[k].q3, 2)] for k in IMPLS},
+                fastvae_over_eager=round(f.median / result["eager"].median, 3),
+                fastvae_over_eager_range=[round(v, 3) for v in ratio_range(f, result["eager"])],
+                fastvae_over_compile=round(f.median / result["compile"].median, 3),
+                fastvae_over_compile_range=[round(v, 3) for v in ratio_range(f, result["compile"])],
                 fastvae_launches_per_step=result["launches_per_step"],
-                method="time.perf_counter per call, median of 400 after 50 warm-up calls, grads set to None "
-                       "before each; fastvae's Triton launches are no-ops (JITFunction.run stubbed)")
+                method=f"time.perf_counter per call, median and quartiles of {f.n} calls after warm-up calls, grads "
+                       f"set to None before each; fastvae's Triton launches are no-ops (JITFunction.run stubbed)")
 
 
 def lines(rec):
-    us = rec["host_us"]
+    us, iqr = rec["host_us"], rec["host_us_iqr"]
+    times = "   ".join(f"{k} {us[k]:.1f} us ({iqr[k][0]:.1f}-{iqr[k][1]:.1f})" for k in IMPLS)
+    ratio = "   ".join(f"fastvae/{k} {rec[f'fastvae_over_{k}']:.2f} ({rec[f'fastvae_over_{k}_range'][0]:.2f}-"
+                       f"{rec[f'fastvae_over_{k}_range'][1]:.2f})" for k in ("eager", "compile"))
     sizes = f"B={rec['batch']} D={rec['dim']}" + (f" latent={rec['latent']}" if rec.get("latent") else "")
     return [f"host time per step, {sizes} ({rec['device']}): {rec['step']}",
-            f"  eager {us['eager']:.1f} us   compile {us['compile']:.1f} us   fastvae {us['fastvae']:.1f} us "
-            f"(launches stubbed, {rec['fastvae_launches_per_step']:.0f} per step)",
-            f"  fastvae/eager {rec['fastvae_over_eager']:.2f}   fastvae/compile {rec['fastvae_over_compile']:.2f}"]
+            f"  median (interquartile range): {times} (launches stubbed, {rec['fastvae_launches_per_step']:.0f} "
+            f"per step)",
+            f"  {ratio} (the range the quartiles allow)"]
 
 
 def run(dev, out, meta):
