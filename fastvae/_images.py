@@ -10,11 +10,14 @@ import numpy as np
 import torch
 
 
-def as_images(x):
+def as_images(x, spec=None):
     """``x`` (N, *shape) as images (N, C, H, W) with C 1 or 3: (N, C, H, W) and (N, H, W) as
     they are, flat (N, D) with D a square number as (N, 1, sqrt D, sqrt D); None for any other
-    shape (e.g. vectors of 10 features), which is not shown as a picture."""
+    shape (e.g. vectors of 10 features), which is not shown as a picture, and for the examples of
+    a count likelihood (``spec``, a registry record: genes, not pixels)."""
     shape = tuple(x.shape[1:])
+    if spec is not None and spec.counts:
+        return None
     if len(shape) == 3 and shape[0] in (1, 3):
         return x
     if len(shape) == 2:

@@ -26,20 +26,24 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import likelihoods
-from .models import conv_channels_for, ConvVAE, MLPVAE
+from .models import conv_channels_for, ConvVAE, CountVAE, MLPVAE
 
 MLP_HIDDEN = [400]  # --hidden's default
+LATENT = 40  # --latent-dim's default
+COUNT_HIDDEN, COUNT_LATENT = [128], 10  # scVI's defaults
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """One architecture: its name (``--arch``), a line for ``--help``, and its two functions
-    (see the module docstring)."""
+    """One architecture: its name (``--arch``), a line for ``--help``, its two functions (see
+    the module docstring), and whether it models count matrices (the count likelihoods) rather
+    than the others' data."""
 
     name: str
     summary: str
     resolve: Callable
     build: Callable
+    counts: bool = False
 
 
 def _widths(config, key):
@@ -53,15 +57,28 @@ def _only_for(config, key, arch, flag_of):
         raise ValueError(f"--{key.replace('_', '-')} is for --arch {arch}; the {flag_of}")
 
 
+def _latent(config, default):
+    return config["latent_dim"] if config.get("latent_dim") is not None else default
+
+
 def _resolve_mlp(config, input_shape):
     _only_for(config, "conv_channels", "conv", "MLP takes --hidden")
-    return dict(config, hidden=_widths(config, "hidden") or list(MLP_HIDDEN))
+    return dict(config, hidden=_widths(config, "hidden") or list(MLP_HIDDEN), latent_dim=_latent(config, LATENT))
 
 
 def _resolve_conv(config, input_shape):
     _only_for(config, "hidden", "mlp", "conv VAE takes --conv-channels")
     channels = _widths(config, "conv_channels") or list(conv_channels_for(input_shape))
-    return dict(config, conv_channels=channels)
+    return dict(config, conv_channels=channels, latent_dim=_latent(config, LATENT))
+
+
+def _resolve_count(config, input_shape):
+    _only_for(config, "conv_channels", "conv", "count VAE takes --hidden")
+    if len(input_shape) != 1:
+        raise ValueError(f"the count VAE models (cells, genes) count matrices; the examples have shape "
+                         f"{tuple(input_shape)}")
+    return dict(config, hidden=_widths(config, "hidden") or list(COUNT_HIDDEN),
+                latent_dim=_latent(config, COUNT_LATENT))
 
 
 def _likelihood_settings(config):
@@ -80,10 +97,18 @@ def _build_conv(config):
                    **_likelihood_settings(config))
 
 
+def _build_count(config):
+    return CountVAE(config["input_shape"][0], config["latent_dim"], tuple(config["hidden"]),
+                    likelihood=likelihoods.get(config["likelihood"]).name, activation=config["activation"],
+                    fused=config["fused"])
+
+
 _TABLE = (
     Architecture("mlp", "fastvae.models.MLPVAE (fully connected; --hidden)", _resolve_mlp, _build_mlp),
     Architecture("conv", "fastvae.models.ConvVAE (stride-2 convolutions; --conv-channels)", _resolve_conv,
                  _build_conv),
+    Architecture("count", "fastvae.models.CountVAE (scVI's model of count matrices, for the count likelihoods; "
+                 "--hidden 128 and --latent-dim 10 unless given)", _resolve_count, _build_count, counts=True),
 )
 _BY_NAME = {a.name: a for a in _TABLE}
 
@@ -118,7 +143,16 @@ def resolve(config: dict, input_shape=None) -> dict:
         logscale = "learned"
     elif not spec.has_scale:
         logscale = None
-    return get(config["arch"]).resolve(dict(config, input_shape=shape, logscale=logscale), shape)
+    arch = get(config.get("arch") or default_arch(spec))
+    if arch.counts != spec.counts:
+        fits = " or ".join(a.name for a in _TABLE if a.counts == spec.counts)
+        raise ValueError(f"--arch {arch.name} does not model the {spec.title} likelihood's data; use --arch {fits}")
+    return arch.resolve(dict(config, arch=arch.name, input_shape=shape, logscale=logscale), shape)
+
+
+def default_arch(spec) -> str:
+    """The architecture when none is named: the count VAE for a count likelihood, else the MLP."""
+    return next(a.name for a in _TABLE if a.counts == spec.counts)
 
 
 def build(config: dict):

@@ -59,6 +59,15 @@ def _log_sum_weights(model, x: Tensor, mu: Tensor, logvar: Tensor, k: int, gener
     return math.log(k) - neg_bound.double()
 
 
+def _weights_of(model, x: Tensor, generator):
+    """``k -> (b,)`` float64 ``logsumexp_k log w_k`` of k fresh samples for the examples ``x``: the
+    model's own ``log_weight_sum`` where it has one (``CountVAE``), else a ``VAE``'s, x encoded once."""
+    if hasattr(model, "log_weight_sum"):
+        return lambda k: model.log_weight_sum(x, k, generator=generator)
+    mu, logvar = model.encode(x)
+    return lambda k: _log_sum_weights(model, x, mu, logvar, k, generator)
+
+
 @torch.no_grad()
 def log_likelihood(model, data: Data, num_samples: int = 1000, *, max_rows: int = 65536,
                    generator: Optional[torch.Generator] = None) -> Tensor:
@@ -66,7 +75,8 @@ def log_likelihood(model, data: Data, num_samples: int = 1000, *, max_rows: int 
 
     Args:
         model: a ``fastvae.models.VAE`` (anything with ``encode``, ``decode``, ``fused``,
-            ``output_bias``).
+            ``output_bias``), or a model with its own ``log_weight_sum(x, k, generator=)``
+            (``fastvae.models.CountVAE``).
         data: (N, ...) tensor of examples of the model's likelihood (uint8, bool or float), on
             the model's device, or an iterable of such batches.
         num_samples: K, the number of importance samples per example (5000 in the literature).
@@ -89,9 +99,8 @@ def log_likelihood(model, data: Data, num_samples: int = 1000, *, max_rows: int 
             for xb in x.split(per_batch):
                 if hasattr(model, "_check_input"):  # a VAE also takes flat (B, D) examples
                     xb = model._check_input(xb)
-                mu, logvar = model.encode(xb)
-                parts = [_log_sum_weights(model, xb, mu, logvar, min(chunk, num_samples - s), generator)
-                         for s in range(0, num_samples, chunk)]
+                weights = _weights_of(model, xb, generator)
+                parts = [weights(min(chunk, num_samples - s)) for s in range(0, num_samples, chunk)]
                 lse = parts[0] if len(parts) == 1 else torch.logsumexp(torch.stack(parts, 1), 1)
                 out.append(lse - math.log(num_samples))
     if not out:

@@ -63,12 +63,15 @@ def held_out_examples(cfg, data, data_dir, device):
     if not fdata.is_builtin(data):
         ds = fdata.load_files(data, spec, held_out=(cfg.get("held_out") if same else None) or fdata.HELD_OUT,
                               resize=cfg.get("resize") if same else None)
+    elif data == "synthetic-counts":  # one matrix cut into splits: the run's split sizes draw the same test split
+        sizes = dict(genes=cfg.get("genes"), num_train=cfg["num_train"], num_valid=num_test) if same else {}
+        ds = fdata.load_dataset(data, seed=cfg["seed"], num_test=num_test, **sizes)
     elif data == "shapes":
         ds = fdata.load_dataset(data, seed=cfg["seed"], image_size=cfg["image_size"], channels=cfg["channels"],
                                 num_train=1, num_valid=1, num_test=num_test)
     else:
         ds = fdata.load_dataset(data, data_dir or (cfg.get("data_dir") if same else None))
-    if data != "shapes":  # the training command's fixed random subset of --num-test examples
+    if not fdata.is_generated(data):  # the training command's fixed random subset of --num-test examples
         ds = dataclasses.replace(ds, test=random_subset(ds.test, num_test, "test", cfg["seed"]))
     ds = ds.to(device)
     targets = Targets(spec, ds, cfg.get("grey") and same, cfg["seed"])
@@ -78,7 +81,7 @@ def held_out_examples(cfg, data, data_dir, device):
 def _write_samples(model, a, device):
     gen = torch.Generator(device=device).manual_seed(a.seed)
     samples = model.sample(a.num, generator=gen).cpu()
-    images = as_images(samples)
+    images = as_images(samples, model.spec)
     if images is None and a.out is not None:
         raise ValueError(f"the model's examples have shape {model.input_shape}, which is not an image: save the "
                          f"samples with --npy instead of --out")
@@ -102,7 +105,7 @@ def _write_reconstructions(model, cfg, a, device):
                          f"{tuple(model.input_shape)}")
     x = x[spread_indices(x.shape[0], a.num).to(x.device)]
     shown = model.spec.targets(x, torch.float32).cpu()  # in the likelihood's units: uint8 0/1 or k/255
-    pairs = as_images(torch.stack([shown, model.reconstruct(x).cpu()], 1).flatten(0, 1))
+    pairs = as_images(torch.stack([shown, model.reconstruct(x).cpu()], 1).flatten(0, 1), model.spec)
     if pairs is None:
         raise ValueError(f"the model's examples have shape {model.input_shape}, which is not an image: no "
                          f"reconstructions to show")

@@ -1,6 +1,6 @@
 """Data sets for training binary-output VAEs, and a loader that keeps them on the device.
 
-Three built-in data sets (``DATASETS``), and your own files (``load_files``):
+Four built-in data sets (``DATASETS``), and your own files (``load_files``):
 
 - ``"shapes"``: binary images of squares, ellipses and triangles at random position, scale and
   rotation, generated from a seed (no download, no files; 28x28 or 64x64, 1 or 3 channels).
@@ -11,7 +11,11 @@ Three built-in data sets (``DATASETS``), and your own files (``load_files``):
   ``t10k-images-idx3-ubyte[.gz]``, binarized dynamically (a fresh Bernoulli(grey/255) sample per
   batch). valid is the last 10000 training images, train the first 50000, test is t10k.
 
-- your own: ``load_files(path, likelihood)`` reads a ``.npy``/``.npz`` array (N, ...) or a folder
+- ``"synthetic-counts"``: a single-cell count matrix (cells x 2000 genes: cell types, two
+  batches, over-dispersed counts, ~70% zeros) generated from a seed, for the count likelihoods.
+
+- your own: ``load_files(path, likelihood)`` reads a ``.npy``/``.npz`` array (N, ...), a sparse
+  ``.npz`` or ``.h5ad`` count matrix, or a folder
   of PNG/JPEG images, holds out the splits the file lacks and checks the values against the
   likelihood (``own``; the kinds of file: ``readers.READERS``, one entry each).
 
@@ -25,13 +29,14 @@ pipeline is never what limits samples/s.
 Modules: ``formats`` (file readers of the MNIST files), ``shapes`` (the generated data set),
 ``sources`` (data directory, expected files, download), ``datasets`` (``Dataset``,
 ``load_dataset``), ``readers`` (your own files, a reader per kind), ``images`` (a folder of
-images), ``own`` (``load_files``: held-out splits, values checked for the likelihood),
+images), ``matrices`` (sparse and AnnData count matrices), ``counts`` (the synthetic counts,
+``fit_counts``), ``own`` (``load_files``: held-out splits, values checked for the likelihood),
 ``loader`` (``DeviceLoader``).
 """
 
 # Every name below was importable from fastvae.data before it became a package, and still is
 # (the constants too, though only the names in __all__ are the API).
-from ._common import DATASETS, is_builtin, SPLITS  # noqa: F401
+from ._common import DATASETS, GENERATED, is_builtin, is_generated, SPLITS  # noqa: F401
 from .datasets import Dataset, load_dataset, MNIST_VALID  # noqa: F401
 from .formats import read_amat, read_idx_images
 from .loader import DeviceLoader

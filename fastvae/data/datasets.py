@@ -1,5 +1,6 @@
 """The data sets as tensors: ``Dataset`` (three splits) and ``load_dataset``, which generates
-"shapes" or reads the MNIST files found by ``sources`` (your own files: ``own.load_files``)."""
+"shapes" and "synthetic-counts" or reads the MNIST files found by ``sources`` (your own files:
+``own.load_files``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from .._checks import check_int
 from ._common import check_name, SPLITS
 from ._random import binarize, seed_for, seeded_generator
+from .counts import load_counts
 from .formats import read_amat, read_binary_npz, read_idx_images
 from .shapes import make_shapes_splits
 from .sources import BMNIST_AMAT, BMNIST_NPZ, missing_files_error, MNIST_FILES, resolve_dir
@@ -29,7 +31,8 @@ class Dataset:
     grey levels 0..255, binarized per batch by ``DeviceLoader(dynamic=True)`` and, for
     evaluation, once and for all by ``binarized(split, seed)``. Your own data
     (``fastvae.data.load_files``, ``binary=False``) holds the values as its likelihood reads
-    them, uint8 or float32, checked against that likelihood when it was loaded.
+    them, uint8 or float32 (counts: the smallest integer dtype that holds them), checked against
+    that likelihood when it was loaded.
 
     Checked once, when made: the splits are tensors of one example shape; for binary data, uint8
     tensors and, static, holding only 0 and 1 (raw grey levels such as MNIST's 0/255 bytes would
@@ -140,7 +143,7 @@ def _load_mnist(directory, source):
 def load_dataset(name: str, data_dir: Optional[str] = None, *, seed: int = 0, image_size: int = 28,
                  channels: int = 1, download: bool = False,
                  num_train: Optional[int] = None, num_valid: Optional[int] = None,
-                 num_test: Optional[int] = None) -> Dataset:
+                 num_test: Optional[int] = None, genes: Optional[int] = None) -> Dataset:
     """Load (or, for "shapes", generate) a data set as CPU uint8 tensors (N, C, H, W);
     ``.to(device)`` the result to train from device memory.
 
@@ -149,6 +152,10 @@ def load_dataset(name: str, data_dir: Optional[str] = None, *, seed: int = 0, im
     (``SeedSequence(seed, spawn_key=(split index,))``), so the splits are disjoint draws.
     ``data_dir`` and ``download`` are ignored.
 
+    synthetic-counts: a generated single-cell count matrix (``fastvae.data.counts``: cell types,
+    two batches, over-dispersed counts, about 70% zeros), (N, ``genes``) integer counts (default
+    2000 genes, 8000/1000/1000 cells), from ``seed``; ``image_size`` and ``channels`` are ignored.
+
     binarized-mnist, mnist: files from ``data_dir`` or ``$FASTVAE_DATA_DIR`` (the argument wins);
     ``download=True`` fetches missing files first. ``image_size`` must be 28 and ``channels`` 1;
     ``num_*`` keep the first n images of a split; ``seed`` is unused (the splits are fixed).
@@ -156,6 +163,10 @@ def load_dataset(name: str, data_dir: Optional[str] = None, *, seed: int = 0, im
     check_name(name)
     seed = check_int("seed", seed, 0)
     nums = {"train": num_train, "valid": num_valid, "test": num_test}
+    if name == "synthetic-counts":
+        return load_counts(seed, genes, num_train, num_valid, num_test)
+    if genes is not None:
+        raise ValueError(f"genes is for synthetic-counts, not {name}")
     if name == "shapes":
         splits = {s: torch.from_numpy(a) for s, a in make_shapes_splits(seed, image_size, channels, nums).items()}
         return Dataset(name, splits["train"], splits["valid"], splits["test"], dynamic=False)

@@ -10,6 +10,9 @@ for the likelihood, asking its registry record (``fastvae.likelihoods``) what it
 * bool arrays: 0/1 (uint8 for a likelihood of binary data, float32 for the others);
 * float arrays: float32, finite, and in [0, 1] for a likelihood whose support is the unit
   interval (``spec.support``);
+* counts, for a count likelihood (``spec.counts``): a (cells, genes) matrix of non-negative
+  whole numbers, any integer or float dtype (``counts.fit_counts``), held in the smallest integer
+  dtype that holds its largest count;
 * any other dtype is refused.
 
 Held-out splits: a file of one array gives ``train`` only; each missing split (``valid``,
@@ -26,6 +29,7 @@ import torch
 
 from .. import likelihoods
 from ._common import SPLITS
+from .counts import fit_counts
 from .datasets import Dataset
 from .readers import reader_for
 
@@ -76,15 +80,21 @@ def _fit_float(a, spec, where):
 
 def fit(a, spec, eight_bit, where):
     """The array ``a`` as the likelihood of record ``spec`` reads it (see the module docstring):
-    uint8 or float32; a ValueError saying what does not fit and what would."""
+    uint8 or float32, counts in an integer dtype; a ValueError saying what does not fit and what
+    would."""
+    if spec.counts:
+        if eight_bit:
+            raise ValueError(f"{where}: images, which the {spec.title} likelihood (counts) does not model")
+        return fit_counts(a, where)
     if a.dtype == np.bool_:
         return a.astype(np.uint8 if _binary_spec(spec) else np.float32)
     if a.dtype == np.uint8:
         return _fit_uint8(a, spec, eight_bit, where)
     if a.dtype.kind == "f":
         return _fit_float(a, spec, where)
+    counts = f" (integer counts: use the {_names(lambda r: r.counts)} likelihood)" if a.dtype.kind in "iu" else ""
     raise ValueError(f"{where}: dtype {a.dtype}; fastvae reads uint8, bool or float arrays (convert it, e.g. "
-                     f"a.astype(np.float32))")
+                     f"a.astype(np.float32)){counts}")
 
 
 def _check_fraction(held_out):

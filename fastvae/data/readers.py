@@ -7,15 +7,17 @@ Kinds read today:
 
 * ``npy``: one array ``(N, ...)``.
 * ``npz``: one array, or arrays named ``train`` and ``test`` (and ``valid``).
+* ``sparse``: a SciPy sparse matrix saved as ``.npz`` (``fastvae.data.matrices``), made dense.
+* ``h5ad``: an AnnData file's counts (``fastvae.data.matrices``; needs anndata), made dense.
 * ``images``: a folder of PNG/JPEG files (``fastvae.data.images``; needs pillow).
 
 An array's examples are ``(N, D)`` vectors, ``(N, H, W)`` greyscale images (read as
 ``(N, 1, H, W)``) or ``(N, C, H, W)`` images; ``(N, H, W, C)`` (channels last) is refused with
 the transpose that fixes it. dtypes are kept as in the file.
 
-Adding a kind of file (an integer count matrix in a sparse ``.npz``, ``.h5ad``) is one
-``Reader`` in ``READERS``, placed before any more general reader that would also match it
-(a sparse ``.npz`` before ``npz``); its ``read(path, **options)`` returns a ``FileData``.
+Adding a kind of file is one ``Reader`` in ``READERS``, placed before any more general reader
+that would also match it (``sparse`` before ``npz``); its ``read(path, **options)`` returns a
+``FileData``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import images
+from . import images, matrices
 from ._common import SPLITS
 
 
@@ -107,9 +109,20 @@ def _is_file(suffix):
     return lambda path: os.path.isfile(path) and _suffix(path) == suffix
 
 
+def read_sparse(path):
+    return FileData({"train": _check_array(matrices.read_sparse_npz(path), path)}, source=path)
+
+
+def read_h5ad(path):
+    return FileData({"train": _check_array(matrices.read_h5ad(path), path)}, source=path)
+
+
 READERS = (
     Reader("npy", "a .npy array (N, ...)", _is_file(".npy"), read_npy),
+    Reader("sparse", "a sparse .npz matrix (scipy.sparse.save_npz)",
+           lambda path: _is_file(".npz")(path) and matrices.is_sparse_npz(path), read_sparse),
     Reader("npz", "a .npz of one array, or of arrays train and test (and valid)", _is_file(".npz"), read_npz),
+    Reader("h5ad", "an AnnData .h5ad (its counts layer, else X; needs anndata)", _is_file(".h5ad"), read_h5ad),
     Reader("images", f"a folder of image files ({'/'.join(images.SUFFIXES)})", os.path.isdir, images.read_folder,
            ("resize",)),
 )

@@ -159,8 +159,9 @@ def build_parser():
 def _add_data_arguments(d):
     d.add_argument("--data", type=_data, default="shapes", metavar="{" + ",".join(fdata.DATASETS) + "} or PATH",
                    help="shapes: generated binary shapes, no download; binarized-mnist: the static "
-                        "binarization (.npz or .amat); mnist: IDX files, binarized anew every batch; PATH: your "
-                        "own data, " + "; ".join(r.describe for r in fdata.READERS)
+                        "binarization (.npz or .amat); mnist: IDX files, binarized anew every batch; "
+                        "synthetic-counts: a generated single-cell count matrix, for the count likelihoods; PATH: "
+                        "your own data, " + "; ".join(r.describe for r in fdata.READERS)
                         + " (README.md: what each --likelihood expects)")
     d.add_argument("--data-dir", help="where the data files are (default: $FASTVAE_DATA_DIR)")
     d.add_argument("--download", action="store_true", help="download the data set into --data-dir if missing")
@@ -169,6 +170,7 @@ def _add_data_arguments(d):
                         "for a continuous --likelihood; the test NLL is also given in bits/dim")
     d.add_argument("--image-size", type=int, choices=(28, 64), default=28, help="shapes only")
     d.add_argument("--channels", type=int, choices=(1, 3), default=1, help="shapes only")
+    d.add_argument("--genes", type=_positive(int), help="synthetic-counts only: genes per cell (default 2000)")
     d.add_argument("--held-out", type=_fraction, metavar="F",
                    help=f"your own data: the fraction of the examples held out at random for each split the file "
                         f"lacks (validation, test; default {fdata.HELD_OUT})")
@@ -183,10 +185,13 @@ def _add_data_arguments(d):
 
 
 def _add_model_arguments(m):
-    m.add_argument("--arch", choices=architectures.names(), default=architectures.names()[0],
-                   help="; ".join(f"{a.name}: {a.summary}" for a in architectures.records()))
-    m.add_argument("--latent-dim", type=_positive(int), default=40, help="size of z")
-    m.add_argument("--hidden", type=_widths, help="mlp: hidden widths, e.g. 400 or 200,200 (default 400)")
+    m.add_argument("--arch", choices=architectures.names(),
+                   help="(default: count for a count --likelihood, else mlp) "
+                        + "; ".join(f"{a.name}: {a.summary}" for a in architectures.records()))
+    m.add_argument("--latent-dim", type=_positive(int),
+                   help=f"size of z (default {architectures.LATENT}; {architectures.COUNT_LATENT} for --arch count)")
+    m.add_argument("--hidden", type=_widths,
+                   help="mlp and count: hidden widths, e.g. 400 or 200,200 (default 400; count: 128)")
     m.add_argument("--conv-channels", type=_widths,
                    help="conv: channels of the stride-2 layers (default 32,64 up to 32 pixels, else 32,32,64,64)")
     m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
@@ -269,6 +274,7 @@ def check_settings(args):
     if args.logscale is not None and not spec.has_scale:
         raise ValueError(f"--logscale is for --likelihood {_names_where(lambda r: r.has_scale)}")
     _check_data(args)
+    _check_counts(args, spec)
     if args.grey and args.data != "mnist":
         raise ValueError(f"--grey is for --data mnist (grey levels); {args.data} is binary")
     if args.grey and not continuous:
@@ -285,6 +291,22 @@ def check_settings(args):
         raise ValueError(f"--beta and --kl-warmup weight the ELBO's KL term; --objective {args.objective} has none")
     if args.objective == "dreg" and args.compile:
         raise ValueError("--objective dreg runs eagerly only; --compile supports --objective elbo and iwae")
+
+
+def _check_counts(args, spec):
+    """The count likelihoods model count matrices (synthetic-counts, your own), and only they do."""
+    counts = _names_where(lambda r: r.counts)
+    if args.genes is not None and args.data != "synthetic-counts":
+        raise ValueError(f"--genes is for --data synthetic-counts, not --data {args.data}")
+    if spec.counts and fdata.is_builtin(args.data) and args.data != "synthetic-counts":
+        raise ValueError(f"--likelihood {args.likelihood} models counts; --data {args.data} is images: use --data "
+                         f"synthetic-counts or your own count matrix (--data PATH)")
+    if args.data == "synthetic-counts" and not spec.counts:
+        raise ValueError(f"--data synthetic-counts is a count matrix: add --likelihood {counts}")
+    if args.arch is not None and architectures.get(args.arch).counts != spec.counts:
+        fits = " or ".join(a.name for a in architectures.records() if a.counts == spec.counts)
+        raise ValueError(f"--arch {args.arch} does not model the {spec.title} likelihood's data: use --arch {fits}"
+                         + ("" if spec.counts else f" (--arch {args.arch} is for --likelihood {counts})"))
 
 
 def _check_data(args):

@@ -14,7 +14,7 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 
 # configuration that must match for --resume to continue the same run
-_SAME_RUN = ("data", "input_shape", "image_size", "channels", "num_train", "num_test", "held_out", "resize",
+_SAME_RUN = ("data", "input_shape", "image_size", "channels", "genes", "num_train", "num_test", "held_out", "resize",
              "arch", "latent_dim", "hidden", "conv_channels", "activation", "batch_size", "world_size", "seed",
              "fused", "amp", "lr", "lr_scaling", "base_batch_size", "warmup_steps", "schedule", "beta",
              "kl_warmup", "grey", "likelihood", "logscale", "objective", "samples")

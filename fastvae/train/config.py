@@ -32,6 +32,7 @@ def resolve_config(cfg, ds, device):
         num_test=int(ds.test.shape[0]),
         data_dir=_data_dir(cfg),
         held_out=fdata.HELD_OUT if own else None,
+        genes=int(ds.shape[0]) if cfg["data"] == "synthetic-counts" else None,
         resize=None,
         device=str(device),
         eval_samples=eval_samples(settings, device),
@@ -43,7 +44,7 @@ def resolve_config(cfg, ds, device):
 
 def _data_dir(cfg):
     # the directory the files of a built-in data set come from; None where there are none
-    if cfg["data"] == "shapes" or not fdata.is_builtin(cfg["data"]):
+    if fdata.is_generated(cfg["data"]) or not fdata.is_builtin(cfg["data"]):
         return None
     try:
         return fdata.resolve_dir(cfg["data"], cfg.get("data_dir"))[0]

@@ -13,10 +13,13 @@ from .args import likelihood_name
 def load_data(args, d):
     """The data set on the device; --num-train/--num-test subsets of MNIST and of your own data
     are fixed random ones (the files are not in random order), shapes are generated at that
-    size."""
+    size (the synthetic counts too)."""
     if not fdata.is_builtin(args.data):
         return _subsets(_own_data(args), args).to(d.device)
-    if args.download and args.data != "shapes":
+    if args.data == "synthetic-counts":
+        return fdata.load_dataset(args.data, seed=args.seed, genes=args.genes, num_train=args.num_train,
+                                  num_valid=args.num_test, num_test=args.num_test).to(d.device)
+    if args.download:
         if d.main:  # one process downloads; the others wait for the files
             try:
                 fdata.download(args.data, args.data_dir)

@@ -33,12 +33,12 @@ def write_plots(model, test_x, history, curve, out):
     import matplotlib.pyplot as plt
 
     gen = torch.Generator(device=test_x.device).manual_seed(0)
-    samples = as_images(model.sample(64, generator=gen).cpu())
+    samples = as_images(model.sample(64, generator=gen).cpu(), model.spec)
     if samples is not None:  # examples that are not images (a vector of 10 features) get no pictures
         plt.imsave(os.path.join(out, "samples.png"), grid(samples.clamp(0, 1), 8), cmap="gray", vmin=0, vmax=1)
         x = test_x[spread_indices(test_x.shape[0]).to(test_x.device)]
         shown = model.spec.targets(x, torch.float32).cpu()  # in the likelihood's units: uint8 0/1 or k/255
-        pairs = as_images(torch.stack([shown, model.reconstruct(x).cpu()], 1).flatten(0, 1))  # input, recon, ...
+        pairs = as_images(torch.stack([shown, model.reconstruct(x).cpu()], 1).flatten(0, 1), model.spec)
         plt.imsave(os.path.join(out, "reconstructions.png"), grid(pairs.clamp(0, 1), 16), cmap="gray", vmin=0, vmax=1)
 
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -75,7 +75,7 @@ def _run(args, d, clock):
     with StopRequest(d) as stop:  # from here on Ctrl-C stops at a step boundary, checkpointed
         if d.main:
             write_metrics(args.out, state.history)
-            _announce(args, ds, d, impl, train_step.lr, resumed=saved is not None, step=state.step)
+            _announce(args, cfg, ds, d, impl, train_step.lr, resumed=saved is not None, step=state.step)
         loop = TrainingLoop(args, d, cfg, model, loader, targets, train_step, valid_x, state, stop, clock)
         finished = loop.run()
     if not finished:
@@ -102,11 +102,11 @@ def implementation(model, device):
         raise ValueError(str(e)) from e
 
 
-def _announce(args, ds, d, impl, lr, resumed, step):
+def _announce(args, cfg, ds, d, impl, lr, resumed, step):
     data = args.data + (" (grey, dequantized)" if args.grey else "")
     objective = {"elbo": "ELBO", "iwae": "IWAE", "dreg": "DReG"}[args.objective]
     objective += f" (K={num_samples(args)})" if args.objective != "elbo" else ""
-    print(f"fastvae {__version__}: {data} {tuple(ds.shape)} train {ds.train.shape[0]}, {args.arch} VAE, "
+    print(f"fastvae {__version__}: {data} {tuple(ds.shape)} train {ds.train.shape[0]}, {cfg['arch']} VAE, "
           f"{args.likelihood} likelihood, {objective}, on {IMPLEMENTATIONS[impl]}, {d.world} x {d.device.type}, "
           f"global batch {args.batch_size * d.world}, lr {lr:.3g}" + (f", resuming at step {step}" if resumed else ""),
           file=sys.stderr)
