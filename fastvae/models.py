@@ -24,7 +24,8 @@ from .count_vae import CountVAE
 from .loss import elbo_loss, ELBOTerms
 from .ops import reparameterize_kl
 
-__all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "CountVAE", "ACTIVATIONS"]
+__all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "CountVAE", "HierarchicalMLPVAE", "HierarchicalConvVAE",
+           "ACTIVATIONS"]
 
 
 
@@ -292,3 +293,7 @@ class ConvVAE(VAE):
             c_in = c
         dec.append(nn.ConvTranspose2d(c_in, C, 4, stride=2, padding=1, bias=False))
         self.decoder = nn.Sequential(*dec)
+
+
+# the top-down hierarchical VAEs build on VAE above (their own modules: fastvae/hierarchical*.py)
+from .hierarchical_nets import HierarchicalConvVAE, HierarchicalMLPVAE  # noqa: E402
