@@ -11,6 +11,7 @@ import torch
 from .. import data as fdata
 from .. import likelihoods
 from ..models import ACTIVATIONS
+from . import hierarchy
 
 
 def prog_name():
@@ -137,9 +138,13 @@ def _add_data_arguments(d):
 
 
 def _add_model_arguments(m):
-    m.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="fastvae.models.MLPVAE or ConvVAE")
+    m.add_argument("--arch", choices=("mlp", "conv", "hierarchical"), default="mlp",
+                   help="fastvae.models.MLPVAE, ConvVAE, or a top-down hierarchical VAE (HierarchicalMLPVAE or "
+                        "HierarchicalConvVAE: --hierarchical-net, --latent-dims, --free-bits)")
     m.add_argument("--latent-dim", type=_positive(int), default=40, help="size of z")
-    m.add_argument("--hidden", type=_widths, help="mlp: hidden widths, e.g. 400 or 200,200 (default 400)")
+    m.add_argument("--hidden", type=_widths,
+                   help="mlp: hidden widths, e.g. 400 or 200,200 (default 400); hierarchical mlp: each level's width, "
+                        f"top first, or one for all (default {','.join(map(str, hierarchy.DEFAULT_HIDDEN))})")
     m.add_argument("--conv-channels", type=_widths,
                    help="conv: channels of the stride-2 layers (default 32,64 up to 32 pixels, else 32,32,64,64)")
     m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
@@ -150,6 +155,7 @@ def _add_model_arguments(m):
     m.add_argument("--logscale", type=_logscale,
                    help="gaussian: learned (one shared learned log standard deviation; the default), per-pixel "
                         "(one learned per pixel) or a number (fixed)")
+    hierarchy.add_arguments(m)
     m.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
                    help="fastvae's fused ops (--no-fused: the same model on fastvae.reference)")
     m.add_argument("--output-bias-init", action=argparse.BooleanOptionalAction, default=True,
@@ -219,6 +225,7 @@ def check_settings(args):
     """Settings that are each valid but do not go together: a ValueError that says why."""
     spec = likelihoods.get(likelihood_name(args))
     continuous = spec.uint8 != likelihoods.BINARY
+    hierarchy.check_settings(args)
     if args.logscale is not None and not spec.has_scale:
         raise ValueError(f"--logscale is for --likelihood {_names_where(lambda r: r.has_scale)}")
     if args.grey and args.data != "mnist":

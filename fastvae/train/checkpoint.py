@@ -15,6 +15,7 @@ _SAME_RUN = ("data", "image_size", "channels", "num_train", "num_test", "arch", 
              "conv_channels", "activation", "batch_size", "world_size", "seed", "fused", "amp", "lr", "lr_scaling",
              "base_batch_size", "warmup_steps", "schedule", "beta", "kl_warmup", "grey", "likelihood", "logscale",
              "objective", "samples")
+_SAME_HIERARCHY = ("hierarchical_net", "latent_dims", "free_bits")  # and for --arch hierarchical these
 
 
 # what save_checkpoint writes
@@ -168,6 +169,7 @@ def read_checkpoint(path):
 
 def check_resume(saved, cfg):
     keys = _SAME_RUN + (("epochs",) if cfg.get("schedule") == "cosine" else ())  # cosine: epochs set the curve
+    keys += _SAME_HIERARCHY if cfg.get("arch") == "hierarchical" else ()
     diff = [f"{k}: checkpoint {saved.get(k)!r}, now {cfg.get(k)!r}" for k in keys if saved.get(k) != cfg.get(k)]
     if diff:
         raise ValueError("--resume continues the same run, but these settings differ from the checkpoint's: "

@@ -8,12 +8,15 @@ import math
 import torch
 
 from ..models import ConvVAE, MLPVAE
+from . import hierarchy
 from .args import likelihood_name, num_samples
 
 
 def build_model(args, shape):
     like = dict(likelihood=likelihood_name(args),
                 logscale="learned" if args.logscale is None else args.logscale)
+    if args.arch == "hierarchical":
+        return hierarchy.build_model(args, shape, like)
     if args.arch == "mlp":
         if args.conv_channels is not None:
             raise ValueError("--conv-channels is for --arch conv; the MLP takes --hidden")
