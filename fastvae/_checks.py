@@ -5,6 +5,7 @@ from numbers import Integral, Real
 import torch
 
 from . import likelihoods
+from ._mistakes import warn_if_probabilities
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _FLOAT_NAMES = "float16, bfloat16, float32 or float64"
@@ -178,6 +179,14 @@ def validate_targets(spec, x):
         i = int(bad.flatten().nonzero()[0])
         raise ValueError(f"x must hold {what} for the {spec.title} likelihood; "
                          f"x.flatten()[{i}] = {x.flatten()[i].item()!r}")
+
+
+def validate_values(spec, p, x):
+    """``validate_args=True``: the targets ``x`` in the likelihood's support (a ValueError
+    otherwise), and a warning, once, when the decoder output ``p`` looks like probabilities
+    where the likelihood takes logits (``fastvae._mistakes``)."""
+    validate_targets(spec, x)
+    warn_if_probabilities(spec, p)
 
 
 def check_int(name, value, minimum=None):

@@ -19,7 +19,12 @@ from ._checks import check_int
 from ._layers import activation as _activation
 from .hierarchical import HierarchicalVAE
 
-__all__ = ["HierarchicalMLPVAE", "HierarchicalConvVAE"]
+__all__ = ["HierarchicalMLPVAE", "HierarchicalConvVAE", "resolve_config", "build_from_config"]
+
+NETS = ("mlp", "conv")
+DEFAULT_LATENTS = {"mlp": (16, 32), "conv": (8, 8)}  # top first
+DEFAULT_HIDDEN = (256, 512)
+DEFAULT_CHANNELS = (32, 64)
 
 
 def _per_level(name, values, levels):
@@ -91,8 +96,8 @@ class HierarchicalMLPVAE(HierarchicalVAE):
     ``HierarchicalMLPVAE((1, 28, 28), latent_dims=(16, 32), hidden=(256, 512))``: two levels.
     """
 
-    def __init__(self, input_shape=(1, 28, 28), latent_dims: Sequence[int] = (16, 32),
-                 hidden: Union[int, Sequence[int]] = (256, 512), activation: str = "relu", fused: bool = True,
+    def __init__(self, input_shape=(1, 28, 28), latent_dims: Sequence[int] = DEFAULT_LATENTS["mlp"],
+                 hidden: Union[int, Sequence[int]] = DEFAULT_HIDDEN, activation: str = "relu", fused: bool = True,
                  beta: float = 1.0, *, likelihood: str = likelihoods.DEFAULT, logscale="learned",
                  free_bits: float = 0.0):
         dims = tuple(check_int("latent dim", v, 1) for v in latent_dims)
@@ -167,14 +172,14 @@ class HierarchicalConvVAE(HierarchicalVAE):
     residual block after merging z. Transposed convolutions mirror the stem to the output.
     """
 
-    def __init__(self, input_shape=(1, 28, 28), latent_channels: Sequence[int] = (8, 8),
+    def __init__(self, input_shape=(1, 28, 28), latent_channels: Sequence[int] = DEFAULT_LATENTS["conv"],
                  channels: Optional[Sequence[int]] = None, activation: str = "relu", fused: bool = True,
                  beta: float = 1.0, *, likelihood: str = likelihoods.DEFAULT, logscale="learned",
                  free_bits: float = 0.0):
         shape = tuple(input_shape)
         if len(shape) != 3:
             raise ValueError(f"HierarchicalConvVAE needs input_shape (C, H, W), got {shape}")
-        channels = tuple(check_int("channels", c, 1) for c in (channels or (32, 64)))
+        channels = tuple(check_int("channels", c, 1) for c in (channels or DEFAULT_CHANNELS))
         C, H, W = shape
         k = 2 ** len(channels)
         if not channels or H % k or W % k:
@@ -206,3 +211,37 @@ class HierarchicalConvVAE(HierarchicalVAE):
             h = block(h)
             feats.append(h)
         return feats[::-1]
+
+
+# --------------------------------------------------------------------------- as fastvae.architectures builds it
+
+def resolve_config(config: dict, input_shape) -> dict:
+    """``--arch hierarchical``'s settings filled in (``fastvae.architectures``): the net, each
+    level's latent size or channels (``latent_dims``, top first), the MLP's widths or the conv
+    stem's channels, free bits; a ValueError for a setting of the other net. ``latent_dim`` (the
+    one-level models') does not apply: None."""
+    net = config.get("hierarchical_net") or "mlp"
+    if net not in NETS:
+        raise ValueError(f"hierarchical_net must be one of {NETS}, got {net!r}")
+    other = {"mlp": ("conv_channels", "--hierarchical-net conv", "--hidden"),
+             "conv": ("hidden", "--hierarchical-net mlp", "--conv-channels")}[net]
+    if config.get(other[0]) is not None:
+        raise ValueError(f"--{other[0].replace('_', '-')} is for {other[1]}; this hierarchy takes {other[2]}")
+    latents = [int(v) for v in (config.get("latent_dims") or DEFAULT_LATENTS[net])]
+    widths = {"hidden": None, "conv_channels": None}
+    key, default = ("hidden", DEFAULT_HIDDEN) if net == "mlp" else ("conv_channels", DEFAULT_CHANNELS)
+    widths[key] = [int(w) for w in (config.get(key) or default)]
+    return dict(config, hierarchical_net=net, latent_dims=latents, latent_dim=None,
+                free_bits=float(config.get("free_bits") or 0.0), **widths)
+
+
+def build_from_config(config: dict):
+    """The hierarchical model of a resolved configuration (fresh weights)."""
+    like = dict(likelihood=likelihoods.get(config["likelihood"]).name,
+                logscale=config["logscale"] if config.get("logscale") is not None else "learned")
+    common = dict(activation=config["activation"], fused=config["fused"], free_bits=config["free_bits"], **like)
+    shape = tuple(config["input_shape"])
+    if config["hierarchical_net"] == "conv":
+        return HierarchicalConvVAE(shape, latent_channels=tuple(config["latent_dims"]),
+                                   channels=tuple(config["conv_channels"]), **common)
+    return HierarchicalMLPVAE(shape, latent_dims=tuple(config["latent_dims"]), hidden=tuple(config["hidden"]), **common)

@@ -25,7 +25,7 @@ from .loss import elbo_loss, ELBOTerms
 from .ops import reparameterize_kl
 
 __all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "CountVAE", "HierarchicalMLPVAE", "HierarchicalConvVAE",
-           "ACTIVATIONS"]
+           "ACTIVATIONS", "load"]
 
 
 
@@ -253,6 +253,12 @@ class MLPVAE(VAE):
         return self.decoder[-2].bias.view(self.input_shape)
 
 
+def conv_channels_for(input_shape) -> tuple:
+    """ConvVAE's default channels for images of ``input_shape`` (C, H, W): (32, 64) up to 32
+    pixels, else (32, 32, 64, 64)."""
+    return (32, 64) if max(input_shape[-2:]) <= 32 else (32, 32, 64, 64)
+
+
 class ConvVAE(VAE):
     """Convolutional VAE for images (C, H, W), e.g. 1x28x28 or 3x64x64.
 
@@ -271,7 +277,7 @@ class ConvVAE(VAE):
             raise ValueError(f"ConvVAE needs input_shape (C, H, W), got {self.input_shape}")
         C, H, W = self.input_shape
         if channels is None:
-            channels = (32, 64) if max(H, W) <= 32 else (32, 32, 64, 64)
+            channels = conv_channels_for(self.input_shape)
         channels = tuple(check_int("channels", c, 1) for c in channels)
         if not channels:
             raise ValueError("channels must not be empty")
@@ -293,6 +299,21 @@ class ConvVAE(VAE):
             c_in = c
         dec.append(nn.ConvTranspose2d(c_in, C, 4, stride=2, padding=1, bias=False))
         self.decoder = nn.Sequential(*dec)
+
+
+def load(path, map_location=None) -> VAE:
+    """The trained model in the ``checkpoint.pt`` at ``path`` (written by ``python -m
+    fastvae.train``), in eval mode: any architecture and likelihood the command trains, learned
+    logscales included. ``map_location`` as ``torch.load`` takes it (e.g. ``"cpu"``); None: where
+    it was saved, or the CPU where that device is missing. A damaged file or one of an unknown
+    format version is a ValueError (``fastvae.saved``)::
+
+        model = fastvae.models.load("runs/quick/checkpoint.pt")
+        images = model.sample(16)            # (16, *model.input_shape) float32 means
+    """
+    from .saved import load_model  # the builder imports this module
+
+    return load_model(path, map_location)
 
 
 # the top-down hierarchical VAEs build on VAE above (their own modules: fastvae/hierarchical*.py)

@@ -7,3 +7,8 @@ SPLITS = ("train", "valid", "test")
 def check_name(name):
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def is_builtin(data):
+    """Whether ``data`` (``--data``) names a built-in data set rather than a file or folder."""
+    return data in DATASETS

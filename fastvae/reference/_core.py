@@ -27,7 +27,7 @@ from .._checks import (
     check_prior,
     check_prior_path,
     check_reduction,
-    validate_targets,
+    validate_values,
 )
 from .._rows import reduce_rows, row_sum, to_sum
 
@@ -87,7 +87,7 @@ def _checked(function, p, x, validate_args, logscale=None):
     spec = _RECORDS[function.__name__]
     check_likelihood(spec, p, x, logscale)
     if validate_args:
-        validate_targets(spec, x)
+        validate_values(spec, p, x)
     p = to_sum(p)
     return p, spec.targets(x, p.dtype)
 

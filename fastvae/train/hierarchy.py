@@ -1,11 +1,10 @@
-"""``--arch hierarchical``: the flags of the top-down hierarchical VAEs (``fastvae.hierarchical``),
-their checks and the model they build."""
+"""``--arch hierarchical``: the flags of the top-down hierarchical VAEs (``fastvae.hierarchical``)
+and the settings they do not go with; ``fastvae.architectures`` builds the model
+(``hierarchical_nets.resolve_config`` and ``build_from_config``)."""
 
-from .. import hierarchical_nets
+from ..hierarchical_nets import DEFAULT_HIDDEN, DEFAULT_LATENTS, NETS
 
-NETS = ("mlp", "conv")
-DEFAULT_LATENTS = {"mlp": (16, 32), "conv": (8, 8)}  # top first
-DEFAULT_HIDDEN = (256, 512)
+__all__ = ["DEFAULT_HIDDEN", "add_arguments", "check_settings"]
 
 
 def _widths(text):
@@ -42,18 +41,3 @@ def check_settings(args):
                          "also reach the learned priors, which need the IWAE ones")
     if args.free_bits and args.objective != "elbo":
         raise ValueError("--free-bits floors the ELBO's KL terms; --objective iwae has none")
-    if args.hierarchical_net == "mlp" and args.conv_channels is not None:
-        raise ValueError("--conv-channels is for --hierarchical-net conv; the MLP hierarchy takes --hidden")
-    if args.hierarchical_net == "conv" and args.hidden is not None:
-        raise ValueError("--hidden is for --hierarchical-net mlp; the conv hierarchy takes --conv-channels")
-
-
-def build_model(args, shape, like):
-    """The hierarchical model of ``args`` for data of ``shape``; ``like``: likelihood and logscale."""
-    latents = args.latent_dims or DEFAULT_LATENTS[args.hierarchical_net]
-    common = dict(activation=args.activation, fused=args.fused, free_bits=args.free_bits, **like)
-    if args.hierarchical_net == "conv":
-        return hierarchical_nets.HierarchicalConvVAE(shape, latent_channels=latents, channels=args.conv_channels,
-                                                     **common)
-    return hierarchical_nets.HierarchicalMLPVAE(shape, latent_dims=latents, hidden=args.hidden or DEFAULT_HIDDEN,
-                                                **common)

@@ -14,6 +14,7 @@ from .checkpoint import append_metrics, CHECKPOINT, save_checkpoint
 from .evaluation import evaluate_split
 from .interrupt import Interrupted
 from .step import kl_weight, validate_first_batch
+from .walltime import WallTime
 
 _STOP_AFTER, _INTERRUPT = "stop-after", "interrupt"  # why an epoch stopped early
 
@@ -64,9 +65,10 @@ class TrainingLoop:
     Targets) turns the loader's batches into the model's; ``valid_x`` is the validation set
     evaluated after each epoch."""
 
-    def __init__(self, args, d, cfg, model, loader, targets, train_step, valid_x, state, stop):
+    def __init__(self, args, d, cfg, model, loader, targets, train_step, valid_x, state, stop, clock=None):
         self.args, self.d, self.cfg, self.model, self.loader = args, d, cfg, model, loader
         self.targets, self.train_step, self.valid_x, self.state, self.stop = targets, train_step, valid_x, state, stop
+        self.clock = clock or WallTime()  # where this invocation's time goes (walltime.PHASES)
         self.ckpt_path = os.path.join(args.out, CHECKPOINT)
         self.steps_per_epoch = len(loader)
         self.total_steps = self.steps_per_epoch * args.epochs
@@ -89,8 +91,9 @@ class TrainingLoop:
             self.bar.close()
 
     def checkpoint(self):
-        save_checkpoint(self.ckpt_path, self.d, self.cfg, self.model, self.train_step.optimizer,
-                        self.train_step.scheduler, self.state)
+        with self.clock.phase("checkpoints"):
+            save_checkpoint(self.ckpt_path, self.d, self.cfg, self.model, self.train_step.optimizer,
+                            self.train_step.scheduler, self.state)
 
     def _epoch(self):
         """The rest of the current epoch; None when it ran to its end, else why it stopped
@@ -100,10 +103,13 @@ class TrainingLoop:
         reason = None
         for i, x in enumerate(self.loader.epoch(s.epoch, s.batch), start=s.batch):
             x = self.targets.batch(x, s.step, self.d.rank)
-            if self.ran == 0:
+            first = time.perf_counter() if self.ran == 0 else None
+            if first is not None:
                 validate_first_batch(self.model, x)
             terms = self.train_step(x, s.step)
             self._count(terms, tally)
+            if first is not None:  # _count synchronised after it
+                self.clock.add("first step", time.perf_counter() - first)
             last = i + 1 == self.steps_per_epoch
             if tally.logged == args.log_every or last:
                 self._log(terms, tally)
@@ -175,6 +181,7 @@ class TrainingLoop:
         elapsed = time.perf_counter() - tally.t0
         self.state.train_time += elapsed
         tally.time += elapsed
+        self.clock.add("training", elapsed)
 
     def _checkpoint_mid_epoch(self, tally, batches_done):
         self._stop_clock(tally)
@@ -191,7 +198,8 @@ class TrainingLoop:
         train = (d.sum(sums.clone()) / (tally.batches * d.world)).tolist()
         if not all(map(math.isfinite, train)):
             raise TrainingDiverged(f"non-finite training loss in epoch {s.epoch + 1}: training diverged")
-        valid_neg_elbo, _ = evaluate_split(self.model, self.valid_x, d, None, None)
+        with self.clock.phase("validation"):
+            valid_neg_elbo, _ = evaluate_split(self.model, self.valid_x, d, None, None)
         record = self._record(train, valid_neg_elbo, tally)
         s.history.append(record)
         s.next_epoch()
