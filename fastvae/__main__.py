@@ -122,6 +122,13 @@ def _check_ops(B, D, L, dev, dtype):
                       [logits, x, mu, logvar], ["logits", "x", "mu", "logvar"], ["loss"], tol)
     rows += _check_op("reparameterize_iw", lambda m, mu, lv: m.reparameterize_iw(mu, lv, K, eps=eps_k),
                       [mu, logvar], ["mu", "logvar"], ["z", "log_ratio"], tol)
+    pm, pv = torch.randn(B, L, device=dev).to(dtype), torch.randn(B, L, device=dev).to(dtype)
+    rows += _check_op("reparameterize_kl, learned prior", lambda m, mu, lv, pm, pv: m.reparameterize_kl(
+        mu, lv, prior_mu=pm, prior_logvar=pv, eps=eps), [mu, logvar, pm, pv],
+        ["mu", "logvar", "prior_mu", "prior_logvar"], ["z", "kl"], tol)
+    rows += _check_op("reparameterize_iw, learned prior", lambda m, mu, lv, pm, pv: m.reparameterize_iw(
+        mu, lv, K, prior_mu=pm, prior_logvar=pv, eps=eps_k), [mu, logvar, pm, pv],
+        ["mu", "logvar", "prior_mu", "prior_logvar"], ["z", "log_ratio"], tol)
     rows += _check_op("iwae_loss", lambda m, r, x, lr: (m.iwae_loss(r, x, lr),),
                       [recon, x, torch.randn(K, B, device=dev)], ["recon", "x", "log_ratio"], ["loss"], tol)
     return rows + _check_noise(mu, logvar)

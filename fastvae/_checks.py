@@ -49,6 +49,38 @@ def check_gaussian(mu, logvar, eps=None, generator=None):
                              "pass a generator of mu's device type")
 
 
+def check_prior(mu, prior_mu, prior_logvar):
+    """A learned Gaussian prior: both ``prior_mu`` and ``prior_logvar`` or neither, each a float
+    tensor of mu's shape, dtype and device (any strides: an expanded (1, L) view is fine).
+    Returns whether a prior was given."""
+    if (prior_mu is None) != (prior_logvar is None):
+        given = "prior_mu" if prior_mu is not None else "prior_logvar"
+        raise ValueError(f"give both prior_mu and prior_logvar (a Gaussian prior) or neither (N(0, I)); "
+                         f"got {given} alone")
+    if prior_mu is None:
+        return False
+    for name, t in (("prior_mu", prior_mu), ("prior_logvar", prior_logvar)):
+        _float(name, t)
+        if t.dtype != mu.dtype:
+            raise TypeError(f"{name} must have mu's dtype {mu.dtype}, got {t.dtype}")
+        if t.shape != mu.shape:
+            raise ValueError(f"{name} must have mu's shape {tuple(mu.shape)}, got {tuple(t.shape)} (fastvae never "
+                             f"broadcasts: expand a learned (1, L) prior with .expand_as(mu), which copies nothing)")
+        if t.device != mu.device:
+            raise ValueError(f"{name} and mu must be on the same device, got {t.device} and {mu.device}")
+    return True
+
+
+def check_prior_path(prior):
+    """``path_gradient=True`` (DReG) is refused with a prior: the prior belongs to the generative
+    model, whose gradient takes the IWAE weights, while the loss gives a log ratio DReG's squared
+    ones."""
+    if prior:
+        raise ValueError("path_gradient=True (DReG) with a prior is not supported: the prior's parameters would "
+                         "get DReG's squared weights instead of the IWAE weights; use path_gradient=False "
+                         "(estimator='iwae')")
+
+
 COUNT_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.int64)
 
 

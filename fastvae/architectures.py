@@ -25,7 +25,7 @@ take it from here.
 from dataclasses import dataclass
 from typing import Callable
 
-from . import likelihoods
+from . import hierarchical_nets, likelihoods
 from .models import conv_channels_for, ConvVAE, CountVAE, MLPVAE
 
 MLP_HIDDEN = [400]  # --hidden's default
@@ -109,6 +109,9 @@ _TABLE = (
                  _build_conv),
     Architecture("count", "fastvae.models.CountVAE (scVI's model of count matrices, for the count likelihoods; "
                  "--hidden 128 and --latent-dim 10 unless given)", _resolve_count, _build_count, counts=True),
+    Architecture("hierarchical", "a top-down hierarchical VAE, fastvae.models.HierarchicalMLPVAE or "
+                 "HierarchicalConvVAE (--hierarchical-net, --latent-dims, --free-bits; --hidden or --conv-channels)",
+                 hierarchical_nets.resolve_config, hierarchical_nets.build_from_config),
 )
 _BY_NAME = {a.name: a for a in _TABLE}
 

@@ -24,7 +24,8 @@ from .count_vae import CountVAE
 from .loss import elbo_loss, ELBOTerms
 from .ops import reparameterize_kl
 
-__all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "CountVAE", "ACTIVATIONS", "load"]
+__all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "CountVAE", "HierarchicalMLPVAE", "HierarchicalConvVAE",
+           "ACTIVATIONS", "load"]
 
 
 
@@ -57,8 +58,9 @@ class VAE(nn.Module):
     Inputs ``x``: (B, *input_shape), uint8 (one byte per pixel, the cheapest form: 0/1 for the
     Bernoulli, k/255 for the others), bool, or float; also accepted flat as (B, prod(input_shape)).
 
-    ``likelihood``: ``"bernoulli"``, ``"continuous_bernoulli"`` or ``"gaussian"``; for the
-    Gaussian, ``logscale``: ``"learned"`` (one shared parameter, default), ``"per-pixel"`` (a
+    ``likelihood``: a likelihood of the registry (``fastvae.likelihoods``) whose parameters are
+    the decoder's output alone: ``"bernoulli"``, ``"continuous_bernoulli"`` or ``"gaussian"``
+    (a count likelihood is ``CountVAE``'s; a ValueError here); for the Gaussian, ``logscale``: ``"learned"`` (one shared parameter, default), ``"per-pixel"`` (a
     parameter of input_shape) or a number (fixed). A learned logscale is the parameter
     ``self.logscale`` (optimised, checkpointed), used clamped at ``decoders.LOGSCALE_FLOOR``.
     """
@@ -71,6 +73,10 @@ class VAE(nn.Module):
         self.fused = bool(fused)
         self.beta = float(beta)
         self.likelihood = likelihoods.get(likelihood).name
+        if self.spec.counts:
+            raise ValueError(f"the {self.spec.title} likelihood models count matrices with a per-gene dispersion "
+                             "and a cell's library, which this VAE's decoder does not give: use "
+                             "fastvae.models.CountVAE")
         self._separate_bias = separate_bias
         if separate_bias:
             self.output_bias = nn.Parameter(torch.zeros(self.input_shape))
@@ -313,3 +319,7 @@ def load(path, map_location=None) -> VAE:
     from .saved import load_model  # the builder imports this module
 
     return load_model(path, map_location)
+
+
+# the top-down hierarchical VAEs build on VAE above (their own modules: fastvae/hierarchical*.py)
+from .hierarchical_nets import HierarchicalConvVAE, HierarchicalMLPVAE  # noqa: E402

@@ -5,11 +5,18 @@ decides the speed. The steps (``STEPS``): ``elbo``, at B = 4, D = 784, latent 64
 
     z, kl = reparameterize_kl(mu, logvar); ELBOLoss()(logits, x, kl=kl).backward()
 
-and ``zinb``, scVI's loss at B = 4 cells of 2000 genes, int32 counts (eager: scvi-tools'
+``zinb``, scVI's loss at B = 4 cells of 2000 genes, int32 counts (eager: scvi-tools'
 formulation, ``scvi.py``),
 
     softmax_negative_binomial_log_likelihood(logits, x, log_theta, log_library,
                                              zero_inflation_logits=zi).sum().backward()
+
+and ``hierarchy``, a VDVAE-style hierarchy's latents: 20 levels of (4, 16, 8, 8), each level's
+sample and KL to its learned prior (eager: VDVAE's ``draw_gaussian_diag_samples`` and
+``gaussian_analytical_kl`` per level, ``hierarchy_cases.py``),
+
+    for each level: z, kl = reparameterize_kl(mu, logvar, prior_mu=pm, prior_logvar=pv)
+    (sum of the levels' kl.sum() and z.sum()).backward()
 
 timed per call (``time.perf_counter``, median after warm-up, one call at a time) for:
 
@@ -36,6 +43,7 @@ from fastvae import _backend, reference
 
 from .. import launches
 from . import scvi
+from .hierarchy_cases import LATENT_SHAPE, LEVELS, vdvae_level
 from .timing import ratio_range, Spread
 
 STEP = "z, kl = reparameterize_kl(mu, logvar); ELBOLoss()(logits, x, kl=kl).backward()"
@@ -76,6 +84,26 @@ def _count_loss(lib):
     return loss
 
 
+def _hierarchy_inputs(dev, B, D=None, L=None):
+    g = torch.Generator(device=dev).manual_seed(0)
+    return tuple(torch.randn(B, *LATENT_SHAPE, device=dev, generator=g).requires_grad_(True)
+                 for _ in range(4 * LEVELS))  # mu, logvar, prior_mu, prior_logvar of each level
+
+
+def _hierarchy_loss(lib):
+    def loss(*args):
+        total = 0
+        for level in range(LEVELS):
+            mu, logvar, pm, pv = args[4 * level:4 * level + 4]
+            if lib is reference:  # eager and compile: VDVAE's per-level draw + KL
+                z, kl = vdvae_level(mu, logvar, pm, pv)
+            else:
+                z, kl = lib.reparameterize_kl(mu, logvar, prior_mu=pm, prior_logvar=pv)
+            total = total + kl.sum() + z.sum()  # z.sum(): stands for the decoder, so z gets a gradient
+        return total
+    return loss
+
+
 class Step(NamedTuple):
     """One timed step: what it runs (``text``), its inputs ``inputs(dev, B, D, L)``, the loss
     ``loss(lib)`` of ``fastvae.reference`` (eager) or ``fastvae``, and its sizes."""
@@ -94,6 +122,10 @@ STEPS = {
     # scVI's loss at scVI's smallest gene count; eager and compile: scvi-tools' formulation
     "zinb": Step("softmax_negative_binomial_log_likelihood(logits, x, log_theta, log_library, "
                  "zero_inflation_logits=zi).sum().backward()", _count_inputs, _count_loss, 4, 2000, None, "int32"),
+    # a hierarchy's latents (D: one level's latent elements); eager and compile: VDVAE's formulation
+    "hierarchy": Step(f"{LEVELS} levels of (4, 16, 8, 8): z, kl = reparameterize_kl(mu, logvar, prior_mu=pm, "
+                      "prior_logvar=pv) per level; (sum of kl.sum() + z.sum()).backward()", _hierarchy_inputs,
+                      _hierarchy_loss, 4, 16 * 8 * 8, None, "none"),
 }
 
 

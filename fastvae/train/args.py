@@ -11,6 +11,7 @@ import torch
 from .. import architectures, likelihoods
 from .. import data as fdata
 from ..models import ACTIVATIONS
+from . import hierarchy
 
 
 def prog_name():
@@ -189,9 +190,12 @@ def _add_model_arguments(m):
                    help="(default: count for a count --likelihood, else mlp) "
                         + "; ".join(f"{a.name}: {a.summary}" for a in architectures.records()))
     m.add_argument("--latent-dim", type=_positive(int),
-                   help=f"size of z (default {architectures.LATENT}; {architectures.COUNT_LATENT} for --arch count)")
+                   help=f"size of z (default {architectures.LATENT}; {architectures.COUNT_LATENT} for --arch count; "
+                        "--arch hierarchical takes --latent-dims)")
     m.add_argument("--hidden", type=_widths,
-                   help="mlp and count: hidden widths, e.g. 400 or 200,200 (default 400; count: 128)")
+                   help="mlp and count: hidden widths, e.g. 400 or 200,200 (default 400; count: 128); hierarchical "
+                        f"mlp: each level's width, top first, or one for all (default "
+                        f"{','.join(map(str, hierarchy.DEFAULT_HIDDEN))})")
     m.add_argument("--conv-channels", type=_widths,
                    help="conv: channels of the stride-2 layers (default 32,64 up to 32 pixels, else 32,32,64,64)")
     m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
@@ -202,6 +206,7 @@ def _add_model_arguments(m):
     m.add_argument("--logscale", type=_logscale,
                    help="gaussian: learned (one shared learned log standard deviation; the default), per-pixel "
                         "(one learned per pixel) or a number (fixed)")
+    hierarchy.add_arguments(m)
     m.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
                    help="fastvae's fused ops (--no-fused: the same model on fastvae.reference)")
     m.add_argument("--output-bias-init", action=argparse.BooleanOptionalAction, default=True,
@@ -271,6 +276,7 @@ def check_settings(args):
     """Settings that are each valid but do not go together: a ValueError that says why."""
     spec = likelihoods.get(likelihood_name(args))
     continuous = spec.uint8 != likelihoods.BINARY
+    hierarchy.check_settings(args)
     if args.logscale is not None and not spec.has_scale:
         raise ValueError(f"--logscale is for --likelihood {_names_where(lambda r: r.has_scale)}")
     _check_data(args)

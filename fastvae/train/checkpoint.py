@@ -18,6 +18,7 @@ _SAME_RUN = ("data", "input_shape", "image_size", "channels", "genes", "num_trai
              "arch", "latent_dim", "hidden", "conv_channels", "activation", "batch_size", "world_size", "seed",
              "fused", "amp", "lr", "lr_scaling", "base_batch_size", "warmup_steps", "schedule", "beta",
              "kl_warmup", "grey", "likelihood", "logscale", "objective", "samples")
+_SAME_HIERARCHY = ("hierarchical_net", "latent_dims", "free_bits")  # and for --arch hierarchical these
 
 
 # what save_checkpoint writes
@@ -176,6 +177,7 @@ def check_resume(saved, cfg, given_only=False):
     ``given_only``: only those with a value on both sides (the others, resolved, are compared
     once the data is loaded)."""
     keys = _SAME_RUN + (("epochs",) if cfg.get("schedule") == "cosine" else ())  # cosine: epochs set the curve
+    keys += _SAME_HIERARCHY if cfg.get("arch") == "hierarchical" else ()
     if given_only:
         keys = [k for k in keys if saved.get(k) is not None and cfg.get(k) is not None]
     diff = [f"{k}: checkpoint {saved.get(k)!r}, now {cfg.get(k)!r}" for k in keys if saved.get(k) != cfg.get(k)]

@@ -51,6 +51,8 @@ class _EpochTally:
     def __init__(self, partial, device):
         self.sums = torch.tensor(partial[:3], dtype=torch.float64, device=device)  # loss, log-likelihood, KL
         self.batches = partial[3]
+        # a hierarchy's per-level KL (after the four above in a checkpoint's partial sums); None until seen
+        self.levels = torch.tensor(partial[4:], dtype=torch.float64, device=device) if len(partial) > 4 else None
         self.t0 = self.logged_t = time.perf_counter()  # timing since; the last progress update
         self.logged = 0  # steps since the last progress update
         self.time, self.timed = 0.0, 0  # this invocation's part of the epoch
@@ -140,6 +142,10 @@ class TrainingLoop:
     def _count(self, terms, tally):
         tally.sums += torch.stack([terms.loss.detach(), terms.log_likelihood.detach().mean(),
                                    terms.kl.detach().mean()]).double()
+        level_kl = getattr(terms, "level_kl", None)  # (levels,) batch means: a hierarchical model's
+        if level_kl is not None:
+            level_kl = level_kl.detach().double()
+            tally.levels = level_kl if tally.levels is None else tally.levels + level_kl
         tally.batches += 1
         self.state.step += 1
         self.ran += 1
@@ -160,7 +166,9 @@ class TrainingLoop:
                                    f"--lr, more --warmup-steps, or --amp none)")
         now = time.perf_counter()
         self.state.curve.append((self.state.step, kl - ll))
-        self.bar.update(tally.logged, loss=f"{loss:.2f}", kl=f"{kl:.2f}",
+        levels = getattr(terms, "level_kl", None)  # each level's KL, top first: "kl_levels=3.1/9.8"
+        extra = {} if levels is None else {"kl_levels": "/".join(f"{v:.1f}" for v in levels.tolist())}
+        self.bar.update(tally.logged, loss=f"{loss:.2f}", kl=f"{kl:.2f}", **extra,
                         ex_s=f"{tally.logged * self.args.batch_size * self.d.world / (now - tally.logged_t):.3g}")
         tally.logged, tally.logged_t = 0, now
 
@@ -177,7 +185,8 @@ class TrainingLoop:
 
     def _checkpoint_mid_epoch(self, tally, batches_done):
         self._stop_clock(tally)
-        self.state.batch, self.state.partial = batches_done, tally.sums.tolist() + [tally.batches]
+        self.state.batch, self.state.partial = batches_done, tally.sums.tolist() + [tally.batches] + \
+            ([] if tally.levels is None else tally.levels.tolist())
         self.checkpoint()
         tally.t0 = time.perf_counter()
 
@@ -185,7 +194,8 @@ class TrainingLoop:
         """The epoch's record (training sums over all ranks, validation ELBO), checkpoint, metrics."""
         self._stop_clock(tally)
         d, s = self.d, self.state
-        train = (d.sum(tally.sums.clone()) / (tally.batches * d.world)).tolist()
+        sums = tally.sums if tally.levels is None else torch.cat([tally.sums, tally.levels])
+        train = (d.sum(sums.clone()) / (tally.batches * d.world)).tolist()
         if not all(map(math.isfinite, train)):
             raise TrainingDiverged(f"non-finite training loss in epoch {s.epoch + 1}: training diverged")
         with self.clock.phase("validation"):
@@ -203,4 +213,5 @@ class TrainingLoop:
                 "train_log_likelihood": train[1], "train_kl": train[2], "valid_neg_elbo": valid_neg_elbo,
                 "lr": self.train_step.lr_at(s.step - 1), "beta": kl_weight(args, s.step - 1),
                 "examples": s.step * args.batch_size * world,
-                "examples_per_s": tally.timed * args.batch_size * world / tally.time if tally.timed else None}
+                "examples_per_s": tally.timed * args.batch_size * world / tally.time if tally.timed else None,
+                **({"train_level_kl": train[3:]} if len(train) > 3 else {})}

@@ -11,6 +11,7 @@ import fastvae
 
 from .. import __version__
 from .. import data as fdata
+from ..hierarchical import HierarchicalVAE, level_kl
 from .args import check_settings, likelihood_name, num_samples, run_config
 from .checkpoint import (
     check_out,
@@ -123,6 +124,8 @@ def _finish(args, d, cfg, model, test_x, state, impl, targets, clock):
     backend = "reference" if not model.fused else "triton" if impl != "torch" else "reference (fastvae's CPU path)"
     summary = _summary(args, d, cfg, state, test_neg_elbo, test_nll, backend)
     summary["test_bits_per_dim"] = targets.bits_per_dim(test_nll, tuple(test_x.shape[1:]))
+    if isinstance(model, HierarchicalVAE):  # each level's KL on the test set, top first
+        summary["test_level_kl"] = level_kl(model, test_x)
     if d.main:
         with clock.phase("plots"):
             _write_results(args, model, test_x, state, summary)
@@ -154,6 +157,8 @@ def _write_results(args, model, test_x, state, summary):
     bpd, rate = summary["test_bits_per_dim"], summary["examples_per_s"]
     print(f"test negative ELBO {summary['test_neg_elbo']:.2f}, test NLL (IWAE, K={summary['eval_samples']}) "
           f"{summary['test_nll']:.2f} nats" + (f" ({bpd:.3f} bits/dim)" if bpd is not None else "")
+          + (f", KL per level (top first) {'/'.join(f'{v:.2f}' for v in summary['test_level_kl'])}"
+             if "test_level_kl" in summary else "")
           + (f", {rate:.4g} examples/s" if rate else ", examples/s not measured (only the first step ran, which "
              "is not timed)") + f" -> {args.out}", file=sys.stderr)
 

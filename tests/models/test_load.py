@@ -80,8 +80,8 @@ def test_the_builder_refuses_what_does_not_fit():
                likelihood=likelihoods.DEFAULT, logscale=None, fused=True)
     with pytest.raises(ValueError, match="--conv-channels is for --arch conv"):
         architectures.resolve(cfg, (1, 28, 28))
-    with pytest.raises(ValueError, match="unknown architecture 'hierarchical'; fastvae builds mlp, conv"):
-        architectures.resolve(dict(cfg, arch="hierarchical"), (1, 28, 28))
+    with pytest.raises(ValueError, match="unknown architecture 'transformer'; fastvae builds mlp, conv"):
+        architectures.resolve(dict(cfg, arch="transformer"), (1, 28, 28))
     with pytest.raises(ValueError, match="no input_shape"):
         architectures.resolve(dict(cfg, conv_channels=None))
     assert architectures.names() == tuple(a.name for a in architectures.records())

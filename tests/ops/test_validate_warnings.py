@@ -6,13 +6,12 @@ its NumPy warnings to themselves."""
 
 import warnings
 
+import likelihood_cases as cases
 import pytest
 import torch
 
 import fastvae
 from fastvae import _mistakes, likelihoods, reference
-
-import likelihood_cases as cases
 
 LOGITS = [r for r in likelihoods.records() if r.param == "logits"]
 OTHERS = [r for r in likelihoods.records() if r.param != "logits"]
