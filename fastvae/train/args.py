@@ -193,9 +193,9 @@ def _add_model_arguments(m):
                    help=f"size of z (default {architectures.LATENT}; {architectures.COUNT_LATENT} for --arch count; "
                         "--arch hierarchical takes --latent-dims)")
     m.add_argument("--hidden", type=_widths,
-                   help="mlp and count: hidden widths, e.g. 400 or 200,200 (default 400; count: 128); hierarchical "
-                        f"mlp: each level's width, top first, or one for all (default "
-                        f"{','.join(map(str, hierarchy.DEFAULT_HIDDEN))})")
+                   help="hidden widths, e.g. 400 or 200,200 (default 400 for mlp, 128 for count, "
+                        f"{','.join(map(str, hierarchy.DEFAULT_HIDDEN))} for the hierarchical mlp: each level's width, "
+                        "top first, or one for all)")
     m.add_argument("--conv-channels", type=_widths,
                    help="conv: channels of the stride-2 layers (default 32,64 up to 32 pixels, else 32,32,64,64)")
     m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
