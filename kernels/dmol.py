@@ -43,19 +43,11 @@ import triton.language as tl
 
 from . import _launch
 from ._env import INTERPRET, mixture_channels, sum_dtype
-from ._gamma import expm1_acc, log1p_acc, log_, rcp
+from ._gamma import expm1_acc, log1p_acc, log_
 from ._launch import acc_dtype, column_levels, column_offsets, column_order, INTERPRETING
-from ._math import log1p_01, LOG2E
+from ._math import log1p_01
 
 EDGE = 0.999  # x below -EDGE is the lowest bin, above EDGE the highest (PixelCNN++'s thresholds)
-
-
-@triton.jit
-def _exp(v, F64: tl.constexpr):
-    if F64:
-        return tl.exp(v)
-    else:
-        return tl.exp2(v * LOG2E)
 
 
 @triton.jit
@@ -68,9 +60,19 @@ def _log1p(e, F64: tl.constexpr):
 
 
 @triton.jit
+def _recip(v, F64: tl.constexpr):
+    # 1 / v for v >= 1 (float32: rsqrt squared, ~4 ulp; float64: exact)
+    if F64:
+        return 1.0 / v
+    else:
+        r = tl.rsqrt(v)
+        return r * r
+
+
+@triton.jit
 def _tanh(v, F64: tl.constexpr):
-    e = _exp(-2.0 * tl.abs(v), F64)
-    t = (1.0 - e) * rcp(1.0 + e, F64)
+    e = tl.exp(-2.0 * tl.abs(v))
+    t = (1.0 - e) * _recip(1.0 + e, F64)
     return tl.where(v < 0, -t, t)
 
 
@@ -78,15 +80,21 @@ def _tanh(v, F64: tl.constexpr):
 def _bin(mu, raw, xv, lo, hi, HALF: tl.constexpr, LOG_2H: tl.constexpr, F64: tl.constexpr):
     # (log P, d/d mu, d/d raw log-scale) of x's bin under each component (module docstring)
     ls = tl.maximum(raw, -7.0)
-    inv = _exp(-ls, F64)
+    inv = tl.exp(-ls)
     cen = xv - mu
     a = inv * (cen + HALF)
     b = inv * (cen - HALF)
     d = inv * (2.0 * HALF)
-    ea = _exp(-tl.abs(a), F64)
-    eb = _exp(-tl.abs(b), F64)
-    ra = rcp(1.0 + ea, F64)
-    rb = rcp(1.0 + eb, F64)
+    ea = tl.exp(-tl.abs(a))
+    eb = tl.exp(-tl.abs(b))
+    SMALL: tl.constexpr = 0.1 if F64 else 1.0  # log(1 - e^-d), d / (e^d - 1): series below, closed forms above
+    small = d < SMALL
+    y = tl.exp(-d)
+    if F64:
+        ra, rb, ry = 1.0 / (1.0 + ea), 1.0 / (1.0 + eb), 1.0 / tl.where(small, 1.0, 1.0 - y)
+    else:  # 1 - y >= 1 - 1/e above SMALL: rsqrt squared is exact enough
+        ra, rb, ry = tl.rsqrt(1.0 + ea), tl.rsqrt(1.0 + eb), tl.rsqrt(tl.where(small, 1.0, 1.0 - y))
+        ra, rb, ry = ra * ra, rb * rb, ry * ry
     sa = tl.where(hi, 0.0, tl.where(a >= 0, ea * ra, ra))  # sigmoid(-a); 0 in the highest bin
     sb = tl.where(lo, 0.0, tl.where(b >= 0, rb, eb * rb))  # sigmoid(b); 0 in the lowest bin
     # inside a bin, sigmoid(b) - sigmoid(-a) without cancelling: expm1(a + b) sigmoid(-a) sigmoid(-b)
@@ -98,11 +106,7 @@ def _bin(mu, raw, xv, lo, hi, HALF: tl.constexpr, LOG_2H: tl.constexpr, F64: tl.
                     tl.where(a >= 0, ra, ea * ra) * tl.where(b >= 0, rb, eb * rb))
     term = -tl.where(hi, 0.0, tl.maximum(-a, 0.0) + _log1p(ea, F64))
     term -= tl.where(lo, 0.0, tl.maximum(b, 0.0) + _log1p(eb, F64))
-    # log(1 - e^-d) and d / (e^d - 1): series below SMALL, closed forms above (where 1/(e^d - 1) <= 0.582)
-    SMALL: tl.constexpr = 0.1 if F64 else 1.0
-    small = d < SMALL
-    y = _exp(-d, F64)
-    g1 = tl.where(small, 0.0, y * rcp(tl.where(small, 1.0, 1.0 - y), F64))
+    g1 = tl.where(small, 0.0, y * ry)  # 1 / (e^d - 1), at most 0.582
     d2 = d * d
     l_small = (LOG_2H - ls) + d * (((d2 * 1.1022927689594356e-05 - 3.472222222222222e-04) * d2
                                     + 4.1666666666666664e-02) * d - 0.5)
@@ -125,69 +129,59 @@ def _x(x_row, xo, ok, c, sxc, HALF: tl.constexpr, LEVELS: tl.constexpr, ACC: tl.
 
 
 @triton.jit
-def _param(p_row, base, mask, k, spk, ACC: tl.constexpr):
-    # the [pixels, MP] tile of parameters k .. k + M - 1
-    return tl.load(p_row + base + k * spk, mask=mask, other=0).to(ACC)
-
-
-@triton.jit
-def _put(g_row, gbase, mask, k, sgk, value):
-    tl.store(g_row + gbase + k * sgk, value.to(g_row.dtype.element_ty), mask=mask)
-
-
-@triton.jit
 def _chunk(p_row, x_row, g_row, po, xo, go, ok, factor, spk, sxc, sgk, M: tl.constexpr, MP: tl.constexpr,
            C: tl.constexpr, HALF: tl.constexpr, LOG_2H: tl.constexpr, LEVELS: tl.constexpr, ACC: tl.constexpr,
            STORE: tl.constexpr):
     # one chunk of pixels: their log-likelihoods, and with STORE the gradients written
     F64: tl.constexpr = ACC == tl.float64
-    GROUP: tl.constexpr = 3 * M if C == 3 else 2 * M  # parameters per channel
+    G: tl.constexpr = 3 * M if C == 3 else 2 * M  # parameters per channel
     m = tl.arange(0, MP)
     mok = (m < M)[None, :]
     mask = ok[:, None] & mok
-    base = po[:, None] + m[None, :] * spk
-    logit = tl.where(mok, _param(p_row, base, mask, 0, spk, ACC), float("-inf"))
+    pp = p_row + po[:, None] + m[None, :] * spk  # parameter k of mixture m at pp + k * spk
+    logit = tl.where(mok, tl.load(pp, mask=mask, other=0).to(ACC), float("-inf"))
     top = tl.max(logit, axis=1)[:, None]
-    el = _exp(logit - top, F64)
+    el = tl.exp(logit - top)
     sl = tl.sum(el, axis=1)
     lp = logit - top - log_(sl, F64)[:, None]
     x0, lo0, hi0 = _x(x_row, xo, ok, 0, sxc, HALF, LEVELS, ACC)
-    mean0 = _param(p_row, base, mask, M, spk, ACC)
-    raw0 = _param(p_row, base, mask, 2 * M, spk, ACC)
-    term, dmu0, dls0 = _bin(mean0, raw0, x0, lo0, hi0, HALF, LOG_2H, F64)
+    mu0 = tl.load(pp + M * spk, mask=mask, other=0).to(ACC)
+    term, dmu0, dls0 = _bin(mu0, tl.load(pp + 2 * M * spk, mask=mask, other=0).to(ACC), x0, lo0, hi0, HALF,
+                            LOG_2H, F64)
     lp += term
     if C == 3:
         x1, lo1, hi1 = _x(x_row, xo, ok, 1, sxc, HALF, LEVELS, ACC)
         x2, lo2, hi2 = _x(x_row, xo, ok, 2, sxc, HALF, LEVELS, ACC)
-        t0 = _tanh(_param(p_row, base, mask, 3 * M, spk, ACC), F64)
-        t1 = _tanh(_param(p_row, base, mask, 3 * M + GROUP, spk, ACC), F64)
-        t2 = _tanh(_param(p_row, base, mask, 3 * M + 2 * GROUP, spk, ACC), F64)
-        mu1 = _param(p_row, base, mask, M + GROUP, spk, ACC) + t0 * x0
-        mu2 = _param(p_row, base, mask, M + 2 * GROUP, spk, ACC) + t1 * x0 + t2 * x1
-        term, dmu1, dls1 = _bin(mu1, _param(p_row, base, mask, 2 * M + GROUP, spk, ACC), x1, lo1, hi1, HALF,
-                                LOG_2H, F64)
+        t0 = _tanh(tl.load(pp + 3 * M * spk, mask=mask, other=0).to(ACC), F64)
+        t1 = _tanh(tl.load(pp + (3 * M + G) * spk, mask=mask, other=0).to(ACC), F64)
+        t2 = _tanh(tl.load(pp + (3 * M + 2 * G) * spk, mask=mask, other=0).to(ACC), F64)
+        mu1 = tl.load(pp + (M + G) * spk, mask=mask, other=0).to(ACC) + t0 * x0
+        mu2 = tl.load(pp + (M + 2 * G) * spk, mask=mask, other=0).to(ACC) + t1 * x0 + t2 * x1
+        term, dmu1, dls1 = _bin(mu1, tl.load(pp + (2 * M + G) * spk, mask=mask, other=0).to(ACC), x1, lo1, hi1,
+                                HALF, LOG_2H, F64)
         lp += term
-        term, dmu2, dls2 = _bin(mu2, _param(p_row, base, mask, 2 * M + 2 * GROUP, spk, ACC), x2, lo2, hi2, HALF,
-                                LOG_2H, F64)
+        term, dmu2, dls2 = _bin(mu2, tl.load(pp + (2 * M + 2 * G) * spk, mask=mask, other=0).to(ACC), x2, lo2,
+                                hi2, HALF, LOG_2H, F64)
         lp += term
     lp = tl.where(mok, lp, float("-inf"))
     lmax = tl.max(lp, axis=1)
-    e = _exp(lp - lmax[:, None], F64)
+    e = tl.exp(lp - lmax[:, None])
     s = tl.sum(e, axis=1)
     if STORE:
-        w = e * (rcp(s, F64) * factor)[:, None]  # the responsibilities, times the upstream gradient
-        gbase = go[:, None] + m[None, :] * sgk
-        _put(g_row, gbase, mask, 0, sgk, w - el * (rcp(sl, F64) * factor)[:, None])
-        _put(g_row, gbase, mask, M, sgk, w * dmu0)
-        _put(g_row, gbase, mask, 2 * M, sgk, w * dls0)
+        w = e * (_recip(s, F64) * factor)[:, None]  # the responsibilities, times the upstream gradient
+        gp = g_row + go[:, None] + m[None, :] * sgk
+        ty = g_row.dtype.element_ty
+        tl.store(gp, (w - el * (_recip(sl, F64) * factor)[:, None]).to(ty), mask=mask)
+        tl.store(gp + M * sgk, (w * dmu0).to(ty), mask=mask)
+        tl.store(gp + 2 * M * sgk, (w * dls0).to(ty), mask=mask)
         if C == 3:
-            _put(g_row, gbase, mask, M + GROUP, sgk, w * dmu1)
-            _put(g_row, gbase, mask, 2 * M + GROUP, sgk, w * dls1)
-            _put(g_row, gbase, mask, M + 2 * GROUP, sgk, w * dmu2)
-            _put(g_row, gbase, mask, 2 * M + 2 * GROUP, sgk, w * dls2)
-            _put(g_row, gbase, mask, 3 * M, sgk, w * dmu1 * (1.0 - t0 * t0) * x0)
-            _put(g_row, gbase, mask, 3 * M + GROUP, sgk, w * dmu2 * (1.0 - t1 * t1) * x0)
-            _put(g_row, gbase, mask, 3 * M + 2 * GROUP, sgk, w * dmu2 * (1.0 - t2 * t2) * x1)
+            tl.store(gp + (M + G) * sgk, (w * dmu1).to(ty), mask=mask)
+            tl.store(gp + (2 * M + G) * sgk, (w * dls1).to(ty), mask=mask)
+            tl.store(gp + (M + 2 * G) * sgk, (w * dmu2).to(ty), mask=mask)
+            tl.store(gp + (2 * M + 2 * G) * sgk, (w * dls2).to(ty), mask=mask)
+            tl.store(gp + 3 * M * sgk, (w * dmu1 * (1.0 - t0 * t0) * x0).to(ty), mask=mask)
+            tl.store(gp + (3 * M + G) * sgk, (w * dmu2 * (1.0 - t1 * t1) * x0).to(ty), mask=mask)
+            tl.store(gp + (3 * M + 2 * G) * sgk, (w * dmu2 * (1.0 - t2 * t2) * x1).to(ty), mask=mask)
     return lmax + log_(s, F64)
 
 
@@ -323,14 +317,14 @@ def _pow2_at_least(n):
 def _plan(B, P, M, C, bits, dtype, levels, flags, tile=None):
     """``(programs, split, bound)`` of a launch over B rows of P pixels, once per key: the chunk
     (``BLOCK_P`` pixels by the MP padded mixtures: 512 elements, 4 per thread of 4 warps, on a
-    GPU; up to 8192 in the interpreter, whose cost is per program), whole rows per chunk where
+    GPU; up to 32768 in the interpreter, whose cost is per program), whole rows per chunk where
     they are shorter than one (``ROWS``), else the chunks per program (``TRIPS``: on a GPU up to
     16, while at least 1024 programs remain; in the interpreter the whole row) and the programs
     per row (``SPLIT``); ``levels``: the (N2, N3) of the parameters, targets and gradient;
     ``flags``: (name, value) pairs of the modes. ``tile`` (pixels per chunk, chunks per
     program) overrides."""
     mp = _pow2_at_least(M)
-    elems = 8192 if INTERPRET else 512
+    elems = 32768 if INTERPRET else 512
     bp = max(1, min(_pow2_at_least(P), elems // mp))
     rows = max(1, min(_pow2_at_least(B), elems // (bp * mp))) if bp >= P else 1
     trips = -(-P // bp) if INTERPRET or rows > 1 else 1
