@@ -127,7 +127,8 @@ def _add_data_arguments(d):
     d.add_argument("--download", action="store_true", help="download the data set into --data-dir if missing")
     d.add_argument("--grey", action="store_true",
                    help="mnist: keep the grey levels (no binarization), uniformly dequantized to (k + u)/256, "
-                        "for a continuous --likelihood; the test NLL is also given in bits/dim")
+                        "for a continuous --likelihood (the discretized logistic mixture reads the 8-bit levels "
+                        "as they are); the test NLL is also given in bits/dim")
     d.add_argument("--image-size", type=int, choices=(28, 64), default=28, help="shapes only")
     d.add_argument("--channels", type=int, choices=(1, 3), default=1, help="shapes only")
     d.add_argument("--num-train", type=_positive(int), default=None,
@@ -147,6 +148,9 @@ def _add_model_arguments(m):
     m.add_argument("--likelihood", type=_likelihood, default=likelihoods.get(likelihoods.DEFAULT).cli_name,
                    metavar="{" + ",".join(LIKELIHOODS) + "}",
                    help="p(x | z): " + "; ".join(f"{r.cli_name}: {r.summary}" for r in likelihoods.records()))
+    m.add_argument("--mixtures", type=_positive(int), metavar="M",
+                   help="discretized-logistic-mixture: mixture components per pixel (default 10, as PixelCNN++, "
+                        "VDVAE and NVAE)")
     m.add_argument("--logscale", type=_logscale,
                    help="gaussian: learned (one shared learned log standard deviation; the default), per-pixel "
                         "(one learned per pixel) or a number (fixed)")
@@ -221,6 +225,8 @@ def check_settings(args):
     continuous = spec.uint8 != likelihoods.BINARY
     if args.logscale is not None and not spec.has_scale:
         raise ValueError(f"--logscale is for --likelihood {_names_where(lambda r: r.has_scale)}")
+    if args.mixtures is not None and spec.layout is None:
+        raise ValueError(f"--mixtures is for --likelihood {_names_where(lambda r: r.layout is not None)}")
     if args.grey and args.data != "mnist":
         raise ValueError(f"--grey is for --data mnist (grey levels); {args.data} is binary")
     if args.grey and not continuous:
@@ -237,6 +243,14 @@ def check_settings(args):
         raise ValueError(f"--beta and --kl-warmup weight the ELBO's KL term; --objective {args.objective} has none")
     if args.objective == "dreg" and args.compile:
         raise ValueError("--objective dreg runs eagerly only; --compile supports --objective elbo and iwae")
+
+
+def likelihood_settings(args, bits):
+    """The model's settings of a likelihood with a layout (the mixture): --mixtures (default 10)
+    and the data's ``bits`` per value; none for the others."""
+    if likelihoods.get(likelihood_name(args)).layout is None:
+        return {}
+    return {"num_mixtures": args.mixtures or 10, "bits": bits}
 
 
 def num_samples(args):

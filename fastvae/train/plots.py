@@ -13,6 +13,8 @@ import os
 
 import torch
 
+from .. import likelihoods
+
 
 def _grid(images, nrow):
     """(N, C, H, W) in [0, 1] -> (rows*H, nrow*W, C) numpy image with 1-pixel gaps."""
@@ -24,6 +26,12 @@ def _grid(images, nrow):
         canvas[:, r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = images[i]
     img = canvas.permute(1, 2, 0).numpy()
     return img[..., 0] if c == 1 else img
+
+
+def _image(model, x):
+    """The test examples in [0, 1] as the likelihood reads them (levels in [-1, 1] mapped back)."""
+    img = model.spec.targets(x, torch.float32, getattr(model, "likelihood_settings", None))
+    return (img + 1) / 2 if model.spec.support == likelihoods.SIGNED_UNIT else img
 
 
 RECONSTRUCTIONS = 32  # test examples in reconstructions.png
@@ -49,7 +57,7 @@ def write_plots(model, test_x, history, curve, out):
     plt.imsave(os.path.join(out, "samples.png"), _grid(samples, 8), cmap="gray", vmin=0, vmax=1)
     x = test_x[spread_indices(test_x.shape[0]).to(test_x.device)]
     recon = model.reconstruct(x).cpu()
-    pairs = torch.stack([x.cpu().float(), recon], 1).flatten(0, 1)  # input, reconstruction, ...
+    pairs = torch.stack([_image(model, x).cpu(), recon], 1).flatten(0, 1)  # input, reconstruction, ...
     plt.imsave(os.path.join(out, "reconstructions.png"), _grid(pairs, 16), cmap="gray", vmin=0, vmax=1)
 
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -8,12 +8,14 @@ import math
 import torch
 
 from ..models import ConvVAE, MLPVAE
-from .args import likelihood_name, num_samples
+from .args import likelihood_name, likelihood_settings, num_samples
 
 
-def build_model(args, shape):
+def build_model(args, shape, settings=None):
+    """The model ``args`` ask for, on images of ``shape``; ``settings``: the likelihood's (the
+    mixture's number and bits, ``args.likelihood_settings``)."""
     like = dict(likelihood=likelihood_name(args),
-                logscale="learned" if args.logscale is None else args.logscale)
+                logscale="learned" if args.logscale is None else args.logscale, **(settings or {}))
     if args.arch == "mlp":
         if args.conv_channels is not None:
             raise ValueError("--conv-channels is for --arch conv; the MLP takes --hidden")
@@ -30,7 +32,7 @@ def initial_model(args, ds, targets, device):
     --output-bias-init the decoder's output bias starts where the model predicts the training
     pixel means (``targets``: the run's Targets)."""
     torch.manual_seed(args.seed)  # identical initial weights on every rank
-    model = build_model(args, ds.shape).to(device)
+    model = build_model(args, ds.shape, likelihood_settings(args, targets.bits)).to(device)
     if args.output_bias_init:
         model.init_output_bias(targets.pixel_means(ds.train))
     return model

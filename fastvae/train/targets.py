@@ -10,6 +10,10 @@ way; the training pixel means for the output bias; and bits per dimension for 8-
   ``(k + u) / 256`` with u ~ U[0, 1), a fresh u every batch (drawn from ``(seed, step, rank)``,
   so a resumed run draws the same), and one fixed u for each evaluation split. The model's
   density on [0, 1]^D then bounds the discrete one: bits/dim = ``(NLL + D log 256) / (D log 2)``.
+* ``levels``: for a likelihood of the levels themselves (the discretized logistic mixture),
+  uint8 as it is: 8-bit grey levels (``--grey``, ``bits`` 8), or the binary data's 0/1 as the
+  levels of 1 bit. The likelihood is discrete, so no dequantization: bits/dim = ``NLL / (D log 2)``,
+  as PixelCNN++, VDVAE and NVAE report it.
 """
 
 import math
@@ -27,7 +31,10 @@ class Targets:
     def __init__(self, likelihood, ds, grey, seed):
         self.seed = seed
         self.grey = bool(grey)
-        if self.grey:
+        self.bits = 8 if self.grey else 1  # of the data's values
+        if likelihoods.get(likelihood).uint8 == likelihoods.LEVELS:
+            self.kind = "levels"
+        elif self.grey:
             self.kind = "dequantized"
         elif likelihoods.get(likelihood).uint8 != likelihoods.BINARY:
             self.kind = "binary-float"
@@ -37,7 +44,7 @@ class Targets:
 
     def batch(self, x, step, rank):
         """The training batch the loader served (uint8) as the model gets it."""
-        if self.kind == "binary":
+        if self.kind in ("binary", "levels"):
             return x
         if self.kind == "binary-float":
             return x.float()
@@ -50,7 +57,7 @@ class Targets:
         if self.kind == "dequantized":
             x = ds.split(name)
             return dequantize(x, seeded_generator(x.device, seed_for(seed, ("valid", "test").index(name), 0xDF)))
-        x = ds.binarized(name, seed)
+        x = ds.split(name) if self.kind == "levels" and self.grey else ds.binarized(name, seed)
         return x.float() if self.kind == "binary-float" else x
 
     def pixel_means(self, train):
@@ -58,14 +65,15 @@ class Targets:
         s = train.sum(0, dtype=torch.float64) / train.shape[0]
         if self.kind == "dequantized":
             return (s + 0.5) / 256
-        return s / 255 if self.binarize else s
+        return s / 255 if self.binarize or self.grey else s
 
     def bits_per_dim(self, nll, shape):
-        """Bits per dimension of a test NLL (nats per example) for 8-bit data; None for others."""
-        if self.kind != "dequantized" or nll is None:
+        """Bits per dimension of a test NLL (nats per example): for 8-bit data under a density
+        (dequantized), and for the levels under a discrete likelihood; None for others."""
+        if self.kind not in ("dequantized", "levels") or nll is None:
             return None
         D = math.prod(shape)
-        return (nll + D * math.log(256)) / (D * math.log(2))
+        return (nll + (D * math.log(256) if self.kind == "dequantized" else 0.0)) / (D * math.log(2))
 
 
 def dequantize(x, generator):
