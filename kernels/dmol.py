@@ -10,28 +10,33 @@ Per pixel, mixture m, channel c, with ``s = max(raw, -7)``, ``inv = e^-s``, the 
 (green's shifted by ``tanh(a0) x_red``, blue's by ``tanh(a1) x_red + tanh(a2) x_green``),
 ``a = inv (x - mu + h)``, ``b = inv (x - mu - h)``, ``d = a - b = 2 h inv``, the bin probability
 is ``sigmoid(a) - sigmoid(b)``, ``sigmoid(a)`` in the lowest bin (x < -0.999), ``1 - sigmoid(b)``
-in the highest (x > 0.999). Exactly and stably, everywhere:
+in the highest (x > 0.999). Exactly and stably, everywhere, from ``e_a = e^-|a|``, ``e_b =
+e^-|b|`` and ``r = (1 - e^-d) / d``:
 
-    log P = -softplus(-a) - softplus(b) + log(1 - e^-d)       (sigmoid(a) - sigmoid(b) =
-                                                              sigmoid(a) sigmoid(-b) (1 - e^-d))
-    d log P / d mu = inv (sigmoid(b) - sigmoid(-a))              (= inv expm1(a + b) sigmoid(-a)
-                                                              sigmoid(-b) for a + b <= 0, alike above)
+    sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - e^-d)
+    log P = log(sigmoid(a) sigmoid(-b) r) + log d,   log sigmoid(a) = -max(-a, 0) - log(1 + e_a)
+    d log P / d mu = inv (sigmoid(b) - sigmoid(-a))
     d log P / d s  = b sigmoid(b) - a sigmoid(-a) - d / (e^d - 1)          (0 where raw < -7)
 
-(the lowest bin drops the softplus(b) and log(1 - e^-d) terms, the highest softplus(-a) and
-it). ``log(1 - e^-d)`` is ``-log1p(1 / (e^d - 1))`` above d = 1 (0.1 in float64) and
-``log(2 h) - s + log((1 - e^-d) / d)`` below, a series in d, so a flat component (d -> 0, even
-where ``inv`` underflows) keeps its exact log-probability. The mixture: ``lp_m = log_softmax(
-logits)_m + sum_c log P_cm``, per pixel ``logsumexp_m lp_m``; its gradients with the
-responsibilities ``w = softmax(lp)``: logits ``w - softmax(logits)``, means and log-scales ``w``
-times the above, coefficients ``w d log P / d mu (1 - tanh^2) x``.
+(the lowest bin keeps the sigmoid(a) factor alone, the highest sigmoid(-b)): one logarithm of
+a product in [0.1, 1] per component and channel, no overflow, and ``log d = log(2 h) - s``
+exactly, so a flat component keeps its log-probability even where ``inv`` underflows. Below
+d = 1 (0.1 in float64) ``r = e^(-d/2) sinh(d/2) / (d/2)``, an even series, and ``d / (e^d -
+1) = e^-d / r``; above, ``r`` is ``1 - e^-d`` (not divided by d). float32 errors: a few ulps per
+log-probability, absolute (the product is rounded before its log); the mean's gradient to
+``inv`` ulps of 1/2 (``sigmoid(b) - sigmoid(-a)`` rounds near 1/2 each; the truth itself moves
+by as much when the mean moves by one ulp). The mixture: ``lp_m = log_softmax(logits)_m +
+sum_c log P_cm``, per pixel ``logsumexp_m lp_m``; its gradients with the responsibilities
+``w = softmax(lp)``: logits ``w - softmax(logits)``, means and log-scales ``w`` times the above,
+coefficients ``w d log P / d mu (1 - tanh^2) x``.
 
-A program takes one image (row; or ``ROWS`` short ones whole) and ``TRIPS`` chunks of ``BLOCK_P`` pixels, the M mixtures
-padded to ``MP`` (a power of two) in registers: [BLOCK_P, MP] tiles, read through any strides
-(pixels in the parameters' memory order; ``_launch.column_offsets``), so nothing of size
-(B, H, W, C, M) exists in memory. It writes its pixels' sum (the row's, or a partial the
-launcher sums) and, with ``STORE``, the gradient times ``grad_scale`` (and the row's upstream
-gradient with ``G_ROWS``) into a buffer of the parameters' shape and memory order.
+A program takes one image (row; or ``ROWS`` short ones whole) and ``TRIPS`` chunks of
+``BLOCK_P`` pixels, the M mixtures padded to ``MP`` (a power of two) in registers: [BLOCK_P, MP]
+tiles, read through any strides (pixels in the parameters' memory order;
+``_launch.column_offsets``), so nothing of size (B, H, W, C, M) exists in memory. It writes its
+pixels' sum (the row's, or a partial the launcher sums) and, with ``STORE``, the gradient times
+``grad_scale`` (and the row's upstream gradient with ``G_ROWS``) into a buffer of the
+parameters' shape and memory order.
 """
 
 import functools
@@ -43,20 +48,20 @@ import triton.language as tl
 
 from . import _launch
 from ._env import INTERPRET, mixture_channels, sum_dtype
-from ._gamma import expm1_acc, log1p_acc, log_
+from ._gamma import log_
 from ._launch import acc_dtype, column_levels, column_offsets, column_order, INTERPRETING
-from ._math import log1p_01
+from ._math import LOG2E
 
 EDGE = 0.999  # x below -EDGE is the lowest bin, above EDGE the highest (PixelCNN++'s thresholds)
 
 
 @triton.jit
-def _log1p(e, F64: tl.constexpr):
-    # log(1 + e) for e in [0, 1] (float32: a polynomial, no special function), e >= 0 (float64)
+def _exp(v, F64: tl.constexpr):
+    # e^v: exact in float64; in float32 exp2 (MUFU.EX2 and one multiply; tl.exp adds range fixes)
     if F64:
-        return log1p_acc(e, F64)
+        return tl.exp(v)
     else:
-        return log1p_01(e)
+        return tl.exp2(v * LOG2E)
 
 
 @triton.jit
@@ -71,52 +76,45 @@ def _recip(v, F64: tl.constexpr):
 
 @triton.jit
 def _tanh(v, F64: tl.constexpr):
-    e = tl.exp(-2.0 * tl.abs(v))
+    e = _exp(-2.0 * tl.abs(v), F64)
     t = (1.0 - e) * _recip(1.0 + e, F64)
     return tl.where(v < 0, -t, t)
 
 
 @triton.jit
 def _bin(mu, raw, xv, lo, hi, HALF: tl.constexpr, LOG_2H: tl.constexpr, F64: tl.constexpr):
-    # (log P, d/d mu, d/d raw log-scale) of x's bin under each component (module docstring)
+    # (log P, d/d mu, d/d raw log-scale) of x's bin under each component (module docstring). The
+    # edge bins are the same formula with b = -BIG (lowest), a = +BIG (highest) and d = BIG: their
+    # factors sigmoid(-b), sigmoid(a) and 1 - e^-d are then exactly 1, their terms exactly 0
+    BIG: tl.constexpr = 1e4
     ls = tl.maximum(raw, -7.0)
-    inv = tl.exp(-ls)
+    inv = _exp(-ls, F64)
     cen = xv - mu
-    a = inv * (cen + HALF)
-    b = inv * (cen - HALF)
-    d = inv * (2.0 * HALF)
-    ea = tl.exp(-tl.abs(a))
-    eb = tl.exp(-tl.abs(b))
-    SMALL: tl.constexpr = 0.1 if F64 else 1.0  # log(1 - e^-d), d / (e^d - 1): series below, closed forms above
+    a = tl.where(hi, BIG, inv * (cen + HALF))
+    b = tl.where(lo, -BIG, inv * (cen - HALF))
+    d = tl.where(lo | hi, BIG, inv * (2.0 * HALF))
+    ea = _exp(-tl.abs(a), F64)
+    eb = _exp(-tl.abs(b), F64)
+    e2 = _exp(-0.5 * d, F64)
+    # r = (1 - e^-d) / d = e^(-d/2) sinh(d/2) / (d/2) below SMALL (an even series), 1 - e^-d above
+    SMALL: tl.constexpr = 0.1 if F64 else 1.0
     small = d < SMALL
-    y = tl.exp(-d)
-    if F64:
-        ra, rb, ry = 1.0 / (1.0 + ea), 1.0 / (1.0 + eb), 1.0 / tl.where(small, 1.0, 1.0 - y)
-    else:  # 1 - y >= 1 - 1/e above SMALL: rsqrt squared is exact enough
-        ra, rb, ry = tl.rsqrt(1.0 + ea), tl.rsqrt(1.0 + eb), tl.rsqrt(tl.where(small, 1.0, 1.0 - y))
-        ra, rb, ry = ra * ra, rb * rb, ry * ry
-    sa = tl.where(hi, 0.0, tl.where(a >= 0, ea * ra, ra))  # sigmoid(-a); 0 in the highest bin
-    sb = tl.where(lo, 0.0, tl.where(b >= 0, rb, eb * rb))  # sigmoid(b); 0 in the lowest bin
-    # inside a bin, sigmoid(b) - sigmoid(-a) without cancelling: expm1(a + b) sigmoid(-a) sigmoid(-b)
-    # (a + b <= 0), -expm1(-(a + b)) sigmoid(a) sigmoid(b) (a + b > 0)
-    ab = a + b
-    neg = ab <= 0
-    em = expm1_acc(-tl.abs(ab), F64)
-    pair = tl.where(neg, tl.where(a >= 0, ea * ra, ra) * tl.where(b >= 0, eb * rb, rb),
-                    tl.where(a >= 0, ra, ea * ra) * tl.where(b >= 0, rb, eb * rb))
-    term = -tl.where(hi, 0.0, tl.maximum(-a, 0.0) + _log1p(ea, F64))
-    term -= tl.where(lo, 0.0, tl.maximum(b, 0.0) + _log1p(eb, F64))
-    g1 = tl.where(small, 0.0, y * ry)  # 1 / (e^d - 1), at most 0.582
     d2 = d * d
-    l_small = (LOG_2H - ls) + d * (((d2 * 1.1022927689594356e-05 - 3.472222222222222e-04) * d2
-                                    + 4.1666666666666664e-02) * d - 0.5)
-    dg_small = ((((-8.267195767195767e-07 * d2 + 3.306878306878307e-05) * d2 - 1.388888888888889e-03) * d2
-                 + 8.333333333333333e-02) * d2 - 0.5 * d) + 1.0
-    interior = (lo | hi) == 0
-    term += tl.where(interior, tl.where(small, l_small, -_log1p(g1, F64)), 0.0)
-    dg = tl.where(interior, tl.where(small, dg_small, d * g1), 0.0)
-    dmu = inv * tl.where(interior, tl.where(neg, em, -em) * pair, sb - sa)
-    return term, dmu, tl.where(raw >= -7.0, b * sb - a * sa - dg, 0.0)
+    sh = (((1.0766001253323353e-08 * d2 + 3.100198412698413e-06) * d2 + 5.208333333333333e-04) * d2
+          + 4.1666666666666664e-02) * d2 + 1.0
+    r = tl.where(small, e2 * sh, 1.0 - e2 * e2)
+    if F64:
+        ra, rb, rr = 1.0 / (1.0 + ea), 1.0 / (1.0 + eb), 1.0 / r
+    else:  # rsqrt squared: 1 + e in [1, 2], r in [0.3, 1]
+        ra, rb, rr = tl.rsqrt(1.0 + ea), tl.rsqrt(1.0 + eb), tl.rsqrt(r)
+        ra, rb, rr = ra * ra, rb * rb, rr * rr
+    sa = ra * tl.where(a >= 0, ea, 1.0)  # sigmoid(-a)
+    sb = rb * tl.where(b >= 0, 1.0, eb)  # sigmoid(b)
+    # log P = log(sigmoid(a) sigmoid(-b) r d) as one log: sigmoid(a) = e^-max(-a, 0) / (1 + ea), ...
+    term = log_(ra * rb * r, F64) - tl.maximum(-a, 0.0) - tl.maximum(b, 0.0)
+    term += tl.where(small, LOG_2H - ls, 0.0)  # log d, exact where e^-s underflows
+    dg = e2 * e2 * rr * tl.where(small, 1.0, d)  # d / (e^d - 1)
+    return term, inv * (sb - sa), tl.where(raw >= -7.0, b * sb - a * sa - dg, 0.0)
 
 
 @triton.jit
@@ -141,7 +139,7 @@ def _chunk(p_row, x_row, g_row, po, xo, go, ok, factor, spk, sxc, sgk, M: tl.con
     pp = p_row + po[:, None] + m[None, :] * spk  # parameter k of mixture m at pp + k * spk
     logit = tl.where(mok, tl.load(pp, mask=mask, other=0).to(ACC), float("-inf"))
     top = tl.max(logit, axis=1)[:, None]
-    el = tl.exp(logit - top)
+    el = _exp(logit - top, F64)
     sl = tl.sum(el, axis=1)
     lp = logit - top - log_(sl, F64)[:, None]
     x0, lo0, hi0 = _x(x_row, xo, ok, 0, sxc, HALF, LEVELS, ACC)
@@ -165,7 +163,7 @@ def _chunk(p_row, x_row, g_row, po, xo, go, ok, factor, spk, sxc, sgk, M: tl.con
         lp += term
     lp = tl.where(mok, lp, float("-inf"))
     lmax = tl.max(lp, axis=1)
-    e = tl.exp(lp - lmax[:, None])
+    e = _exp(lp - lmax[:, None], F64)
     s = tl.sum(e, axis=1)
     if STORE:
         w = e * (_recip(s, F64) * factor)[:, None]  # the responsibilities, times the upstream gradient

@@ -20,7 +20,7 @@ from . import _launch
 from ._env import INTERPRET, mixture_channels, sum_dtype
 from ._gamma import log_
 from ._launch import acc_dtype, column_offsets
-from .dmol import _pow2_at_least, _tanh, pixel_layout, pixel_order, readable
+from .dmol import _exp, _pow2_at_least, _tanh, pixel_layout, pixel_order, readable
 
 
 @triton.jit
@@ -36,7 +36,7 @@ def _draw(p_row, po, sel, ok, c, u, spk, M: tl.constexpr, GROUP: tl.constexpr, A
     F64: tl.constexpr = ACC == tl.float64
     mean = tl.load(p_row + po + (M + c * GROUP + sel) * spk, mask=ok, other=0).to(ACC)
     raw = tl.load(p_row + po + (2 * M + c * GROUP + sel) * spk, mask=ok, other=0).to(ACC)
-    return mean + tl.exp(tl.maximum(raw, -7.0)) * (log_(u, F64) - log_(1.0 - u, F64))
+    return mean + _exp(tl.maximum(raw, -7.0), F64) * (log_(u, F64) - log_(1.0 - u, F64))
 
 
 @triton.jit
