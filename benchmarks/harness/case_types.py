@@ -42,11 +42,13 @@ class Config:
     model: Optional[str] = None     # train_step: "mlp" or "conv"
     image: Optional[str] = None     # "CxHxW": the data are (B, C, H, W) images instead of (B, D)
     samples: Optional[int] = None   # K: importance samples per example
+    mixtures: Optional[int] = None  # M: mixture components per pixel (the discretized logistic mixture)
 
     def label(self, batch=True):
         parts = [f"B={self.batch}"] if batch else []
         parts += [f"{k}={v}" for k, v in (("model", self.model), ("K", self.samples), ("D", self.dim),
-                                          ("image", self.image), ("L", self.latent), ("x", self.targets))
+                                          ("image", self.image), ("M", self.mixtures), ("L", self.latent),
+                                          ("x", self.targets))
                   if v is not None]
         return " ".join(parts)
 
