@@ -6,7 +6,8 @@ implementation (``eager``: ``fastvae.reference``'s baseline, here PixelCNN++'s f
 
 * **kept for backward**: the bytes of every tensor autograd saves during the forward, counted
   once per storage with ``torch.autograd.graph.saved_tensors_hooks`` (an input saved by
-  reference counts: it is kept alive for backward);
+  reference counts: it is kept alive for backward); and **of which new**: those that are not
+  the inputs' storages (what backward holds beyond what the caller holds anyway);
 * **peak of a forward+backward**: in a fresh process per implementation, after the inputs are
   made and one warm-up step (``torch.compile`` compiles in it), the kernel's peak resident set
   (``VmHWM``) is reset (``/proc/self/clear_refs``) and one forward+backward runs: its peak above
@@ -46,20 +47,24 @@ def _config(text):
 
 
 def kept_bytes(fn, args):
-    """Bytes of the storages autograd keeps for backward while ``fn(*args)`` runs (each storage
-    once), and fn's outputs."""
+    """``(kept, new, out)``: the bytes of the storages autograd keeps for backward while
+    ``fn(*args)`` runs (each storage once), those of them not shared with a tensor of ``args``,
+    and fn's outputs."""
     import torch
 
     seen = {}
 
+    def key(t):
+        return (t.untyped_storage().data_ptr(), str(t.device))
+
     def pack(t):
-        storage = t.untyped_storage()
-        seen[(storage.data_ptr(), str(t.device))] = storage.nbytes()
+        seen[key(t)] = t.untyped_storage().nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = fn(*args)
-    return sum(seen.values()), out
+    inputs = {key(a) for a in args if isinstance(a, torch.Tensor)}
+    return sum(seen.values()), sum(n for k, n in seen.items() if k not in inputs), out
 
 
 def _status(key):
@@ -84,7 +89,7 @@ def child(config, impl):
     def step():
         torch.autograd.grad(fn(*inputs.args), inputs.wrt, inputs.upstream)
 
-    kept, out = kept_bytes(fn, inputs.args)
+    kept, new, out = kept_bytes(fn, inputs.args)
     path = type(out[0].grad_fn).__name__  # which route ran (fastvae: its autograd function's backward)
     del out
     step()  # warm-up (compiles)
@@ -94,13 +99,13 @@ def child(config, impl):
         base = torch.cuda.memory_allocated()
         step()
         torch.cuda.synchronize()
-        return dict(kept=kept, base=base, step_peak=torch.cuda.max_memory_allocated() - base, process_peak=None,
-                    grad_fn=path)
+        return dict(kept=kept, kept_new=new, base=base, step_peak=torch.cuda.max_memory_allocated() - base,
+                    process_peak=None, grad_fn=path)
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident set
     base = _status("VmRSS")
     step()
     peak = _status("VmHWM")
-    return dict(kept=kept, base=base, step_peak=peak - base, process_peak=peak, grad_fn=path)
+    return dict(kept=kept, kept_new=new, base=base, step_peak=peak - base, process_peak=peak, grad_fn=path)
 
 
 def _run_child(config, impl):
@@ -118,16 +123,16 @@ def _run_child(config, impl):
 def _markdown(meta, rows):
     lines = [f"# Memory of a forward+backward, {meta['device']}, {meta['date']}", "",
              f"torch {meta['torch']}, triton {meta['triton']}, commit {meta['commit']}. {meta['note']}", "",
-             "| configuration | impl | grad_fn | kept for backward (MiB) | step peak above its start (MiB) | "
-             "process peak (MiB) | kept: impl/fastvae |", "|---|---|---|---|---|---|---|"]
+             "| configuration | impl | grad_fn | kept for backward (MiB) | of which new (MiB) | kept: impl/fastvae | "
+             "step peak above its start (MiB) | process peak (MiB) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['config']} | {r['impl']} | | error: {r['error']} | | | |")
+            lines.append(f"| {r['config']} | {r['impl']} | | error: {r['error']} | | | | |")
             continue
         peak = "" if r["process_peak"] is None else f"{r['process_peak'] / MIB:.0f}"
         ratio = "" if r["kept_ratio"] is None else f"{r['kept_ratio']:.2f}x"
         lines.append(f"| {r['config']} | {r['impl']} | {r['grad_fn']} | {r['kept'] / MIB:.1f} | "
-                     f"{r['step_peak'] / MIB:.1f} | {peak} | {ratio} |")
+                     f"{r['kept_new'] / MIB:.1f} | {ratio} | {r['step_peak'] / MIB:.1f} | {peak} |")
     return "\n".join(lines) + "\n"
 
 
@@ -162,7 +167,8 @@ def main(argv=None):
             rows.append(dict(r, config=config.label(), op=config.op, impl=impl,
                              kept_ratio=r["kept"] / max(got["fastvae"]["kept"], 1) if ok else None))
             print(f"{config.label():40s} {impl:8s} " + (r.get("error") or
-                  f"kept {r['kept'] / MIB:8.1f} MiB, step peak {r['step_peak'] / MIB:8.1f} MiB"), flush=True)
+                  f"kept {r['kept'] / MIB:8.1f} MiB (new {r['kept_new'] / MIB:.1f}), peak"
+                  f" {r['step_peak'] / MIB:8.1f} MiB"), flush=True)
     gpu = torch.cuda.is_available()
     device = torch.cuda.get_device_name() if gpu else f"{_cpu_name()}, {os.cpu_count()} logical cores"
     meta = dict(device=device, date=datetime.datetime.now(datetime.timezone.utc).date().isoformat(),

@@ -15,11 +15,11 @@ from fastvae import reference
 
 def test_kept_bytes_counts_each_saved_storage_once():
     a = torch.randn(1000, requires_grad=True)
-    kept, out = measure.kept_bytes(lambda t: torch.exp(t), (a,))  # exp keeps its output
-    assert kept == 4000 and out.shape == (1000,)
-    # two views of one storage kept by a mul: the storage once
-    kept, _ = measure.kept_bytes(lambda t: t[:500] * t[500:], (a,))
-    assert kept == 4000
+    kept, new, out = measure.kept_bytes(lambda t: torch.exp(t), (a,))  # exp keeps its output: new
+    assert kept == new == 4000 and out.shape == (1000,)
+    # two views of the input kept by a mul: its storage once, and nothing new
+    kept, new, _ = measure.kept_bytes(lambda t: t[:500] * t[500:], (a,))
+    assert (kept, new) == (4000, 0)
     with torch.no_grad():
         assert measure.kept_bytes(lambda t: torch.exp(t), (a,))[0] == 0
 
@@ -52,6 +52,6 @@ def test_memory_tool_runs_at_a_tiny_size(tmp_path):
     assert [r["impl"] for r in rows] == ["eager", "vdvae", "fastvae"], rows
     for r in rows:
         assert "error" not in r, r
-        assert r["kept"] > 0 and r["step_peak"] is not None and r["kept_ratio"] > 0
+        assert r["kept"] >= r["kept_new"] >= 0 and r["kept"] > 0 and r["step_peak"] is not None and r["kept_ratio"] > 0
     assert rows[-1]["grad_fn"] == "fastvae_mixtureBackward"  # the fused route's autograd function
     assert "| fastvae | fastvae_mixtureBackward |" in js.with_suffix(".md").read_text()
