@@ -12,8 +12,9 @@ PyTorch twins in ``fastvae.reference``, the registry of likelihoods ``fastvae.li
 and the backend switch (``FASTVAE_BACKEND``,
 ``set_backend``, ``get_backend``, ``backend``; ``implementation(tensor)`` says what runs).
 Sub-modules: ``fastvae.models`` (MLP and
-convolutional VAEs), ``fastvae.evaluate`` (ELBO, IWAE log-likelihood), ``fastvae.data`` (data
-sets, device-resident loader) and ``fastvae.train`` (the training command).
+convolutional VAEs; ``load`` for a trained one), ``fastvae.evaluate`` (ELBO, IWAE
+log-likelihood), ``fastvae.data`` (data sets, your own files, device-resident loader),
+``fastvae.train`` (the training command) and ``fastvae.sample`` (``python -m fastvae.sample``).
 """
 
 from importlib import metadata as _metadata

@@ -5,6 +5,7 @@ from numbers import Integral, Real
 import torch
 
 from . import likelihoods
+from ._mistakes import warn_if_probabilities
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _FLOAT_NAMES = "float16, bfloat16, float32 or float64"
@@ -51,6 +52,38 @@ def check_generator(generator, name, t):
         if generator.device.type != t.device.type:
             raise ValueError(f"generator is on {generator.device} but {name} is on {t.device}; "
                              f"pass a generator of {name}'s device type")
+
+
+def check_prior(mu, prior_mu, prior_logvar):
+    """A learned Gaussian prior: both ``prior_mu`` and ``prior_logvar`` or neither, each a float
+    tensor of mu's shape, dtype and device (any strides: an expanded (1, L) view is fine).
+    Returns whether a prior was given."""
+    if (prior_mu is None) != (prior_logvar is None):
+        given = "prior_mu" if prior_mu is not None else "prior_logvar"
+        raise ValueError(f"give both prior_mu and prior_logvar (a Gaussian prior) or neither (N(0, I)); "
+                         f"got {given} alone")
+    if prior_mu is None:
+        return False
+    for name, t in (("prior_mu", prior_mu), ("prior_logvar", prior_logvar)):
+        _float(name, t)
+        if t.dtype != mu.dtype:
+            raise TypeError(f"{name} must have mu's dtype {mu.dtype}, got {t.dtype}")
+        if t.shape != mu.shape:
+            raise ValueError(f"{name} must have mu's shape {tuple(mu.shape)}, got {tuple(t.shape)} (fastvae never "
+                             f"broadcasts: expand a learned (1, L) prior with .expand_as(mu), which copies nothing)")
+        if t.device != mu.device:
+            raise ValueError(f"{name} and mu must be on the same device, got {t.device} and {mu.device}")
+    return True
+
+
+def check_prior_path(prior):
+    """``path_gradient=True`` (DReG) is refused with a prior: the prior belongs to the generative
+    model, whose gradient takes the IWAE weights, while the loss gives a log ratio DReG's squared
+    ones."""
+    if prior:
+        raise ValueError("path_gradient=True (DReG) with a prior is not supported: the prior's parameters would "
+                         "get DReG's squared weights instead of the IWAE weights; use path_gradient=False "
+                         "(estimator='iwae')")
 
 
 COUNT_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.int64)
@@ -185,6 +218,14 @@ def validate_targets(spec, x, args=None):
         i = int(bad.flatten().nonzero()[0])
         raise ValueError(f"x must hold {what} for the {spec.title} likelihood; "
                          f"x.flatten()[{i}] = {x.flatten()[i].item()!r}")
+
+
+def validate_values(spec, p, x, args=None):
+    """``validate_args=True``: the targets ``x`` in the likelihood's support with its arguments
+    ``args`` (a ValueError otherwise), and a warning, once, when the decoder output ``p`` looks
+    like probabilities where the likelihood takes logits (``fastvae._mistakes``)."""
+    validate_targets(spec, x, args)
+    warn_if_probabilities(spec, p)
 
 
 def check_int(name, value, minimum=None):

@@ -10,6 +10,7 @@ softmax (``fastvae.softmax_negative_binomial_log_likelihood``): neither the soft
 is ever in memory. ``fused=False`` runs the same model on ``fastvae.reference``.
 """
 
+import math
 from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
@@ -19,6 +20,7 @@ from torch import nn, Tensor
 from . import likelihoods, reference
 from . import ops as fastvae_ops
 from ._checks import check_int
+from ._layers import activation
 from .loss import elbo_loss, ELBOTerms
 
 __all__ = ["CountVAE", "CountVAEOutput"]
@@ -36,8 +38,9 @@ class CountVAEOutput(NamedTuple):
     kl: Tensor                    # (B,) KL(q(z | x) || N(0, I))
 
 
-def _block(n_in, n_out, dropout):
-    return [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out, momentum=0.01, eps=0.001), nn.ReLU(), nn.Dropout(dropout)]
+def _block(n_in, n_out, dropout, act):
+    return [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out, momentum=0.01, eps=0.001), activation(act)(),
+            nn.Dropout(dropout)]
 
 
 class CountVAE(nn.Module):
@@ -51,6 +54,8 @@ class CountVAE(nn.Module):
             ``"zero_inflated_negative_binomial"`` (scVI's default) or ``"poisson"``.
         batches: the number of batches of a one-hot covariate fed to encoder and decoder (0: none).
         dropout: dropout rate of the hidden layers (scVI: 0.1).
+        activation: the nonlinearity of the hidden layers, a name of ``fastvae.models.ACTIVATIONS``
+            (scVI: ``"relu"``).
         fused, beta: as ``fastvae.models.VAE``.
 
     Inputs ``x``: (B, G) counts, any integer or float dtype; ``batch``: (B,) int64 batch indices
@@ -58,8 +63,8 @@ class CountVAE(nn.Module):
     """
 
     def __init__(self, genes: int, latent_dim: int = 10, hidden: Union[int, Sequence[int]] = (128,), *,
-                 likelihood: str = "zero_inflated_negative_binomial", batches: int = 0, dropout: float = 0.1,
-                 fused: bool = True, beta: float = 1.0):
+                 likelihood: str = likelihoods.COUNT_DEFAULT, batches: int = 0, dropout: float = 0.1,
+                 activation: str = "relu", fused: bool = True, beta: float = 1.0):
         super().__init__()
         spec = likelihoods.get(likelihood)
         if not spec.counts:
@@ -71,11 +76,11 @@ class CountVAE(nn.Module):
         self.likelihood, self.fused, self.beta = spec.name, bool(fused), float(beta)
         enc, n_in = [], genes + self.batches
         for h in self.hidden:
-            enc, n_in = enc + _block(n_in, h, dropout), h
+            enc, n_in = enc + _block(n_in, h, dropout, activation), h
         self.encoder = nn.Sequential(*enc, nn.Linear(n_in, 2 * self.latent_dim))
         dec, n_in = [], self.latent_dim + self.batches
         for h in self.hidden[::-1]:
-            dec, n_in = dec + _block(n_in, h, dropout), h
+            dec, n_in = dec + _block(n_in, h, dropout, activation), h
         self.decoder = nn.Sequential(*dec)
         self.logits_head = nn.Linear(n_in, genes)
         args = {n for n, _ in spec.arguments}
@@ -85,6 +90,16 @@ class CountVAE(nn.Module):
     @property
     def spec(self) -> likelihoods.Likelihood:
         return likelihoods.get(self.likelihood)
+
+    @property
+    def input_shape(self) -> tuple:
+        """One example's shape: ``(genes,)``."""
+        return (self.genes,)
+
+    @property
+    def output_bias(self) -> Tensor:
+        """The genes' logits' bias (its dtype is the model's)."""
+        return self.logits_head.bias
 
     @property
     def _zero_inflated(self) -> bool:
@@ -151,11 +166,13 @@ class CountVAE(nn.Module):
                        **self.likelihood_args(out))
 
     def iwae_loss(self, x: Tensor, num_samples: int, batch: Optional[Tensor] = None, *, estimator: str = "iwae",
-                  reduction: str = "mean", return_terms: bool = False):
-        """The K-sample importance-weighted loss (``fastvae.iwae_loss``) of x, as ``VAE.iwae_loss``."""
+                  reduction: str = "mean", return_terms: bool = False, generator: Optional[torch.Generator] = None):
+        """The K-sample importance-weighted loss (``fastvae.iwae_loss``) of x, as ``VAE.iwae_loss``
+        (``generator``: for the draws)."""
         lib = fastvae_ops if self.fused else reference
         mu, logvar = self.encode(x, batch)
-        z, log_ratio = lib.reparameterize_iw(mu, logvar, num_samples, path_gradient=estimator == "dreg")
+        z, log_ratio = lib.reparameterize_iw(mu, logvar, num_samples, generator=generator,
+                                             path_gradient=estimator == "dreg")
         K, B = log_ratio.shape
         logits, zi = self.decode(z.reshape(K * B, self.latent_dim), None if batch is None else batch.repeat(K))
         args = {"log_library": self.log_library(x)}
@@ -172,6 +189,14 @@ class CountVAE(nn.Module):
             ll = self.spec.call(logits.view(K, B, self.genes)[0], x, self.spec.bind(first), fused=self.fused)
             kl = lib.gaussian_kl(mu, logvar)
         return ELBOTerms(loss, ll, kl)
+
+    @torch.no_grad()
+    def log_weight_sum(self, x: Tensor, num_samples: int, batch: Optional[Tensor] = None, *,
+                       generator: Optional[torch.Generator] = None) -> Tensor:
+        """``logsumexp_k log w_k`` over ``num_samples`` fresh draws from q(z | x), (B,) float64:
+        what ``fastvae.evaluate.log_likelihood`` averages into the importance-sampled log p(x)."""
+        neg = self.iwae_loss(x, num_samples, batch, reduction="none", generator=generator)
+        return math.log(num_samples) - neg.double()
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, batch: Optional[Tensor] = None) -> Tensor:

@@ -212,6 +212,7 @@ _RECORDS = (
 )
 _BY_NAME = {n: r for r in _RECORDS for n in (r.name, *r.aliases)}
 DEFAULT = _RECORDS[0].name
+COUNT_DEFAULT = "zero_inflated_negative_binomial"  # scVI's, and fastvae.models.CountVAE's
 
 
 def names() -> tuple:

@@ -7,7 +7,7 @@ import torch
 
 from . import likelihoods, reference
 from ._backend import use_triton
-from ._checks import check_elbo, validate_targets
+from ._checks import check_elbo, validate_values
 from ._rows import reduce_rows
 from .ops import _route, gaussian_kl
 from .ops.elbo import _row_weight, fastvae_elbo
@@ -51,7 +51,8 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
             work too; ``'dmol'`` for short).
         logscale: the Gaussian's log standard deviation (a number or a tensor broadcastable to
             the mean; see ``gaussian_log_likelihood``); ignored by the others.
-        validate_args: check the target values against the likelihood's support (a host sync).
+        validate_args: check the target values against the likelihood's support (a host sync), and
+            warn once when every logit of a batch lies in [0, 1] (probabilities passed as logits).
         **likelihood_args: the count likelihoods' tensors, by name: ``log_theta`` (the negative
             binomials'), ``zero_inflation_logits`` (the zero-inflated one's; optional for the
             negative binomial), and ``log_library`` (B,) for the softmax form, where
@@ -73,7 +74,7 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
                                   likelihood=spec, logscale=logscale, validate_args=validate_args, **likelihood_args)
         return ELBOTerms(*_route.guard("elbo_loss", tuple(out))) if return_terms else _route.guard("elbo_loss", out)
     if validate_args:
-        validate_targets(spec, x, args)
+        validate_values(spec, recon_logits, x, args)
     loss, ll, kl = _fused(spec, args, recon_logits, x, gaussian_kl(mu, logvar) if kl is None else kl, beta, reduction)
     return ELBOTerms(loss, ll, kl) if return_terms else loss
 
@@ -112,7 +113,8 @@ class ELBOLoss(reference.ELBOLoss):
             The Gaussian takes its logscale in the call: ``loss_fn(mean, x, mu, logvar, logscale=ls)``,
             the count likelihoods their tensors: ``loss_fn(logits, x, kl=kl, log_theta=lt,
             log_library=lib)`` (see ``elbo_loss``).
-        validate_args: check target values on every call (a host sync; off by default).
+        validate_args: check target values on every call (a host sync; off by default), and warn
+            once when every logit of a batch lies in [0, 1] (probabilities passed as logits).
 
     Shapes: recon_logits and x (B, ...), mu and logvar (B, ...) or kl (B,); output scalar,
     or (B,) for ``'none'``.

@@ -24,7 +24,8 @@ from .count_vae import CountVAE
 from .loss import elbo_loss, ELBOTerms
 from .ops import reparameterize_kl
 
-__all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "CountVAE", "ACTIVATIONS"]
+__all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "CountVAE", "HierarchicalMLPVAE", "HierarchicalConvVAE",
+           "ACTIVATIONS", "load"]
 
 
 
@@ -66,9 +67,11 @@ class VAE(nn.Module):
     Inputs ``x``: (B, *input_shape), uint8 (one byte per pixel, the cheapest form: 0/1 for the
     Bernoulli, k/255 for the others), bool, or float; also accepted flat as (B, prod(input_shape)).
 
-    ``likelihood``: ``"bernoulli"``, ``"continuous_bernoulli"`` or ``"gaussian"``; for the
-    Gaussian, ``logscale``: ``"learned"`` (one shared parameter, default), ``"per-pixel"`` (a
-    parameter of input_shape) or a number (fixed). A learned logscale is the parameter
+    ``likelihood``: a likelihood of the registry (``fastvae.likelihoods``) whose parameters are
+    the decoder's output alone: ``"bernoulli"``, ``"continuous_bernoulli"``, ``"gaussian"`` or
+    ``"discretized_logistic_mixture"`` (a count likelihood is ``CountVAE``'s; a ValueError here);
+    for the Gaussian, ``logscale``: ``"learned"`` (one shared parameter, default), ``"per-pixel"``
+    (a parameter of input_shape) or a number (fixed). A learned logscale is the parameter
     ``self.logscale`` (optimised, checkpointed), used clamped at ``decoders.LOGSCALE_FLOOR``.
     A likelihood whose parameters have their own layout (the discretized logistic mixture) takes
     its settings as keywords (``num_mixtures=10``, ``bits``): the decoder then outputs
@@ -85,6 +88,10 @@ class VAE(nn.Module):
         self.fused = bool(fused)
         self.beta = float(beta)
         self.likelihood = likelihoods.get(likelihood).name
+        if self.spec.counts:
+            raise ValueError(f"the {self.spec.title} likelihood models count matrices with a per-gene dispersion "
+                             "and a cell's library, which this VAE's decoder does not give: use "
+                             "fastvae.models.CountVAE")
         self.likelihood_settings = _settings(self.spec, likelihood_settings)
         self.output_shape = self.spec.params_shape((1, *self.input_shape), self.likelihood_settings)[1:]
         self._separate_bias = separate_bias
@@ -275,6 +282,12 @@ class MLPVAE(VAE):
         return self.decoder[-2].bias.view(self.output_shape)
 
 
+def conv_channels_for(input_shape) -> tuple:
+    """ConvVAE's default channels for images of ``input_shape`` (C, H, W): (32, 64) up to 32
+    pixels, else (32, 32, 64, 64)."""
+    return (32, 64) if max(input_shape[-2:]) <= 32 else (32, 32, 64, 64)
+
+
 class ConvVAE(VAE):
     """Convolutional VAE for images (C, H, W), e.g. 1x28x28 or 3x64x64.
 
@@ -294,7 +307,7 @@ class ConvVAE(VAE):
             raise ValueError(f"ConvVAE needs input_shape (C, H, W), got {self.input_shape}")
         C, H, W = self.input_shape
         if channels is None:
-            channels = (32, 64) if max(H, W) <= 32 else (32, 32, 64, 64)
+            channels = conv_channels_for(self.input_shape)
         channels = tuple(check_int("channels", c, 1) for c in channels)
         if not channels:
             raise ValueError("channels must not be empty")
@@ -317,3 +330,22 @@ class ConvVAE(VAE):
         # the head: C channels, or a mixture's 10 M / 3 M (the per-pixel bias is output_bias)
         dec.append(nn.ConvTranspose2d(c_in, self.output_shape[0], 4, stride=2, padding=1, bias=False))
         self.decoder = nn.Sequential(*dec)
+
+
+def load(path, map_location=None) -> VAE:
+    """The trained model in the ``checkpoint.pt`` at ``path`` (written by ``python -m
+    fastvae.train``), in eval mode: any architecture and likelihood the command trains, learned
+    logscales included. ``map_location`` as ``torch.load`` takes it (e.g. ``"cpu"``); None: where
+    it was saved, or the CPU where that device is missing. A damaged file or one of an unknown
+    format version is a ValueError (``fastvae.saved``)::
+
+        model = fastvae.models.load("runs/quick/checkpoint.pt")
+        images = model.sample(16)            # (16, *model.input_shape) float32 means
+    """
+    from .saved import load_model  # the builder imports this module
+
+    return load_model(path, map_location)
+
+
+# the top-down hierarchical VAEs build on VAE above (their own modules: fastvae/hierarchical*.py)
+from .hierarchical_nets import HierarchicalConvVAE, HierarchicalMLPVAE  # noqa: E402

@@ -85,6 +85,25 @@ def negative_binomial(mu, log_mu, x, th, F64: tl.constexpr):
 
 
 @triton.jit
+def count_terms(mu, log_mu, x, lt, q, NB: tl.constexpr, HAS_Q: tl.constexpr, F64: tl.constexpr):
+    # per element: (log p, d/d log mu, d/d log theta, d/dq, d/d mu where x = 0) of the negative
+    # binomial (NB; lt: its log theta, per element or per column) or the Poisson, zero-inflated
+    # with dropout logits q (HAS_Q); d/d mu at x = 0 is -theta/(theta + mu) (Poisson: -1) times
+    # the zero inflation's weight, finite where mu = 0 (d/d log mu / mu is not)
+    if NB:
+        term, a, d_lt, w = negative_binomial(mu, log_mu, x, theta_terms(lt, F64), F64)
+    else:
+        term, a = poisson(mu, log_mu, x, F64)
+        d_lt = a * 0.0
+        w = d_lt + 1.0
+    dq = d_lt
+    if HAS_Q:
+        term, weight, dq = zero_inflate(term, x, q, F64)
+        a, d_lt, w = a * weight, d_lt * weight, w * weight
+    return term, a, d_lt, dq, -w
+
+
+@triton.jit
 def _logistic(v, F64: tl.constexpr):
     # (softplus(v), softplus(-v), sigmoid(v), sigmoid(-v)) from one e = exp(-|v|), no overflow
     e = tl.exp(-tl.abs(v))

@@ -13,7 +13,10 @@ kernels stream their bytes at about 70 instructions per element at the most, so 
   result keeps full relative precision near v = 1), in ~16 instructions where ``tl.log`` takes
   ~26: Cephes' ``logf`` (m in [sqrt(1/2), sqrt(2)), a degree-8 polynomial).
 
-All three run unchanged in Triton's interpreter (NumPy), so the CPU tests check the same
+``exp_of(v, ACC)`` is exp in the kernel's compute dtype: ``exp2`` on the special-function unit in
+float32, the library's exp in float64.
+
+All of them run unchanged in Triton's interpreter (NumPy), so the CPU tests check the same
 approximations a GPU runs. float64 kernels use the exact library functions instead.
 """
 
@@ -78,3 +81,12 @@ def log_f32(v):
     e = k.to(tl.float32)
     r = f2 * f * p + e * -2.12194440e-4 - 0.5 * f2
     return (f + r) + e * 0.693359375
+
+
+@triton.jit
+def exp_of(v, ACC: tl.constexpr):
+    # exp(v) in the compute dtype ACC: one MUFU.EX2 and a multiply in float32
+    if ACC == tl.float64:
+        return tl.exp(v)
+    else:
+        return tl.exp2(v * LOG2E)

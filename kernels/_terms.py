@@ -29,7 +29,7 @@ import triton
 import triton.language as tl
 
 from . import modes
-from ._counts import negative_binomial, poisson, theta_terms, zero_inflate
+from ._counts import count_terms
 from ._gamma import log_, rcp
 from ._math import log1p_01, LOG2E, log_pos, recip
 
@@ -91,22 +91,10 @@ def _gaussian(m, x, s, ACC: tl.constexpr):
 
 @triton.jit
 def _count_terms(p, x, s, q, KIND: tl.constexpr, F64: tl.constexpr, HAS_Q: tl.constexpr):
-    # (log-probability, d/dp, d/ds, d/dq) of a count; d/d mu = (d/d log mu) / mu, -theta/(theta + mu)
-    # at x = 0 (where mu may be 0)
-    # s: log theta per element, or (a per-gene one) per column, broadcast here
-    log_p = log_(p, F64)
-    if KIND == modes.POISSON:
-        term, dlog = poisson(p, log_p, x, F64)
-        ds = term * 0.0
-        dp = tl.where(x > 0, dlog * rcp(p, F64), -1.0)
-    else:
-        term, dlog, ds, w = negative_binomial(p, log_p, x, theta_terms(s, F64), F64)
-        dp = tl.where(x > 0, dlog * rcp(p, F64), -w)
-    dq = ds
-    if HAS_Q:
-        term, weight, dq = zero_inflate(term, x, q, F64)
-        dp, ds = dp * weight, ds * weight
-    return term, dp, ds, dq
+    # (log-probability, d/dp, d/ds, d/dq) of a count (``_counts.count_terms``); d/d mu = (d/d log
+    # mu) / mu where x > 0; s: log theta per element, or (a per-gene one) per column, broadcast here
+    term, dlog, ds, dq, d_zero = count_terms(p, log_(p, F64), x, s, q, KIND == modes.NEGATIVE_BINOMIAL, HAS_Q, F64)
+    return term, tl.where(x > 0, dlog * rcp(p, F64), d_zero), ds, dq
 
 
 @triton.jit

@@ -26,25 +26,10 @@ import triton
 import triton.language as tl
 
 from . import _launch, modes
-from ._counts import negative_binomial, poisson, theta_terms, zero_inflate
+from ._counts import count_terms
 from ._env import INTERPRET, sum_dtype
 from ._gamma import log1p_acc
 from ._launch import acc_dtype, INTERPRETING
-
-
-@triton.jit
-def _terms(mu, log_mu, x, lt, q, NB: tl.constexpr, HAS_Q: tl.constexpr, F64: tl.constexpr):
-    # (log-probability, d/d log mu, d/d log theta, d/d q) per element
-    if NB:
-        term, a, d_lt, _ = negative_binomial(mu, log_mu, x, theta_terms(lt, F64), F64)
-    else:
-        term, a = poisson(mu, log_mu, x, F64)
-        d_lt = a * 0.0
-    dq = d_lt
-    if HAS_Q:
-        term, weight, dq = zero_inflate(term, x, q, F64)
-        a, d_lt = a * weight, d_lt * weight
-    return term, a, d_lt, dq
 
 
 @triton.jit
@@ -124,7 +109,7 @@ def _tile_terms(l_ptr, x_ptr, s_ptr, q_ptr, gs_ptr, gq_ptr, rows, xr, sr, row_ok
                                 stride_xb, stride_xg, stride_sb, stride_sg, stride_qb, stride_qg, G, BLOCK_R, BLOCK_G,
                                 ACC, S_TENSOR, S_COLUMN, HAS_Q)
         log_mu = lib[:, None] + l - lse[:, None]
-        term, a, d_lt, dq = _terms(tl.exp(log_mu), log_mu, x, lt, q, NB, HAS_Q, ACC == tl.float64)
+        term, a, d_lt, dq, _ = count_terms(tl.exp(log_mu), log_mu, x, lt, q, NB, HAS_Q, ACC == tl.float64)
         ll += tl.where(ok, term, 0.0)
         sa += tl.where(ok, a, 0.0)
         st += tl.where(ok, d_lt, 0.0)

@@ -28,6 +28,9 @@ COUNT_BUDGET = {
     ("softmax_counts", "NB, per-gene theta, all gradients"): 520,
     ("softmax_counts", "Poisson, all gradients"): 200,
 }
+# the learned prior's: see benchmarks/NOTES.md, "the learned prior"
+PRIOR_BUDGET = {"fp32": {"gaussian_forward": 72, "gaussian_backward": 80}}
+PRIOR_BUDGET["bf16"] = {k: round(v * 1.1, 1) for k, v in PRIOR_BUDGET["fp32"].items()}
 BUDGET = {"bernoulli_forward_grad": 36, "bernoulli_forward": 28, "gaussian_forward": 60, "gaussian_backward": 75}
 # the other likelihoods: within 1.3 times the Bernoulli pass's budget
 for _k in ("continuous_bernoulli", "gaussian_ll"):
@@ -99,6 +102,16 @@ def _likelihood(kernel, kind, ld, xd, store, logscale=None):
                    budget=_budget(kernel, ld, xd) if logscale in (None, "shared") else None)
 
 
+def _prior(kind, dt, dev):
+    """A learned prior's (mu, logvar): None, ``expanded`` (one (1, L) row .expand(B, L), as a
+    hierarchy's top level or a learned prior has it) or ``full`` ((B, L), predicted per row)."""
+    if kind is None:
+        return {}
+    if kind == "expanded":
+        return dict(prior_mu=_t((1, L), dt, dev).expand(B, L), prior_logvar=_t((1, L), dt, dev).expand(B, L))
+    return dict(prior_mu=_t((B, L), dt, dev), prior_logvar=_t((B, L), dt, dev))
+
+
 def _gaussian(kernel, dt, name, **kw):
     def seed(dev):
         return torch.empty(1, dtype=torch.int64, device=dev)
@@ -107,31 +120,38 @@ def _gaussian(kernel, dt, name, **kw):
         def run(dev):
             eps = _t((B, L), dt, dev) if kw.get("eps") else None
             K.reparameterize_kl_fwd(_t((B, L), dt, dev), _t((B, L), dt, dev), eps,
-                                    None if eps is not None else seed(dev), kw.get("z", True), kw.get("kl", True))
+                                    None if eps is not None else seed(dev), kw.get("z", True), kw.get("kl", True),
+                                    **_prior(kw.get("prior"), dt, dev))
     else:
         def run(dev):
             eps = _t((B, L), dt, dev) if kw.get("eps") else None
             gz = _t((B, L), dt, dev) if kw.get("gz", True) else None
             gkl = _t((B,), "fp64" if dt == "fp64" else "fp32", dev) if kw.get("gkl", True) else None
             K.reparameterize_kl_bwd(_t((B, L), dt, dev), _t((B, L), dt, dev), eps,
-                                    None if eps is not None else seed(dev), gz, gkl)
+                                    None if eps is not None else seed(dev), gz, gkl, **_prior(kw.get("prior"), dt, dev))
     headline = not kw.get("eps") and all(kw.get(k, True) for k in ("z", "kl", "gz", "gkl"))
+    budget = _budget(kernel, dt, None) if headline and not kw.get("prior") else None
+    if kw.get("prior") and headline and dt in PRIOR_BUDGET:  # the learned prior's own budgets (NOTES.md)
+        budget = PRIOR_BUDGET[dt][kernel]
     return Variant(kernel, name, dt, None, B * L, run, trips=lambda k: math.ceil(k["Q"] / k["BLOCK_Q"]),
-                   loads_per_trip=None, budget=_budget(kernel, dt, None) if headline else None)
+                   loads_per_trip=None, budget=budget)
 
 
 def _importance(kernel, dt, K, **kw):
     """``reparameterize_iw`` with K samples, drawn noise, B = 65536, latent 64."""
     def run(dev):
         mu, lv, seed = _t((B, L), dt, dev), _t((B, L), dt, dev), torch.empty(1, dtype=torch.int64, device=dev)
+        prior = _prior(kw.get("prior"), dt, dev)
         if kernel == "importance_forward":
-            kern.reparameterize_iw_fwd(mu, lv, K, seed=seed)
+            kern.reparameterize_iw_fwd(mu, lv, K, seed=seed, **prior)
         else:
             sd = "fp64" if dt == "fp64" else "fp32"
             kern.reparameterize_iw_bwd(mu, lv, K, None, seed, _t((K, B, L), dt, dev), _t((K, B), sd, dev),
-                                       _t((K, B), sd, dev) if kw.get("dreg") else None, path=kw.get("dreg", False))
+                                       _t((K, B), sd, dev) if kw.get("dreg") else None, path=kw.get("dreg", False),
+                                       **prior)
     kern = globals()["K"]
-    name = f"K={K}, drawn noise" + (", DReG" if kw.get("dreg") else "")
+    name = f"K={K}, drawn noise" + (", DReG" if kw.get("dreg") else "") + \
+        (f", {kw['prior']} learned prior" if kw.get("prior") else "")
     backward = kernel == "importance_backward"
     return Variant(kernel, name, dt, None, K * B * L, run, trips=lambda k: K if backward else 1,
                    loads_per_trip=(6 if kw.get("dreg") else 5) if backward else None)
@@ -204,6 +224,24 @@ def _variants():
         out.append(_gaussian("gaussian_backward", dt, "drawn noise, grad z and kl"))
     out.append(_gaussian("gaussian_backward", "fp32", "given eps", eps=True, gkl=False))
     out.append(_gaussian("gaussian_backward", "fp32", "grad kl only", gz=False))
+    return out + _prior_variants()
+
+
+def _prior_variants():
+    """The learned prior (``HAS_PRIOR``): the expanded (1, L) row and a full (B, L) prior."""
+    out = []
+    for dt in ("fp32", "bf16"):
+        for kernel in ("gaussian_forward", "gaussian_backward"):
+            what = "z and kl" if kernel == "gaussian_forward" else "all four gradients"
+            out.append(_gaussian(kernel, dt, f"expanded learned prior, drawn noise, {what}", prior="expanded"))
+    for kernel in ("gaussian_forward", "gaussian_backward"):
+        what = "z and kl" if kernel == "gaussian_forward" else "all four gradients"
+        out.append(_gaussian(kernel, "fp32", f"(B, L) learned prior, drawn noise, {what}", prior="full"))
+        out.append(_gaussian(kernel, "fp64", f"expanded learned prior, drawn noise, {what}", prior="expanded"))
+    out.append(_gaussian("gaussian_forward", "fp32", "expanded learned prior, kl only", prior="expanded", z=False))
+    for K_ in (1, 5):  # K = 1: a hierarchy's levels below the top
+        out.append(_importance("importance_forward", "fp32", K_, prior="full"))
+        out.append(_importance("importance_backward", "fp32", K_, prior="full"))
     return out
 
 

@@ -27,6 +27,7 @@ import torch
 from . import train_step
 from .case_types import Case, Config, DTYPES, Inputs, TRAIN_IMPLS
 from .count_cases import COUNT_CASES
+from .hierarchy_cases import HIERARCHY_CASES
 from .mixture_cases import MEMORY, MEMORY_BASELINES, MIXTURE_CASES  # noqa: F401 - benchmarks/memory.py's
 
 # --------------------------------------------------------------------------- inputs and forwards
@@ -215,6 +216,7 @@ CASES = {case.name: case for case in [
 ]}
 
 CASES.update({case.name: case for case in COUNT_CASES + MIXTURE_CASES})
+CASES.update({case.name: case for case in HIERARCHY_CASES})
 
 # The README's headline, the one list of it: the whole loss (elbo_loss) and reparameterize_kl,
 # forward+backward, at B = 65536, D = 784, latent 64, float32 and bfloat16 logits, uint8 and

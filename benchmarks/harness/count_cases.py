@@ -3,7 +3,6 @@ step, at the CELLxGENE census model's settings (batch 1,024, 8,000 genes, hidden
 and at scVI's defaults (batch 128, 2,000 or 4,000 genes, hidden 128, latent 10); eager is
 scvi-tools' formulation (``scvi.py``). Merged into ``cases.CASES``."""
 
-import copy
 import functools
 
 import torch
@@ -45,30 +44,10 @@ def _train_variants(case, c, dev):
     base = fastvae.models.CountVAE(c.dim, size["latent"], size["hidden"], fused=False).to(dev)
     x = _count_inputs(c, dev).args[1]
     eps = torch.randn(c.batch, size["latent"], device=dev)
-    variants = {}
-    for impl in case.impls:
-        model = copy.deepcopy(base)
-        model.fused = impl.startswith("fastvae")
-        fn = model.loss if model.fused else functools.partial(scvi.loss, model)  # the same weights, two losses
-        loss = torch.compile(fn, dynamic=False) if impl.endswith("compile") else fn
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        params = list(model.parameters())
 
-        def check(loss=loss, params=params, model=model):
-            model.eval()  # dropout off for the comparison
-            value = loss(x, eps=eps)
-            out = [value.detach()] + list(torch.autograd.grad(value, params))
-            model.train()
-            return out
-
-        def step(_=None, loss=loss, opt=opt):
-            opt.zero_grad(set_to_none=True)
-            loss(x).backward()
-            opt.step()
-
-        variants[impl] = (check, {"train": (None, step)})
-    names = ["loss"] + [f"grad {n}" for n, _ in base.named_parameters()]
-    return variants, names, train_step.TRAIN_TOL
+    def loss_of(model):  # the same weights, two losses
+        return model.loss if model.fused else functools.partial(scvi.loss, model)
+    return train_step.adam_variants(case, base, x, eps, loss_of) + (train_step.TRAIN_TOL,)
 
 
 # least bytes: logits, counts and dropout logits read once, their gradients written once; the

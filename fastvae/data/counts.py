@@ -11,12 +11,18 @@ percent of dropout zeros. Most entries are 0, as in droplet data (about 70% at t
 
 ``make_counts(n, genes, seed=...)`` returns ``(counts, batch, cell_type)``: int32 (n, genes) and
 int64 (n,) labels, as NumPy arrays; the splits of ``synthetic_counts_splits`` draw one matrix and
-cut it, so the three splits share the genes, programs and batch effects.
+cut it, so the three splits share the genes, programs and batch effects; ``load_counts`` makes
+them the ``Dataset`` ``"synthetic-counts"`` (``load_dataset``).
+
+``fit_counts`` is how any count matrix (generated, or your own file) is held: checked to be
+non-negative whole numbers and stored in the smallest integer dtype that holds its largest count
+(``count_dtype``: uint8, int16 or int32), which the count likelihoods read as they are.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .._checks import check_int
 
@@ -74,3 +80,44 @@ def synthetic_counts_splits(num_train=None, num_valid=None, num_test=None, genes
         out[split] = (counts[start:start + size], batch[start:start + size], kind[start:start + size])
         start += size
     return out
+
+
+def count_dtype(top: int):
+    """The smallest NumPy integer dtype the count likelihoods read that holds counts up to ``top``."""
+    for dt in (np.uint8, np.int16, np.int32):
+        if top <= np.iinfo(dt).max:
+            return dt
+    return np.int64
+
+
+def fit_counts(a: np.ndarray, where: str) -> np.ndarray:
+    """The array ``a`` (N, G) as counts: bool, integer, or float holding whole numbers, all
+    non-negative; returned in ``count_dtype`` of its largest count. A ValueError naming what does
+    not fit (other shapes, negative values, fractions such as normalised or log expression)."""
+    if a.ndim != 2:
+        raise ValueError(f"{where}: a count matrix is (cells, genes), got shape {a.shape}")
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8)
+    if a.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: dtype {a.dtype}; counts are integer (or float holding whole numbers)")
+    lo, hi = (a.min(), a.max()) if a.size else (0, 0)
+    if a.dtype.kind == "f":
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(f"{where}: holds NaN or infinite values")
+        if not (a == np.floor(a)).all():
+            raise ValueError(f"{where}: float values that are not whole numbers (normalised or log-transformed "
+                             f"expression?): the count likelihoods model the raw counts")
+    if lo < 0:
+        raise ValueError(f"{where}: holds negative values (down to {lo}); counts are non-negative")
+    return a.astype(count_dtype(int(hi)), copy=False)
+
+
+def load_counts(seed: int = 0, genes=None, num_train=None, num_valid=None, num_test=None):
+    """The ``"synthetic-counts"`` data set (``synthetic_counts_splits``) as a ``Dataset`` of CPU
+    count tensors (N, genes), each in the ``count_dtype`` of the largest count of all splits."""
+    from .datasets import Dataset  # datasets imports this module for load_dataset
+
+    splits = synthetic_counts_splits(num_train, num_valid, num_test, genes, seed)
+    dt = count_dtype(max(int(c.max()) for c, _, _ in splits.values()))
+    t = {s: torch.from_numpy(c.astype(dt)) for s, (c, _, _) in splits.items()}
+    return Dataset("synthetic-counts", t["train"], t["valid"], t["test"], dynamic=False, binary=False)

@@ -20,7 +20,7 @@ import torch
 
 from .. import likelihoods
 from .._backend import use_triton
-from .._checks import check_likelihood, validate_targets
+from .._checks import check_likelihood, validate_values
 from .._rows import sum_dtype
 from ..kernels import modes
 from . import _route
@@ -263,7 +263,7 @@ def _fused(function, p, x, logscale, validate_args):
     spec = _RECORDS[function.__name__]
     check_likelihood(spec, p, x, logscale)
     if validate_args:
-        validate_targets(spec, x)
+        validate_values(spec, p, x)
     if not use_triton(p):
         extra = (logscale,) if spec.has_scale else ()
         return _route.guard(spec.function, spec.reference(p, x, *extra))
@@ -280,9 +280,10 @@ def bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate_args: bool =
             decoder output is read through its strides, never copied).
         x: targets of logits' shape: floats in [0, 1] (soft targets), bool, or uint8 holding
             0/1 (read as one byte per element).
-        validate_args: check that x lies in [0, 1] (uint8: is 0 or 1), a ValueError otherwise.
-            It costs a reduction and a host sync, so it is off by default, and then other values
-            give the formula's value.
+        validate_args: check that x lies in [0, 1] (uint8: is 0 or 1), a ValueError otherwise,
+            and warn once if every logit lies in [0, 1] (probabilities passed as logits). It
+            costs reductions and host syncs, so it is off by default, and then other values give
+            the formula's value.
 
     Returns:
         (B,) float32 (float64 for float64 logits): the sum over all non-batch dimensions.
@@ -312,8 +313,9 @@ def continuous_bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate_a
         x: targets of logits' shape in [0, 1]: any float dtype, bool, or uint8, read as k/255
             (8-bit images kept as bytes on the device: one byte per element read, no
             conversion pass).
-        validate_args: check that float x lies in [0, 1], a ValueError otherwise (a reduction
-            and a host sync; off by default).
+        validate_args: check that float x lies in [0, 1], a ValueError otherwise, and warn once
+            if every logit lies in [0, 1] (probabilities passed as logits); reductions and host
+            syncs, off by default.
 
     Returns:
         (B,) float32 (float64 for float64 logits). Gradients flow to logits

@@ -7,24 +7,15 @@ import math
 
 import torch
 
-from ..models import ConvVAE, MLPVAE
-from .args import likelihood_name, likelihood_settings, num_samples
+from .. import architectures
+from .args import num_samples
 
 
-def build_model(args, shape, settings=None):
-    """The model ``args`` ask for, on images of ``shape``; ``settings``: the likelihood's (the
-    mixture's number and bits, ``args.likelihood_settings``)."""
-    like = dict(likelihood=likelihood_name(args),
-                logscale="learned" if args.logscale is None else args.logscale, **(settings or {}))
-    if args.arch == "mlp":
-        if args.conv_channels is not None:
-            raise ValueError("--conv-channels is for --arch conv; the MLP takes --hidden")
-        return MLPVAE(shape, hidden=args.hidden or (400,), latent_dim=args.latent_dim, activation=args.activation,
-                      fused=args.fused, **like)
-    if args.hidden is not None:
-        raise ValueError("--hidden is for --arch mlp; the conv VAE takes --conv-channels")
-    return ConvVAE(shape, latent_dim=args.latent_dim, channels=args.conv_channels, activation=args.activation,
-                   fused=args.fused, **like)
+def build_model(args, shape, bits=None):
+    """The model of the settings ``args`` for examples of ``shape``, by the one builder that
+    ``fastvae.models.load`` also rebuilds checkpoints with (``fastvae.architectures``); ``bits``:
+    the data's bits per value, for a likelihood of the levels (the mixture's; 8 if not given)."""
+    return architectures.build(architectures.resolve(dict(vars(args), bits=bits), shape))
 
 
 def initial_model(args, ds, targets, device):
@@ -32,7 +23,7 @@ def initial_model(args, ds, targets, device):
     --output-bias-init the decoder's output bias starts where the model predicts the training
     pixel means (``targets``: the run's Targets)."""
     torch.manual_seed(args.seed)  # identical initial weights on every rank
-    model = build_model(args, ds.shape, likelihood_settings(args, targets.bits)).to(device)
+    model = build_model(args, ds.shape, targets.bits).to(device)
     if args.output_bias_init:
         model.init_output_bias(targets.pixel_means(ds.train))
     return model

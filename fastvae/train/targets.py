@@ -6,14 +6,17 @@ way; the training pixel means for the output bias; and bits per dimension for 8-
   likelihood that reads uint8 targets as 0/1 (the Bernoulli): uint8 as it is, one byte per pixel.
 * ``binary-float``: 0/1 data for a likelihood that reads uint8 as k/255 (a continuous one):
   converted to float (k/255 is not what 0/1 bytes mean).
+* ``as-is``: your own data (``--data PATH``), already checked and converted for the likelihood
+  when it was loaded (``fastvae.data.load_files``): uint8 or float32, served as it is.
 * ``dequantized``: 8-bit grey levels k (``--data mnist --grey``) for a continuous likelihood:
   ``(k + u) / 256`` with u ~ U[0, 1), a fresh u every batch (drawn from ``(seed, step, rank)``,
   so a resumed run draws the same), and one fixed u for each evaluation split. The model's
   density on [0, 1]^D then bounds the discrete one: bits/dim = ``(NLL + D log 256) / (D log 2)``.
 * ``levels``: for a likelihood of the levels themselves (the discretized logistic mixture),
   uint8 as it is: 8-bit grey levels (``--grey``, ``bits`` 8), or the binary data's 0/1 as the
-  levels of 1 bit. The likelihood is discrete, so no dequantization: bits/dim = ``NLL / (D log 2)``,
-  as PixelCNN++, VDVAE and NVAE report it.
+  levels of 1 bit (your own data under it is ``as-is``: 8-bit levels, or floats in [-1, 1]).
+  The likelihood is discrete, so no dequantization: bits/dim = ``NLL / (D log 2)``, as
+  PixelCNN++, VDVAE and NVAE report it.
 """
 
 import math
@@ -31,8 +34,12 @@ class Targets:
     def __init__(self, likelihood, ds, grey, seed):
         self.seed = seed
         self.grey = bool(grey)
-        self.bits = 8 if self.grey else 1  # of the data's values
-        if likelihoods.get(likelihood).uint8 == likelihoods.LEVELS:
+        self.spec = likelihoods.get(likelihood)
+        self.bits = data_bits(ds, grey)
+        self.discrete = self.spec.uint8 == likelihoods.LEVELS  # a likelihood of the levels themselves
+        if not ds.binary:
+            self.kind = "as-is"
+        elif self.discrete:
             self.kind = "levels"
         elif self.grey:
             self.kind = "dequantized"
@@ -43,8 +50,8 @@ class Targets:
         self.binarize = ds.dynamic and not self.grey  # the loader binarizes MNIST's grey levels
 
     def batch(self, x, step, rank):
-        """The training batch the loader served (uint8) as the model gets it."""
-        if self.kind in ("binary", "levels"):
+        """The training batch the loader served as the model gets it."""
+        if self.kind in ("binary", "levels", "as-is"):
             return x
         if self.kind == "binary-float":
             return x.float()
@@ -63,6 +70,11 @@ class Targets:
     def pixel_means(self, train):
         """Per-pixel means of the training data in the model's units (float64), summed on the fly."""
         s = train.sum(0, dtype=torch.float64) / train.shape[0]
+        if self.kind == "as-is" and self.discrete:  # levels k of 8 bits, or floats in [-1, 1]: in [0, 1]
+            return s / 255 if train.dtype == torch.uint8 else (s + 1) / 2
+        if self.kind == "as-is":
+            scale = self.spec.uint8_scale if train.dtype == torch.uint8 else None
+            return s * scale if scale is not None else s
         if self.kind == "dequantized":
             return (s + 0.5) / 256
         return s / 255 if self.binarize or self.grey else s
@@ -70,10 +82,16 @@ class Targets:
     def bits_per_dim(self, nll, shape):
         """Bits per dimension of a test NLL (nats per example): for 8-bit data under a density
         (dequantized), and for the levels under a discrete likelihood; None for others."""
-        if self.kind not in ("dequantized", "levels") or nll is None:
+        if not (self.kind == "dequantized" or self.discrete) or nll is None:
             return None
         D = math.prod(shape)
         return (nll + (D * math.log(256) if self.kind == "dequantized" else 0.0)) / (D * math.log(2))
+
+
+def data_bits(ds, grey):
+    """Bits per value of the data set ``ds`` (a ``Dataset``) as a likelihood of the levels reads
+    it: 8 for grey levels (``grey``, --grey) and your own data, 1 for the binary data sets."""
+    return 8 if grey or not ds.binary else 1
 
 
 def dequantize(x, generator):

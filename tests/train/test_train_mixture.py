@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from fastvae import data, train
+from fastvae import data, models, train
 from fastvae.train.targets import Targets
 
 from train_helpers import lines
@@ -30,6 +30,13 @@ def test_trains_a_conv_vae_on_colour_shapes_and_reports_bits_per_dim(tmp_path, c
     assert summary["config"]["mixtures"] == 3 and summary["backend"] == "triton"
     assert f"({summary['test_bits_per_dim']:.3f} bits/dim)" in capsys.readouterr().err
     assert (tmp_path / "samples.png").exists() and (tmp_path / "reconstructions.png").exists()
+    # the checkpoint rebuilds the same likelihood: M and the data's bits are in its configuration
+    assert (summary["config"]["bits"], summary["config"]["mixtures"]) == (1, 3)
+    model = models.load(tmp_path / "checkpoint.pt", map_location="cpu")
+    assert model.likelihood_settings == {"num_mixtures": 3, "bits": 1, "dim": 1}
+    x = data.load_dataset("shapes", channels=3, num_train=4, num_test=4).test[:4]
+    assert model.log_likelihood(model.decode(model.encode(x)[0]), x).isfinite().all()
+    assert model.sample(2).shape == (2, 3, 28, 28)
 
 
 def test_the_levels_reach_the_model_as_they_are():
