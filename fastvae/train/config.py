@@ -4,7 +4,8 @@ default. ``None`` is left only where a setting does not apply (``hidden`` for ``
 ``logscale`` for a likelihood without a scale, ``samples`` for the ELBO, ``data_dir``,
 ``held_out`` and ``resize`` for data they do not concern) or means "none" (``stop_after``).
 
-Resolved here: the model's settings and ``input_shape`` (``fastvae.architectures``), K of the
+Resolved here: the model's settings and ``input_shape`` (``fastvae.architectures``; for the
+discretized logistic mixture also ``mixtures`` and the data's ``bits``), K of the
 importance-weighted objectives, the split sizes (``num_train``, ``num_test``: the examples the
 run has), the data directory, ``--held-out``, the device, and the evaluation's K and rows per
 call. A configuration that is already resolved (a checkpoint's) resolves to itself, and a
