@@ -3,7 +3,9 @@
 Public API: ``reparameterize_kl``, ``reparameterize``, ``gaussian_kl``,
 ``bernoulli_log_likelihood``, ``continuous_bernoulli_log_likelihood``,
 ``gaussian_log_likelihood``, the count likelihoods ``negative_binomial_log_likelihood``,
-``softmax_negative_binomial_log_likelihood`` and ``poisson_log_likelihood``, ``elbo_loss`` /
+``softmax_negative_binomial_log_likelihood`` and ``poisson_log_likelihood``, the discretized
+logistic mixture of PixelCNN++ ``discretized_logistic_mixture_log_likelihood`` and its sampler
+``sample_discretized_logistic_mixture``, ``elbo_loss`` /
 ``ELBOLoss`` (with ``ELBOTerms``),
 ``reparameterize_iw`` and ``iwae_loss`` (importance-weighted training, IWAE and DReG), the plain
 PyTorch twins in ``fastvae.reference``, the registry of likelihoods ``fastvae.likelihoods``,
@@ -23,6 +25,7 @@ from .loss import elbo_loss, ELBOLoss, ELBOTerms
 from .ops import (
     bernoulli_log_likelihood,
     continuous_bernoulli_log_likelihood,
+    discretized_logistic_mixture_log_likelihood,
     gaussian_kl,
     gaussian_log_likelihood,
     iwae_loss,
@@ -31,6 +34,7 @@ from .ops import (
     reparameterize,
     reparameterize_iw,
     reparameterize_kl,
+    sample_discretized_logistic_mixture,
     softmax_negative_binomial_log_likelihood,
 )
 
@@ -46,6 +50,7 @@ __all__ = [
     "bernoulli_log_likelihood",
     "continuous_bernoulli_log_likelihood",
     "data",
+    "discretized_logistic_mixture_log_likelihood",
     "elbo_loss",
     "evaluate",
     "gaussian_kl",
@@ -61,6 +66,7 @@ __all__ = [
     "reparameterize",
     "reparameterize_iw",
     "reparameterize_kl",
+    "sample_discretized_logistic_mixture",
     "set_backend",
     "softmax_negative_binomial_log_likelihood",
 ]

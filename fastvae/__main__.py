@@ -68,8 +68,14 @@ IMPLEMENTATIONS = {"triton": "the Triton kernels", "triton-interpreter": "the Tr
 
 
 def _likelihood_inputs(spec, B, D, dev, dtype):
-    """(parameters, targets, keyword arguments) a record of the registry reads: logits or means,
-    targets in its support, a logscale or log theta per feature, dropout logits where needed."""
+    """(parameters, targets, tensor arguments, settings) a record of the registry reads: logits or
+    means, targets in its support, a logscale or log theta per feature, dropout logits where
+    needed; for a record whose parameters have a layout (the mixture over an image's channels),
+    RGB images of about D sub-pixels and 3 mixtures."""
+    if spec.layout is not None:
+        settings = spec.bind({"num_mixtures": 3})
+        x = torch.randint(0, 256, (B, 3, max(1, D // 3)), device=dev, dtype=torch.uint8)
+        return torch.randn(spec.params_shape(x.shape, settings), device=dev).to(dtype), x, {}, settings
     if spec.counts:
         p = torch.randn(B, D, device=dev).mul(1.5).exp().mul(2).to(dtype)
         x = torch.poisson(torch.rand(B, D, device=dev) * 8).to(torch.int32)
@@ -83,18 +89,18 @@ def _likelihood_inputs(spec, B, D, dev, dtype):
             args[name] = torch.full((D,), -1.0 if name == "logscale" else 0.5, device=dev).to(dtype)
         elif name == "zero_inflation_logits" and default is likelihoods.REQUIRED:
             args[name] = torch.randn(B, D, device=dev).to(dtype)
-    return p, x, args
+    return p, x, args, {}
 
 
 def _check_likelihoods(B, D, dev, dtype, tol):
     """Every likelihood of the registry, and the softmax form of the count likelihoods."""
     rows = []
     for spec in likelihoods.records():
-        p, x, args = _likelihood_inputs(spec, B, D, dev, dtype)
+        p, x, args, settings = _likelihood_inputs(spec, B, D, dev, dtype)
         names = list(args)
 
-        def run(m, p, x, *ts, spec=spec, names=names):
-            return (spec.call(p, x, dict(zip(names, ts)), fused=m is fastvae),)
+        def run(m, p, x, *ts, spec=spec, names=names, settings=settings):
+            return (spec.call(p, x, dict(zip(names, ts), **settings), fused=m is fastvae),)
 
         label = spec.function + ("" if spec.function.startswith(spec.name) else f" ({spec.title})")
         rows += _check_op(label, run, [p, x, *args.values()], [spec.param, "x", *names], ["ll"], tol)

@@ -41,12 +41,17 @@ def check_gaussian(mu, logvar, eps=None, generator=None):
     if eps is not None:
         _float("eps", eps)
         _same("mu", mu, "eps", eps)
+    check_generator(generator, "mu", mu)
+
+
+def check_generator(generator, name, t):
+    """None, or a torch.Generator of the device type of ``t`` (named ``name``)."""
     if generator is not None:
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        if generator.device.type != mu.device.type:
-            raise ValueError(f"generator is on {generator.device} but mu is on {mu.device}; "
-                             "pass a generator of mu's device type")
+        if generator.device.type != t.device.type:
+            raise ValueError(f"generator is on {generator.device} but {name} is on {t.device}; "
+                             f"pass a generator of {name}'s device type")
 
 
 def check_prior(mu, prior_mu, prior_logvar):
@@ -97,15 +102,44 @@ def check_targets_dtype(spec, x):
         raise TypeError(f"x must be {_FLOAT_NAMES}, bool, or {_targets_text(spec)}, got dtype {x.dtype}")
 
 
-def check_likelihood(spec, p, x, logscale=None):
-    """Parameters ``p`` (B, ...) float and targets ``x`` of its shape for the likelihood of
+def check_likelihood(spec, p, x, logscale=None, args=None):
+    """Parameters ``p`` (B, ...) float and targets ``x`` of its shape (or, for a record with a
+    layout, of the shape it gives for x with the settings ``args``) for the likelihood of
     record ``spec`` (``fastvae.likelihoods``), and, where it has a scale, a logscale: a real
     number or a float tensor broadcastable to p's shape without changing it."""
     _float(spec.param, p)
     check_targets_dtype(spec, x)
-    _same(spec.param, p, "x", x)
+    if spec.layout is None:
+        _same(spec.param, p, "x", x)
+    else:
+        check_layout(spec, p, x, args or {})
     if spec.has_scale:
         check_logscale(logscale, p)
+
+
+def check_layout(spec, p, x, args):
+    """``p`` has the shape the record's layout gives for x's shape with the settings ``args``."""
+    want = spec.params_shape(x.shape, args)
+    if tuple(p.shape) != want:
+        settings = ", ".join(f"{n}={v}" for n, v in args.items())
+        raise ValueError(f"{spec.param} must have shape {want} for x of shape {tuple(x.shape)} with {settings}, got "
+                         f"{tuple(p.shape)} (fastvae never broadcasts)")
+    if p.device != x.device:
+        raise ValueError(f"{spec.param} and x must be on the same device, got {p.device} and {x.device}")
+
+
+def check_mixture_sample(params, num_mixtures, dim, generator=None):
+    """The sampler's inputs: ``params`` (B, ..., K at ``dim``, ...) float with K = 10 M (RGB) or
+    3 M (grey) for ``num_mixtures`` M, and a generator of params' device type (or None)."""
+    from . import _mixture
+
+    _float("params", params)
+    m = check_int("num_mixtures", num_mixtures, 1)
+    d = _mixture.channel_dim(dim, params.dim())
+    if _mixture.mixture_channels(params.shape[d], m) is None:
+        raise ValueError(f"params must hold 10 * num_mixtures (RGB) or 3 * num_mixtures (grey) = {10 * m} or "
+                         f"{3 * m} entries along dim {dim}, got {params.shape[d]} in shape {tuple(params.shape)}")
+    check_generator(generator, "params", params)
 
 
 def check_broadcast(name, t, p, p_name):
@@ -158,21 +192,26 @@ def check_softmax_counts(logits, log_library):
                          f"{logits.device}")
 
 
-def validate_targets(spec, x):
+def validate_targets(spec, x, args=None):
     """``validate_args=True``: the target values lie in the support of the likelihood of record
-    ``spec`` (one reduction and a host sync: off by default). ValueError naming the offending
-    value otherwise."""
+    ``spec`` with its arguments ``args`` (one reduction and a host sync: off by default).
+    ValueError naming the offending value otherwise."""
     if x.dtype == torch.bool or x.numel() == 0:
         return
     if spec.counts:
         bad = (x < 0) if not x.is_floating_point() else ~((x >= 0) & (x == torch.floor(x)) & torch.isfinite(x))
         what = "counts (non-negative integers)"
+    elif x.dtype == torch.uint8 and spec.uint8 == likelihoods.LEVELS:
+        top = 2 ** (args or {}).get("bits", 8) - 1
+        bad, what = x > top, f"levels 0..{top} (bits={(args or {}).get('bits', 8)})"
     elif x.dtype == torch.uint8:
         bad = x > 1 if spec.uint8 == likelihoods.BINARY else None
         what = (f"0 or 1 (uint8 targets of the {spec.title} likelihood are 0/1; raw 8-bit images: binarize "
                 f"them, or use a likelihood that reads uint8 as k/255)")
     elif spec.support == likelihoods.FINITE:
         bad, what = ~torch.isfinite(x), "finite values"
+    elif spec.support == likelihoods.SIGNED_UNIT:
+        bad, what = ~((x >= -1) & (x <= 1)), "values in [-1, 1]"
     else:
         bad, what = ~((x >= 0) & (x <= 1)), "values in [0, 1]"
     if bad is not None and bool(bad.any()):
@@ -181,11 +220,11 @@ def validate_targets(spec, x):
                          f"x.flatten()[{i}] = {x.flatten()[i].item()!r}")
 
 
-def validate_values(spec, p, x):
-    """``validate_args=True``: the targets ``x`` in the likelihood's support (a ValueError
-    otherwise), and a warning, once, when the decoder output ``p`` looks like probabilities
-    where the likelihood takes logits (``fastvae._mistakes``)."""
-    validate_targets(spec, x)
+def validate_values(spec, p, x, args=None):
+    """``validate_args=True``: the targets ``x`` in the likelihood's support with its arguments
+    ``args`` (a ValueError otherwise), and a warning, once, when the decoder output ``p`` looks
+    like probabilities where the likelihood takes logits (``fastvae._mistakes``)."""
+    validate_targets(spec, x, args)
     warn_if_probabilities(spec, p)
 
 
@@ -215,7 +254,7 @@ def check_beta(beta):
 def check_likelihood_args(spec, p, x, args):
     """Parameters, targets and the likelihood's keyword arguments ``args`` (``spec.bind``'s)."""
     if not spec.counts:
-        return check_likelihood(spec, p, x, args.get("logscale"))
+        return check_likelihood(spec, p, x, args.get("logscale"), args)
     if args.get("log_library") is not None:
         check_softmax_counts(p, args["log_library"])
     check_counts(spec, p, x, args.get("log_theta"), args.get("zero_inflation_logits"))
@@ -276,7 +315,10 @@ def check_iwae(spec, recon, x, log_ratio, args, z, estimator, reduction, has_slo
     if recon.dim() < 2:
         raise ValueError(f"recon must be (K, B, ...), one decoder output per sample, got shape {tuple(recon.shape)}")
     check_targets_dtype(spec, x)
-    if tuple(x.shape) != tuple(recon.shape[1:]):
+    if spec.layout is not None and tuple(recon.shape[1:]) != spec.params_shape(x.shape, args):
+        raise ValueError(f"recon must be (K, *{spec.params_shape(x.shape, args)}) for x of shape {tuple(x.shape)}, "
+                         f"got {tuple(recon.shape)}")
+    if spec.layout is None and tuple(x.shape) != tuple(recon.shape[1:]):
         raise ValueError(f"x must have one sample's shape recon.shape[1:] = {tuple(recon.shape[1:])} (it is not "
                          f"repeated per sample), got {tuple(x.shape)}")
     _float("log_ratio", log_ratio)

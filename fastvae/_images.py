@@ -28,6 +28,15 @@ def as_images(x, spec=None):
     return None
 
 
+def as_shown(model, x):
+    """The examples ``x`` of ``model`` (a VAE) as its likelihood reads them, float32 in [0, 1]:
+    0/1 or k/255, and the discretized logistic mixture's levels in [-1, 1] mapped back."""
+    from . import likelihoods  # the registry imports torch-heavy modules; the PNG writer alone does not
+
+    img = model.spec.targets(x, torch.float32, getattr(model, "likelihood_settings", None))
+    return (img + 1) / 2 if model.spec.support == likelihoods.SIGNED_UNIT else img
+
+
 def grid(images, nrow):
     """(N, C, H, W) in [0, 1] -> (rows*H, nrow*W, C) numpy image with 1-pixel gaps (white),
     (rows*H, nrow*W) for C = 1."""

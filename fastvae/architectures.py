@@ -12,7 +12,9 @@ architecture is one ``Architecture`` record in the table below:
   weights (the caller seeds and loads a state dict).
 
 ``resolve`` (the module function) also fills in what every architecture shares:
-``input_shape`` (a list of ints: one example's shape) and the likelihood's ``logscale``. A
+``input_shape`` (a list of ints: one example's shape), the likelihood's ``logscale``, and for
+the discretized logistic mixture its ``mixtures`` (M, default 10) and ``bits`` (of the data's
+values, default 8; the training command sets them from the data). A
 resolved configuration holds a value for every setting; ``None`` only where a setting does not
 apply (``hidden`` for ``conv``, ``logscale`` for a likelihood without a scale). Resolving is
 idempotent, so a resolved configuration (a checkpoint's) resolves to itself.
@@ -31,6 +33,8 @@ from .models import conv_channels_for, ConvVAE, CountVAE, MLPVAE
 MLP_HIDDEN = [400]  # --hidden's default
 LATENT = 40  # --latent-dim's default
 COUNT_HIDDEN, COUNT_LATENT = [128], 10  # scVI's defaults
+MIXTURES = 10  # --mixtures' default (PixelCNN++, VDVAE, NVAE)
+LAYOUT_ARCHS = ("mlp", "conv")  # the architectures with a head for a likelihood of its own layout (the mixture)
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ def _resolve_count(config, input_shape):
 
 def _likelihood_settings(config):
     spec = likelihoods.get(config["likelihood"])
-    return dict(likelihood=spec.name, logscale=config["logscale"] if spec.has_scale else "learned")
+    layout = dict(num_mixtures=config["mixtures"], bits=config["bits"]) if spec.layout is not None else {}
+    return dict(likelihood=spec.name, logscale=config["logscale"] if spec.has_scale else "learned", **layout)
 
 
 def _build_mlp(config):
@@ -150,7 +155,12 @@ def resolve(config: dict, input_shape=None) -> dict:
     if arch.counts != spec.counts:
         fits = " or ".join(a.name for a in _TABLE if a.counts == spec.counts)
         raise ValueError(f"--arch {arch.name} does not model the {spec.title} likelihood's data; use --arch {fits}")
-    return arch.resolve(dict(config, arch=arch.name, input_shape=shape, logscale=logscale), shape)
+    if spec.layout is not None and arch.name not in LAYOUT_ARCHS:
+        raise ValueError(f"the {spec.title} likelihood's decoder head is --arch {' or '.join(LAYOUT_ARCHS)}'s, "
+                         f"not --arch {arch.name}'s")
+    layout = (dict(mixtures=config.get("mixtures") or MIXTURES, bits=config.get("bits") or 8)
+              if spec.layout is not None else dict(mixtures=None, bits=None))
+    return arch.resolve(dict(config, arch=arch.name, input_shape=shape, logscale=logscale, **layout), shape)
 
 
 def default_arch(spec) -> str:

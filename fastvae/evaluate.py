@@ -55,7 +55,8 @@ def _log_sum_weights(model, x: Tensor, mu: Tensor, logvar: Tensor, k: int, gener
     recon = recon.reshape(k, b, *recon.shape[1:])
     likelihood = getattr(model, "likelihood", likelihoods.DEFAULT)
     logscale = model.output_logscale() if hasattr(model, "output_logscale") else 0.0
-    neg_bound = lib.iwae_loss(recon, x, lr, likelihood=likelihood, logscale=logscale, reduction="none")
+    neg_bound = lib.iwae_loss(recon, x, lr, likelihood=likelihood, logscale=logscale, reduction="none",
+                              **getattr(model, "likelihood_settings", {}))
     return math.log(k) - neg_bound.double()
 
 

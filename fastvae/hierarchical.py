@@ -93,6 +93,10 @@ class HierarchicalVAE(VAE):
         if not shapes:
             raise ValueError("a hierarchical VAE needs at least one level")
         sizes = [int(torch.Size(s).numel()) for s in shapes]
+        spec = likelihoods.get(likelihood)
+        if spec.layout is not None:
+            raise ValueError(f"the {spec.title} likelihood's parameters have a layout of their own, which the "
+                             "hierarchical VAEs' output does not give yet: use fastvae.models.ConvVAE or MLPVAE")
         super().__init__(input_shape, sum(sizes), fused, beta, separate_bias, likelihood=likelihood,
                          logscale=logscale)
         self.latent_shapes, self._sizes = shapes, sizes

@@ -10,6 +10,12 @@ the name of its function (the same in ``fastvae`` and, as its plain PyTorch twin
 ``fastvae.reference``), and, for models, the distribution's mean and the output bias that
 makes an untrained model predict given means (``fastvae.decoders``).
 
+A likelihood that is not elementwise (several parameters per target, a mixture over them) has
+its own kernel and op instead of a ``code``: ``op`` names its row-wise function in
+``fastvae.ops``, which the losses call, and ``layout`` gives its parameters' shape for targets
+of a shape; its arguments are then settings (numbers), which ``layout``, ``mean`` and
+``output_bias`` also receive (``params_shape``, ``mean_of``, ``output_bias_of``).
+
 Adding a likelihood: a kernel branch (``kernels/likelihood.py``), one record here, its function
 in ``fastvae/ops/likelihood.py`` and its twin in ``fastvae/reference.py``, tests and a benchmark
 case (CONTRIBUTING.md).
@@ -20,18 +26,20 @@ from typing import Callable, Optional
 
 import torch
 
-from . import decoders
+from . import _mixture, decoders
 from .kernels import modes
 
 # what a uint8 target holds
 BINARY = "0/1"      # 0 or 1 (binarized data: one byte per pixel)
 EIGHT_BIT = "k/255"  # an 8-bit value k, read as k / 255 in [0, 1]
 COUNT = "count"      # a count k (small count matrices kept as bytes)
+LEVELS = "2k/(2**bits - 1) - 1"  # a level k of 2**bits, read as 2 k / (2**bits - 1) - 1 in [-1, 1]
 
 # which float targets a likelihood supports (checked with validate_args=True)
 UNIT_INTERVAL = "[0, 1]"
 FINITE = "finite"
 COUNTS = "non-negative integers"
+SIGNED_UNIT = "[-1, 1]"
 
 REQUIRED = "required"  # an argument without a default
 # the keyword arguments the losses pass on to a likelihood, and the kernel operand each one is
@@ -46,7 +54,7 @@ class Likelihood:
 
     name: str                  # as likelihood="..." takes it
     aliases: tuple             # other spellings accepted (the command line's, with hyphens)
-    code: int                  # ``kernels.modes`` KIND of the elementwise likelihood kernel
+    code: Optional[int]        # ``kernels.modes`` KIND of the elementwise likelihood kernel (None: its own op)
     function: str              # fastvae.<function>, and its twin fastvae.reference.<function>
     param: str                 # what the decoder outputs, as messages name it
     uint8: str                 # what uint8 targets hold: BINARY, EIGHT_BIT or COUNT
@@ -55,11 +63,39 @@ class Likelihood:
     output_bias: Callable      # means (float64, in the support) -> the output that has them (float64)
     summary: str               # one line for --help and messages
     arguments: tuple = ()      # (name, default or REQUIRED): the keyword arguments the losses pass on
+    layout: Optional[Callable] = None  # (x's shape, **arguments) -> the parameters' shape; None: x's
+    op: Optional[str] = None   # fastvae.ops.<op>(p, x, arguments, grad_scale=, store=): its own row-wise op
 
     @property
     def counts(self) -> bool:
         """Targets are counts: integer dtypes accepted, no gradient for them."""
         return self.support == COUNTS
+
+    @property
+    def discrete(self) -> bool:
+        """Targets are discrete (counts, or the levels of a quantized image): no gradient for them."""
+        return self.counts or self.uint8 == LEVELS
+
+    def params_shape(self, x_shape, args: dict) -> tuple:
+        """The parameters' shape for targets of ``x_shape`` with the bound ``args`` (x's own shape
+        for an elementwise likelihood); ValueError/TypeError for arguments that do not fit."""
+        return tuple(x_shape) if self.layout is None else self.layout(x_shape, **args)
+
+    def mean_of(self, out, args: dict):
+        """The distribution's mean (float32) for decoder output ``out`` and the bound ``args``."""
+        return self.mean(out) if self.layout is None else self.mean(out, **args)
+
+    def output_bias_of(self, means, eps: float, args: dict):
+        """The output (float64) whose distribution has ``means`` (one example's, or 0-d)."""
+        return self.output_bias(means, eps) if self.layout is None else self.output_bias(means, eps, **args)
+
+    def rows(self, p, x, args: dict, grad_scale: float = 1.0, store: bool = True):
+        """log p(x | p) per row through the record's own op (``op``), inputs checked: the
+        gradients stored pre-multiplied by ``grad_scale``, or recomputed in backward
+        (``store=False``, as under ``torch.compile``)."""
+        from . import ops
+
+        return getattr(ops, self.op)(p, x, args, grad_scale=grad_scale, store=store)
 
     @property
     def has_scale(self) -> bool:
@@ -81,11 +117,14 @@ class Likelihood:
         """The name in prose (spaces)."""
         return self.name.replace("_", " ")
 
-    def targets(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Targets as ``dtype`` values of the likelihood's units (uint8 read per ``uint8``)."""
+    def targets(self, x: torch.Tensor, dtype: torch.dtype, args: Optional[dict] = None) -> torch.Tensor:
+        """Targets as ``dtype`` values of the likelihood's units (uint8 read per ``uint8``; levels
+        with ``args``' bits)."""
         scale = self.uint8_scale
         if x.dtype == torch.uint8 and scale is not None:
             return x.to(dtype) * scale
+        if x.dtype in (torch.uint8, torch.bool) and self.uint8 == LEVELS:
+            return x.to(dtype) * (2.0 / (2 ** (args or {}).get("bits", 8) - 1)) - 1.0
         return x.to(dtype)
 
     def given(self, logscale, likelihood_args: dict) -> dict:
@@ -164,6 +203,12 @@ _RECORDS = (
                "negative_binomial_log_likelihood", "mean", COUNT, COUNTS, decoders.gaussian_mean,
                decoders.gaussian_mean_of, "overdispersed " + _COUNT_SUMMARY + ", log_theta and dropout logits",
                (("log_theta", REQUIRED), ("zero_inflation_logits", REQUIRED), ("log_library", None))),
+    Likelihood("discretized_logistic_mixture", ("discretized-logistic-mixture", "dmol"), None,
+               "discretized_logistic_mixture_log_likelihood", "params", LEVELS, SIGNED_UNIT, _mixture.mean,
+               _mixture.output_bias, "images of 2**bits levels in [-1, 1] (PixelCNN++, VDVAE, NVAE); the decoder "
+               "outputs a mixture of num_mixtures discretized logistics", (("num_mixtures", REQUIRED), ("bits", 8),
+                                                                          ("dim", 1)),
+               layout=_mixture.shape, op="mixture_log_likelihood"),
 )
 _BY_NAME = {n: r for r in _RECORDS for n in (r.name, *r.aliases)}
 DEFAULT = _RECORDS[0].name
@@ -188,6 +233,11 @@ def get(likelihood) -> Likelihood:
     if record is None:
         raise ValueError(f"likelihood must be one of {', '.join(map(repr, names()))}, got {likelihood!r}")
     return record
+
+
+def by_function(function: str) -> Likelihood:
+    """The (first) record whose function is ``fastvae.<function>``."""
+    return next(r for r in _RECORDS if r.function == function)
 
 
 def by_code(code: int) -> Likelihood:

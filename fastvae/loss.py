@@ -47,7 +47,8 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
             ``fastvae.reparameterize_kl``, so the KL is not computed twice.
         likelihood: a name of ``fastvae.likelihoods.names()``: ``'bernoulli'`` (default),
             ``'continuous_bernoulli'``, ``'gaussian'``, ``'poisson'``, ``'negative_binomial'``,
-            ``'zero_inflated_negative_binomial'`` (hyphens work too).
+            ``'zero_inflated_negative_binomial'``, ``'discretized_logistic_mixture'`` (hyphens
+            work too; ``'dmol'`` for short).
         logscale: the Gaussian's log standard deviation (a number or a tensor broadcastable to
             the mean; see ``gaussian_log_likelihood``); ignored by the others.
         validate_args: check the target values against the likelihood's support (a host sync), and
@@ -56,8 +57,10 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
             binomials'), ``zero_inflation_logits`` (the zero-inflated one's; optional for the
             negative binomial), and ``log_library`` (B,) for the softmax form, where
             ``recon_logits`` are logits and the mean is ``exp(log_library) * softmax(logits)``
-            (scVI's decoder); a name the likelihood does not take, or one it needs missing, is a
-            TypeError.
+            (scVI's decoder); the discretized logistic mixture's settings ``num_mixtures``
+            (required), ``bits`` and ``dim`` (see ``discretized_logistic_mixture_log_likelihood``:
+            recon_logits are then its (B, 10 M, ...) parameters for x (B, 3, ...)); a name the
+            likelihood does not take, or one it needs missing, is a TypeError.
 
     Returns:
         The loss, or ``ELBOTerms`` when ``return_terms``. Its dtype is the promotion of the two
@@ -71,7 +74,7 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
                                   likelihood=spec, logscale=logscale, validate_args=validate_args, **likelihood_args)
         return ELBOTerms(*_route.guard("elbo_loss", tuple(out))) if return_terms else _route.guard("elbo_loss", out)
     if validate_args:
-        validate_values(spec, recon_logits, x)
+        validate_values(spec, recon_logits, x, args)
     loss, ll, kl = _fused(spec, args, recon_logits, x, gaussian_kl(mu, logvar) if kl is None else kl, beta, reduction)
     return ELBOTerms(loss, ll, kl) if return_terms else loss
 
@@ -79,9 +82,10 @@ def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Te
 def _fused(spec, args, recon, x, kl, beta, reduction):
     """(loss, ll, kl) on the kernels, inputs checked."""
     s, s_value, q, library = operands(spec, args)
-    if library is not None:  # the softmax form of the count likelihoods: its own op, plain glue
+    if library is not None or spec.op is not None:  # a likelihood with its own op (or the softmax
+        # form of the count likelihoods): that op, the expected upstream gradient folded in, plain glue
         folded = 1.0 if recon.dtype == torch.float64 else -_row_weight(reduction, recon.shape[0])
-        ll = softmax_log_likelihood(recon, x, s, library, q, folded)
+        ll = spec.rows(recon, x, args, folded) if spec.op else softmax_log_likelihood(recon, x, s, library, q, folded)
         return reduce_rows(beta * kl - ll, reduction), ll, kl
     if _route.compiling():  # the log-likelihood's custom op and plain torch glue, which the compiler fuses
         ll = log_likelihood(spec, recon, x, s, s_value, q=q)

@@ -48,6 +48,15 @@ def _shape(input_shape):
     return shape
 
 
+def _settings(spec, given):
+    """A layout likelihood's settings (``spec.bind``'s: num_mixtures, ...); the others take none."""
+    if spec.layout is None:
+        if given:
+            raise TypeError(f"the {spec.title} likelihood takes no settings, got {', '.join(sorted(given))}")
+        return {}
+    return spec.bind(given)
+
+
 class VAE(nn.Module):
     """Base class: subclasses build ``self.encoder`` (x -> (B, 2 * latent_dim)) and
     ``self.decoder`` (z -> (B, *input_shape) logits). ``output_bias`` (input_shape) is the
@@ -59,14 +68,20 @@ class VAE(nn.Module):
     Bernoulli, k/255 for the others), bool, or float; also accepted flat as (B, prod(input_shape)).
 
     ``likelihood``: a likelihood of the registry (``fastvae.likelihoods``) whose parameters are
-    the decoder's output alone: ``"bernoulli"``, ``"continuous_bernoulli"`` or ``"gaussian"``
-    (a count likelihood is ``CountVAE``'s; a ValueError here); for the Gaussian, ``logscale``: ``"learned"`` (one shared parameter, default), ``"per-pixel"`` (a
-    parameter of input_shape) or a number (fixed). A learned logscale is the parameter
+    the decoder's output alone: ``"bernoulli"``, ``"continuous_bernoulli"``, ``"gaussian"`` or
+    ``"discretized_logistic_mixture"`` (a count likelihood is ``CountVAE``'s; a ValueError here);
+    for the Gaussian, ``logscale``: ``"learned"`` (one shared parameter, default), ``"per-pixel"``
+    (a parameter of input_shape) or a number (fixed). A learned logscale is the parameter
     ``self.logscale`` (optimised, checkpointed), used clamped at ``decoders.LOGSCALE_FLOOR``.
+    A likelihood whose parameters have their own layout (the discretized logistic mixture) takes
+    its settings as keywords (``num_mixtures=10``, ``bits``): the decoder then outputs
+    ``output_shape`` (its 10 M or 3 M channels per pixel), and ``sample``/``reconstruct`` give the
+    mixture's mean (``fastvae.sample_discretized_logistic_mixture(model.decode(z), M)`` draws).
     """
 
     def __init__(self, input_shape, latent_dim: int, fused: bool = True, beta: float = 1.0,
-                 separate_bias: bool = True, *, likelihood: str = likelihoods.DEFAULT, logscale="learned"):
+                 separate_bias: bool = True, *, likelihood: str = likelihoods.DEFAULT, logscale="learned",
+                 **likelihood_settings):
         super().__init__()
         self.input_shape = _shape(input_shape)
         self.latent_dim = check_int("latent_dim", latent_dim, 1)
@@ -77,9 +92,11 @@ class VAE(nn.Module):
             raise ValueError(f"the {self.spec.title} likelihood models count matrices with a per-gene dispersion "
                              "and a cell's library, which this VAE's decoder does not give: use "
                              "fastvae.models.CountVAE")
+        self.likelihood_settings = _settings(self.spec, likelihood_settings)
+        self.output_shape = self.spec.params_shape((1, *self.input_shape), self.likelihood_settings)[1:]
         self._separate_bias = separate_bias
         if separate_bias:
-            self.output_bias = nn.Parameter(torch.zeros(self.input_shape))
+            self.output_bias = nn.Parameter(torch.zeros(self.output_shape))
         self._fixed_logscale = 0.0
         if self.spec.has_scale:
             setting = decoders.check_logscale_setting(logscale)
@@ -119,12 +136,12 @@ class VAE(nn.Module):
         """``(mu, logvar)``, each (B, latent_dim), of q(z | x). The encoder sees the values the
         likelihood reads: uint8 as 0/1 for the Bernoulli, as k/255 for the others."""
         x = self._check_input(x)
-        h = self.encoder(self.spec.targets(x, self._input_dtype()))
+        h = self.encoder(self.spec.targets(x, self._input_dtype(), self.likelihood_settings))
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar
 
     def decode(self, z: Tensor) -> Tensor:
-        """The decoder's output (B, *input_shape): logits, or the Gaussian's mean, of p(x | z)."""
+        """The decoder's output (B, *output_shape): logits, or the Gaussian's mean, of p(x | z)."""
         logits = self.decoder(z)
         if not self._separate_bias:
             return logits
@@ -155,7 +172,8 @@ class VAE(nn.Module):
         loss_fn = elbo_loss if self.fused else reference.elbo_loss
         beta = self.beta if beta is None else beta
         return loss_fn(out.logits, x, beta=beta, reduction=reduction, return_terms=return_terms, kl=out.kl,
-                       likelihood=self.likelihood, logscale=self.output_logscale(), validate_args=validate_args)
+                       likelihood=self.likelihood, logscale=self.output_logscale(), validate_args=validate_args,
+                       **self.likelihood_settings)
 
     def iwae_loss(self, x: Tensor, num_samples: int, *, estimator: str = "iwae", reduction: str = "mean",
                   return_terms: bool = False):
@@ -170,9 +188,10 @@ class VAE(nn.Module):
         mu, logvar = self.encode(x)
         z, log_ratio = lib.reparameterize_iw(mu, logvar, num_samples, path_gradient=estimator == "dreg")
         K, B = log_ratio.shape
-        recon = self.decode(z.reshape(K * B, self.latent_dim)).view(K, B, *self.input_shape)
+        recon = self.decode(z.reshape(K * B, self.latent_dim)).view(K, B, *self.output_shape)
         loss = lib.iwae_loss(recon, x, log_ratio, likelihood=self.likelihood, logscale=self.output_logscale(),
-                             z=z if estimator == "dreg" else None, estimator=estimator, reduction=reduction)
+                             z=z if estimator == "dreg" else None, estimator=estimator, reduction=reduction,
+                             **self.likelihood_settings)
         if not return_terms:
             return loss
         with torch.no_grad():
@@ -181,8 +200,10 @@ class VAE(nn.Module):
         return ELBOTerms(loss, ll, kl)
 
     def log_likelihood(self, out: Tensor, x: Tensor) -> Tensor:
-        """log p(x | z) per row for decoder outputs ``out`` (B, *input_shape), fused or not."""
+        """log p(x | z) per row for decoder outputs ``out`` (B, *output_shape), fused or not."""
         spec = self.spec
+        if spec.layout is not None:
+            return spec.call(out, x, self.likelihood_settings, fused=self.fused)
         fn = spec.fused if self.fused else spec.reference
         return fn(out, x, self.output_logscale()) if spec.has_scale else fn(out, x)
 
@@ -196,7 +217,7 @@ class VAE(nn.Module):
             raise ValueError(f"binary samples are for a likelihood of 0/1 data, not {self.likelihood!r}")
         p = self.output_bias
         z = torch.randn(n, self.latent_dim, device=p.device, dtype=p.dtype, generator=generator)
-        mean = self.spec.mean(self.decode(z))
+        mean = self.spec.mean_of(self.decode(z), self.likelihood_settings)
         if binary:
             return (torch.rand(mean.shape, device=p.device, generator=generator) < mean).to(torch.uint8)
         return mean
@@ -205,7 +226,7 @@ class VAE(nn.Module):
     def reconstruct(self, x: Tensor) -> Tensor:
         """The mean of p(x | z) (B, *input_shape), float32, decoded from the posterior mean of x."""
         mu, _ = self.encode(x)
-        return self.spec.mean(self.decode(mu))
+        return self.spec.mean_of(self.decode(mu), self.likelihood_settings)
 
     @torch.no_grad()
     def init_output_bias(self, pixel_means: Union[Tensor, float], eps: float = 1e-3) -> None:
@@ -214,10 +235,13 @@ class VAE(nn.Module):
         mean for the continuous Bernoulli, the mean for the Gaussian; worth about a nat at the end
         of training on MNIST. ``pixel_means`` (of the training data, in [0, 1]): input_shape or flat."""
         m = torch.as_tensor(pixel_means, dtype=torch.float64)
-        if m.dim() != 0 and m.numel() != self.output_bias.numel():
-            raise ValueError(f"pixel_means must have {self.output_bias.numel()} values "
-                             f"(input_shape {self.input_shape}), got shape {tuple(m.shape)}")
-        bias = self.spec.output_bias(m, eps)
+        n = math.prod(self.input_shape)
+        if m.dim() != 0 and m.numel() != n:
+            raise ValueError(f"pixel_means must have {n} values (input_shape {self.input_shape}), got shape "
+                             f"{tuple(m.shape)}")
+        if self.spec.layout is not None:  # one output per pixel and mixture: from means of input_shape
+            m = m.expand(self.input_shape) if m.dim() == 0 else m.reshape(self.input_shape)
+        bias = self.spec.output_bias_of(m, eps, self.likelihood_settings)
         self.output_bias.copy_(bias.reshape(self.output_bias.shape if m.dim() else ()))
 
 
@@ -230,11 +254,11 @@ class MLPVAE(VAE):
 
     def __init__(self, input_shape=(1, 28, 28), hidden: Union[int, Sequence[int]] = (400,),
                  latent_dim: int = 40, activation: str = "relu", fused: bool = True, beta: float = 1.0, *,
-                 likelihood: str = likelihoods.DEFAULT, logscale="learned"):
+                 likelihood: str = likelihoods.DEFAULT, logscale="learned", **likelihood_settings):
         # the last Linear's bias is the per-pixel output bias: added inside its matmul, so no
         # extra pass over the (B, D) logits forward or backward
         super().__init__(input_shape, latent_dim, fused, beta, separate_bias=False, likelihood=likelihood,
-                         logscale=logscale)
+                         logscale=logscale, **likelihood_settings)
         hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
         for h in hidden:
             check_int("hidden width", h, 1)
@@ -249,13 +273,13 @@ class MLPVAE(VAE):
 
         self.hidden = hidden
         self.encoder = nn.Sequential(nn.Flatten(), *mlp((D, *hidden, 2 * self.latent_dim)))
-        self.decoder = nn.Sequential(*mlp((self.latent_dim, *hidden[::-1], D)),
-                                     nn.Unflatten(1, self.input_shape))
+        self.decoder = nn.Sequential(*mlp((self.latent_dim, *hidden[::-1], math.prod(self.output_shape))),
+                                     nn.Unflatten(1, self.output_shape))
 
     @property
     def output_bias(self) -> Tensor:
-        """The decoder's last Linear bias, viewed as input_shape."""
-        return self.decoder[-2].bias.view(self.input_shape)
+        """The decoder's last Linear bias, viewed as output_shape."""
+        return self.decoder[-2].bias.view(self.output_shape)
 
 
 def conv_channels_for(input_shape) -> tuple:
@@ -276,8 +300,9 @@ class ConvVAE(VAE):
     def __init__(self, input_shape=(1, 28, 28), latent_dim: int = 32,
                  channels: Optional[Sequence[int]] = None, activation: str = "relu",
                  fused: bool = True, beta: float = 1.0, *, likelihood: str = likelihoods.DEFAULT,
-                 logscale="learned"):
-        super().__init__(input_shape, latent_dim, fused, beta, likelihood=likelihood, logscale=logscale)
+                 logscale="learned", **likelihood_settings):
+        super().__init__(input_shape, latent_dim, fused, beta, likelihood=likelihood, logscale=logscale,
+                         **likelihood_settings)
         if len(self.input_shape) != 3:
             raise ValueError(f"ConvVAE needs input_shape (C, H, W), got {self.input_shape}")
         C, H, W = self.input_shape
@@ -302,7 +327,8 @@ class ConvVAE(VAE):
         for c in channels[-2::-1]:
             dec += [nn.ConvTranspose2d(c_in, c, 4, stride=2, padding=1), act()]
             c_in = c
-        dec.append(nn.ConvTranspose2d(c_in, C, 4, stride=2, padding=1, bias=False))
+        # the head: C channels, or a mixture's 10 M / 3 M (the per-pixel bias is output_bias)
+        dec.append(nn.ConvTranspose2d(c_in, self.output_shape[0], 4, stride=2, padding=1, bias=False))
         self.decoder = nn.Sequential(*dec)
 
 

@@ -28,7 +28,7 @@ except ImportError as e:
 
 from fastvae import data as fdata  # noqa: E402
 from fastvae import likelihoods, saved  # noqa: E402
-from fastvae._images import as_images, grid, write_png  # noqa: E402
+from fastvae._images import as_images, as_shown, grid, write_png  # noqa: E402
 
 PROG = "python -m fastvae.sample"
 
@@ -104,7 +104,7 @@ def _write_reconstructions(model, cfg, a, device):
         raise ValueError(f"--data {a.data} has examples of shape {tuple(x.shape[1:])}, the model takes "
                          f"{tuple(model.input_shape)}")
     x = x[spread_indices(x.shape[0], a.num).to(x.device)]
-    shown = model.spec.targets(x, torch.float32).cpu()  # in the likelihood's units: uint8 0/1 or k/255
+    shown = as_shown(model, x).cpu()  # as the likelihood reads it, in [0, 1]
     pairs = as_images(torch.stack([shown, model.reconstruct(x).cpu()], 1).flatten(0, 1), model.spec)
     if pairs is None:
         raise ValueError(f"the model's examples have shape {model.input_shape}, which is not an image: no "

@@ -10,6 +10,8 @@ functions that validate nothing, allocate outputs, pick block sizes and launch (
   and ``_gamma.py``) and their gradients in one pass; ``rescale.py``: its backward passes over the
   gradients it stored;
 * ``softmax_counts.py``: the count likelihoods fused with scVI's softmax decoder (row-wise);
+* ``dmol.py``: the discretized logistic mixture of PixelCNN++ (its log-likelihood and gradient
+  in one pass, a row per image, the mixtures in registers); ``dmol_sampler.py``: its sampler;
 * ``gaussian.py``: the reparameterized sample and KL; ``importance.py``: K samples and their
   log importance ratios;
 
@@ -30,6 +32,7 @@ _LAUNCHERS = {  # launcher -> the module (relative) that holds it
     "reparameterize_kl_fwd": ".gaussian", "reparameterize_kl_bwd": ".gaussian",
     "reparameterize_iw_fwd": ".importance", "reparameterize_iw_bwd": ".importance",
     "softmax_counts": ".softmax_counts",
+    "dmol_pass": ".dmol", "dmol_sample": ".dmol_sampler",
 }
 
 __all__ = sorted(_LAUNCHERS)

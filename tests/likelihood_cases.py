@@ -6,11 +6,44 @@ fails loudly."""
 
 import torch
 
-from fastvae import likelihoods
+from fastvae import _mixture, likelihoods
 
 from helpers import randn
 
 COUNT_DTYPES = ("int16", "int32", "int64")
+
+
+def x_shape(spec, shape):
+    """The targets' shape for a generic (B, ...) ``shape``: itself, or for a record whose
+    parameters have their own layout (an image's channels at dim 1): the shape itself where it is
+    an image already (3 or more dims, 1 or 3 at dim 1), else a channel dim inserted (3 channels
+    for an even last size, else 1)."""
+    if spec.layout is None or (len(shape) >= 3 and shape[1] in (1, 3)):
+        return tuple(shape)
+    return (shape[0], 3 if shape[-1] % 2 == 0 else 1, *shape[1:])
+
+
+def settings(spec, shape):
+    """A layout record's settings for a generic shape, from its last size alone (so that one
+    sample's shape and K samples' give the same): 2 to 4 mixtures, 8 or 5 bits."""
+    if spec.layout is None:
+        return {}
+    return {"num_mixtures": 2 + shape[-1] % 3, "bits": 5 if shape[-1] % 4 == 1 else 8}
+
+
+def p_shape(spec, shape):
+    """The parameters' shape for the generic ``shape`` (its own for an elementwise record)."""
+    if spec.layout is None:
+        return tuple(shape)
+    return spec.params_shape(x_shape(spec, shape), spec.bind(settings(spec, shape)))
+
+
+def _mixture_params(spec, shape, dtype, device, noncontig):
+    # logits and means ~ N(0, 1), coefficients ~ N(0, 1), log-scales ~ N(-2, 1): sharp and flat ones
+    p = randn(p_shape(spec, shape), torch.float32, device, noncontig=noncontig)
+    with torch.no_grad():
+        _mixture.parts(p, settings(spec, shape)["num_mixtures"], 1)[2].sub_(2.0)
+    return p.to(dtype)
 
 
 def target_kinds(spec):
@@ -23,14 +56,23 @@ def params(spec, shape, dtype, device, noncontig=False):
     positive means of counts from 1e-3 to 50."""
     if spec.counts:
         return randn(shape, torch.float32, device, scale=1.5, noncontig=noncontig).exp().to(dtype) * 2
+    if spec.layout is not None:
+        return _mixture_params(spec, shape, dtype, device, noncontig)
     scale = 3.0 if spec.param == "logits" else 1.0
     return randn(shape, dtype, device, scale=scale, noncontig=noncontig)
 
 
 def targets(spec, shape, kind, device, dtype=torch.float32):
-    """Targets of ``kind`` (float, uint8, bool, an integer dtype) in the likelihood's support."""
+    """Targets of ``kind`` (float, uint8, bool, an integer dtype) in the likelihood's support
+    (for levels of an image: the lowest and the highest level among them)."""
     if kind == "bool":
-        return torch.rand(shape, device=device) < 0.4
+        return torch.rand(x_shape(spec, shape), device=device) < 0.4
+    if spec.uint8 == likelihoods.LEVELS:
+        top = 2 ** settings(spec, shape)["bits"] - 1
+        k = torch.randint(0, top + 1, x_shape(spec, shape), device=device)
+        if k.numel() > 1:
+            k.view(-1)[0], k.view(-1)[-1] = 0, top
+        return k.to(torch.uint8) if kind == "uint8" else (k * (2.0 / top) - 1.0).to(dtype)
     if spec.counts:  # overdispersed counts with many zeros, as single-cell data
         rate = torch.distributions.Gamma(0.5, 0.1).sample(shape).to(device) * (torch.rand(shape, device=device) < 0.6)
         counts = torch.poisson(rate)
@@ -52,6 +94,9 @@ def targets(spec, shape, kind, device, dtype=torch.float32):
 def outside_support(spec, shape, device):
     """(float targets, what the error names) for ``validate_args=True`` to refuse."""
     x = targets(spec, shape, "float", device)
+    if spec.support == likelihoods.SIGNED_UNIT:
+        x.view(-1)[1] = 1.5
+        return x, r"values in \[-1, 1\]"
     if spec.counts:
         x.view(-1)[1] = 1.5
         return x, r"counts \(non-negative integers\)"
@@ -63,7 +108,9 @@ def extra(spec, shape, dtype, device, form="shared"):
     """The likelihood's keyword arguments (name -> value), as ``spec.bind`` fills them: a logscale
     or log theta of ``form`` (``number`` (a logscale only), ``shared`` 0-d, ``feature`` shape[1:],
     ``element`` shape), zero-inflation logits of p's shape where the record needs them; each
-    tensor requires grad."""
+    tensor requires grad. A layout record's arguments are its settings (``settings``)."""
+    if spec.layout is not None:
+        return settings(spec, shape)
     args = {}
     for name, default in spec.arguments:
         if name in ("logscale", "log_theta"):
@@ -93,7 +140,7 @@ def call(spec, p, x, args, fused=True, **kw):
 def truth(spec, p, x, args, g):
     """float64 reference: (ll, grad p, grad x or None, grads of the tensor args) for upstream g."""
     p64 = p.detach().double().requires_grad_(True)
-    x64 = x.detach().double().requires_grad_(True) if x.is_floating_point() and not spec.counts else x.detach()
+    x64 = x.detach().double().requires_grad_(True) if x.is_floating_point() and not spec.discrete else x.detach()
     a64 = {n: v.detach().double().requires_grad_(True) if isinstance(v, torch.Tensor) else v for n, v in args.items()}
     ll = call(spec, p64, x64, a64, fused=False)
     ll.backward(g.double())

@@ -245,4 +245,40 @@ def _prior_variants():
     return out
 
 
-VARIANTS = _variants() + _count_variants()
+# the discretized logistic mixture at VDVAE's CIFAR-10 shape, a large batch: (256, 32, 32) pixels, RGB,
+# M = 10; elements: sub-pixel-and-component pairs (B H W C M), the unit its math is counted in
+# (benchmarks/NOTES.md, "the discretized logistic mixture")
+MB, MH, MM = 256, 32, 10
+MIXTURE_BUDGET = {("mixture_forward_grad", "VDVAE CIFAR-10, permuted conv output"): 270}
+
+
+def _mixture(kernel, name, dt, xd, layout="permuted", channels=3, store=True, g=False, sample=False):
+    K_ = MM * (10 if channels == 3 else 3)
+    H = MH if layout != "nvae" else 256
+    B = MB if layout != "nvae" else 4
+
+    def run(dev):
+        conv = _t((B, K_, H, H), dt, dev)  # a conv's output; VDVAE's head permutes it to channels-last
+        p, dim = (conv.permute(0, 2, 3, 1), -1) if layout == "permuted" else (conv, 1)
+        if sample:
+            return K.dmol_sample(p, MM, dim, seed=torch.empty(1, dtype=torch.int64, device=dev))
+        x = _t((B, H, H, channels) if dim == -1 else (B, channels, H, H), xd, dev)
+        K.dmol_pass(p, x, MM, 8, dim, -1.0 / B, _t((B,), "fp32", dev) if g else None, store=store)
+    budget = MIXTURE_BUDGET.get((kernel, name)) if dt == "fp32" and xd == "u8" else None
+    return Variant(kernel, name, dt, xd, B * H * H * channels * MM, run,
+                   trips=lambda kw: kw.get("TRIPS", 1), loads_per_trip="not unrolled", budget=budget)
+
+
+def _mixture_variants():
+    vdvae = "VDVAE CIFAR-10, permuted conv output"
+    out = [_mixture("mixture_forward_grad", vdvae, dt, "u8") for dt in ("fp32", "bf16")]
+    out += [_mixture("mixture_forward_grad", vdvae, "fp32", "fp32"),
+            _mixture("mixture_forward_grad", "NVAE 256x256, NCHW", "fp32", "u8", layout="nvae"),
+            _mixture("mixture_forward_grad", "grey, NCHW", "fp32", "u8", layout="nchw", channels=1),
+            _mixture("mixture_forward", vdvae, "fp32", "u8", store=False),
+            _mixture("mixture_backward", vdvae + ", recomputed", "fp32", "u8", g=True),
+            _mixture("mixture_sample", vdvae, "fp32", None, sample=True)]
+    return out
+
+
+VARIANTS = _variants() + _count_variants() + _mixture_variants()

@@ -43,11 +43,13 @@ class Config:
     image: Optional[str] = None     # "CxHxW": the data are (B, C, H, W) images instead of (B, D)
     samples: Optional[int] = None   # K: importance samples per example
     levels: Optional[int] = None    # a hierarchy's levels, each with a latent of L elements
+    mixtures: Optional[int] = None  # M: mixture components per pixel (the discretized logistic mixture)
 
     def label(self, batch=True):
         parts = [f"B={self.batch}"] if batch else []
         parts += [f"{k}={v}" for k, v in (("model", self.model), ("K", self.samples), ("D", self.dim),
-                                          ("image", self.image), ("levels", self.levels), ("L", self.latent),
+                                          ("image", self.image), ("levels", self.levels), ("M", self.mixtures),
+                                          ("L", self.latent),
                                           ("x", self.targets))
                   if v is not None]
         return " ".join(parts)

@@ -28,6 +28,7 @@ from . import train_step
 from .case_types import Case, Config, DTYPES, Inputs, TRAIN_IMPLS
 from .count_cases import COUNT_CASES
 from .hierarchy_cases import HIERARCHY_CASES
+from .mixture_cases import MEMORY, MEMORY_BASELINES, MIXTURE_CASES  # noqa: F401 - benchmarks/memory.py's
 
 # --------------------------------------------------------------------------- inputs and forwards
 
@@ -214,7 +215,7 @@ CASES = {case.name: case for case in [
                  "small": [dict(model="mlp")]}),
 ]}
 
-CASES.update({case.name: case for case in COUNT_CASES})
+CASES.update({case.name: case for case in COUNT_CASES + MIXTURE_CASES})
 CASES.update({case.name: case for case in HIERARCHY_CASES})
 
 # The README's headline, the one list of it: the whole loss (elbo_loss) and reparameterize_kl,

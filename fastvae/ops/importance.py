@@ -251,7 +251,9 @@ def iwae_loss(recon: Tensor, x: Tensor, log_ratio: Tensor, *, likelihood: str = 
     K, B = log_ratio.shape
     s, s_value, q, library = operands(spec, {n: _rows_of_samples(t, recon) for n, t in args.items()})
     rows = recon.reshape(K * B, *recon.shape[2:])
-    if library is not None:
+    if spec.op is not None:  # its own op; x's rows read for each sample by index
+        ll = spec.rows(rows, x, args, store=False).view(K, B)
+    elif library is not None:
         ll = softmax_log_likelihood(rows, x, s, library.reshape(-1), q, store=False).view(K, B)
     else:
         ll = log_likelihood(spec, rows, x, s, s_value, store=False, q=q).view(K, B)

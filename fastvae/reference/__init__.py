@@ -7,7 +7,8 @@ Results that are sums (log-likelihood, KL) are float32 for float16/bfloat16/floa
 and float64 for float64 inputs; z and gradients have their inputs' dtypes.
 
 ``_core``: the Gaussian latent, the image likelihoods, the ELBO and the importance-weighted
-bound; ``_counts``: the count likelihoods.
+bound; ``_counts``: the count likelihoods; ``_dmol``: the discretized logistic mixture (and
+PixelCNN++'s own formulation of it, the benchmark's eager baseline).
 """
 
 from ._core import (
@@ -24,8 +25,14 @@ from ._core import (
                     reparameterize_kl,
 )
 from ._counts import negative_binomial_log_likelihood, poisson_log_likelihood, softmax_negative_binomial_log_likelihood
+from ._dmol import (
+                    discretized_logistic_mixture_log_likelihood,
+                    pixelcnn_log_likelihood,
+                    sample_discretized_logistic_mixture,
+)
 
-__all__ = ["ELBOLoss", "ELBOTerms", "bernoulli_log_likelihood", "continuous_bernoulli_log_likelihood", "elbo_loss",
+__all__ = ["ELBOLoss", "ELBOTerms", "bernoulli_log_likelihood", "continuous_bernoulli_log_likelihood",
+           "discretized_logistic_mixture_log_likelihood", "elbo_loss",
            "gaussian_kl", "gaussian_log_likelihood", "iwae_loss", "negative_binomial_log_likelihood",
-           "poisson_log_likelihood", "reparameterize", "reparameterize_iw", "reparameterize_kl",
-           "softmax_negative_binomial_log_likelihood"]
+           "pixelcnn_log_likelihood", "poisson_log_likelihood", "reparameterize", "reparameterize_iw",
+           "reparameterize_kl", "sample_discretized_logistic_mixture", "softmax_negative_binomial_log_likelihood"]

@@ -168,7 +168,8 @@ def _add_data_arguments(d):
     d.add_argument("--download", action="store_true", help="download the data set into --data-dir if missing")
     d.add_argument("--grey", action="store_true",
                    help="mnist: keep the grey levels (no binarization), uniformly dequantized to (k + u)/256, "
-                        "for a continuous --likelihood; the test NLL is also given in bits/dim")
+                        "for a continuous --likelihood (the discretized logistic mixture reads the 8-bit levels "
+                        "as they are); the test NLL is also given in bits/dim")
     d.add_argument("--image-size", type=int, choices=(28, 64), default=28, help="shapes only")
     d.add_argument("--channels", type=int, choices=(1, 3), default=1, help="shapes only")
     d.add_argument("--genes", type=_positive(int), help="synthetic-counts only: genes per cell (default 2000)")
@@ -203,6 +204,9 @@ def _add_model_arguments(m):
     m.add_argument("--likelihood", type=_likelihood, default=likelihoods.get(likelihoods.DEFAULT).cli_name,
                    metavar="{" + ",".join(LIKELIHOODS) + "}",
                    help="p(x | z): " + "; ".join(f"{r.cli_name}: {r.summary}" for r in likelihoods.records()))
+    m.add_argument("--mixtures", type=_positive(int), metavar="M",
+                   help="discretized-logistic-mixture: mixture components per pixel (default 10, as PixelCNN++, "
+                        "VDVAE and NVAE)")
     m.add_argument("--logscale", type=_logscale,
                    help="gaussian: learned (one shared learned log standard deviation; the default), per-pixel "
                         "(one learned per pixel) or a number (fixed)")
@@ -279,6 +283,8 @@ def check_settings(args):
     hierarchy.check_settings(args)
     if args.logscale is not None and not spec.has_scale:
         raise ValueError(f"--logscale is for --likelihood {_names_where(lambda r: r.has_scale)}")
+    if args.mixtures is not None and spec.layout is None:
+        raise ValueError(f"--mixtures is for --likelihood {_names_where(lambda r: r.layout is not None)}")
     _check_data(args)
     _check_counts(args, spec)
     if args.grey and args.data != "mnist":

@@ -4,7 +4,8 @@ default. ``None`` is left only where a setting does not apply (``hidden`` for ``
 ``logscale`` for a likelihood without a scale, ``samples`` for the ELBO, ``data_dir``,
 ``held_out`` and ``resize`` for data they do not concern) or means "none" (``stop_after``).
 
-Resolved here: the model's settings and ``input_shape`` (``fastvae.architectures``), K of the
+Resolved here: the model's settings and ``input_shape`` (``fastvae.architectures``; for the
+discretized logistic mixture also ``mixtures`` and the data's ``bits``), K of the
 importance-weighted objectives, the split sizes (``num_train``, ``num_test``: the examples the
 run has), the data directory, ``--held-out``, the device, and the evaluation's K and rows per
 call. A configuration that is already resolved (a checkpoint's) resolves to itself, and a
@@ -17,6 +18,7 @@ from .. import architectures
 from .. import data as fdata
 from .args import num_samples
 from .evaluation import eval_rows, eval_samples
+from .targets import data_bits
 
 
 def resolve_config(cfg, ds, device):
@@ -24,7 +26,8 @@ def resolve_config(cfg, ds, device):
     (the run's ``Dataset``) on ``device``: a new dict. Only settings without a value are filled
     in (a saved configuration keeps its own, so comparing it with this run's says what differs)."""
     settings = SimpleNamespace(**cfg)
-    out = architectures.resolve(cfg, cfg.get("input_shape") or ds.shape)
+    out = architectures.resolve(dict(cfg, bits=cfg.get("bits") or data_bits(ds, cfg.get("grey"))),
+                                cfg.get("input_shape") or ds.shape)
     own = not fdata.is_builtin(cfg["data"])
     defaults = dict(
         samples=num_samples(settings) if cfg["objective"] != "elbo" else None,

@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from .._images import as_images, grid
+from .._images import as_images, as_shown, grid
 
 RECONSTRUCTIONS = 32  # test examples in reconstructions.png
 
@@ -37,7 +37,7 @@ def write_plots(model, test_x, history, curve, out):
     if samples is not None:  # examples that are not images (a vector of 10 features) get no pictures
         plt.imsave(os.path.join(out, "samples.png"), grid(samples.clamp(0, 1), 8), cmap="gray", vmin=0, vmax=1)
         x = test_x[spread_indices(test_x.shape[0]).to(test_x.device)]
-        shown = model.spec.targets(x, torch.float32).cpu()  # in the likelihood's units: uint8 0/1 or k/255
+        shown = as_shown(model, x).cpu()  # as the likelihood reads it, in [0, 1]
         pairs = as_images(torch.stack([shown, model.reconstruct(x).cpu()], 1).flatten(0, 1), model.spec)
         plt.imsave(os.path.join(out, "reconstructions.png"), grid(pairs.clamp(0, 1), 16), cmap="gray", vmin=0, vmax=1)
 

@@ -11,10 +11,11 @@ from .. import architectures
 from .args import num_samples
 
 
-def build_model(args, shape):
+def build_model(args, shape, bits=None):
     """The model of the settings ``args`` for examples of ``shape``, by the one builder that
-    ``fastvae.models.load`` also rebuilds checkpoints with (``fastvae.architectures``)."""
-    return architectures.build(architectures.resolve(vars(args), shape))
+    ``fastvae.models.load`` also rebuilds checkpoints with (``fastvae.architectures``); ``bits``:
+    the data's bits per value, for a likelihood of the levels (the mixture's; 8 if not given)."""
+    return architectures.build(architectures.resolve(dict(vars(args), bits=bits), shape))
 
 
 def initial_model(args, ds, targets, device):
@@ -22,7 +23,7 @@ def initial_model(args, ds, targets, device):
     --output-bias-init the decoder's output bias starts where the model predicts the training
     pixel means (``targets``: the run's Targets)."""
     torch.manual_seed(args.seed)  # identical initial weights on every rank
-    model = build_model(args, ds.shape).to(device)
+    model = build_model(args, ds.shape, targets.bits).to(device)
     if args.output_bias_init:
         model.init_output_bias(targets.pixel_means(ds.train))
     return model

@@ -12,6 +12,11 @@ way; the training pixel means for the output bias; and bits per dimension for 8-
   ``(k + u) / 256`` with u ~ U[0, 1), a fresh u every batch (drawn from ``(seed, step, rank)``,
   so a resumed run draws the same), and one fixed u for each evaluation split. The model's
   density on [0, 1]^D then bounds the discrete one: bits/dim = ``(NLL + D log 256) / (D log 2)``.
+* ``levels``: for a likelihood of the levels themselves (the discretized logistic mixture),
+  uint8 as it is: 8-bit grey levels (``--grey``, ``bits`` 8), or the binary data's 0/1 as the
+  levels of 1 bit (your own data under it is ``as-is``: 8-bit levels, or floats in [-1, 1]).
+  The likelihood is discrete, so no dequantization: bits/dim = ``NLL / (D log 2)``, as
+  PixelCNN++, VDVAE and NVAE report it.
 """
 
 import math
@@ -30,8 +35,12 @@ class Targets:
         self.seed = seed
         self.grey = bool(grey)
         self.spec = likelihoods.get(likelihood)
+        self.bits = data_bits(ds, grey)
+        self.discrete = self.spec.uint8 == likelihoods.LEVELS  # a likelihood of the levels themselves
         if not ds.binary:
             self.kind = "as-is"
+        elif self.discrete:
+            self.kind = "levels"
         elif self.grey:
             self.kind = "dequantized"
         elif likelihoods.get(likelihood).uint8 != likelihoods.BINARY:
@@ -42,7 +51,7 @@ class Targets:
 
     def batch(self, x, step, rank):
         """The training batch the loader served as the model gets it."""
-        if self.kind in ("binary", "as-is"):
+        if self.kind in ("binary", "levels", "as-is"):
             return x
         if self.kind == "binary-float":
             return x.float()
@@ -55,25 +64,34 @@ class Targets:
         if self.kind == "dequantized":
             x = ds.split(name)
             return dequantize(x, seeded_generator(x.device, seed_for(seed, ("valid", "test").index(name), 0xDF)))
-        x = ds.binarized(name, seed)
+        x = ds.split(name) if self.kind == "levels" and self.grey else ds.binarized(name, seed)
         return x.float() if self.kind == "binary-float" else x
 
     def pixel_means(self, train):
         """Per-pixel means of the training data in the model's units (float64), summed on the fly."""
         s = train.sum(0, dtype=torch.float64) / train.shape[0]
+        if self.kind == "as-is" and self.discrete:  # levels k of 8 bits, or floats in [-1, 1]: in [0, 1]
+            return s / 255 if train.dtype == torch.uint8 else (s + 1) / 2
         if self.kind == "as-is":
             scale = self.spec.uint8_scale if train.dtype == torch.uint8 else None
             return s * scale if scale is not None else s
         if self.kind == "dequantized":
             return (s + 0.5) / 256
-        return s / 255 if self.binarize else s
+        return s / 255 if self.binarize or self.grey else s
 
     def bits_per_dim(self, nll, shape):
-        """Bits per dimension of a test NLL (nats per example) for 8-bit data; None for others."""
-        if self.kind != "dequantized" or nll is None:
+        """Bits per dimension of a test NLL (nats per example): for 8-bit data under a density
+        (dequantized), and for the levels under a discrete likelihood; None for others."""
+        if not (self.kind == "dequantized" or self.discrete) or nll is None:
             return None
         D = math.prod(shape)
-        return (nll + D * math.log(256)) / (D * math.log(2))
+        return (nll + (D * math.log(256) if self.kind == "dequantized" else 0.0)) / (D * math.log(2))
+
+
+def data_bits(ds, grey):
+    """Bits per value of the data set ``ds`` (a ``Dataset``) as a likelihood of the levels reads
+    it: 8 for grey levels (``grey``, --grey) and your own data, 1 for the binary data sets."""
+    return 8 if grey or not ds.binary else 1
 
 
 def dequantize(x, generator):

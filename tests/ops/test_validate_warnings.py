@@ -59,9 +59,11 @@ def test_the_likelihood_functions_warn_too(spec):
 def test_a_likelihood_of_means_does_not_warn(spec):
     # means in (0, 1), as a sigmoid gives: nothing to say for a likelihood that takes means
     _, _, mu, logvar = _inputs()
-    mean = torch.randn(8, 50).sigmoid()
-    x = cases.targets(spec, mean.shape, "float", mean.device)
-    args = {n: v.detach() for n, v in cases.extra(spec, mean.shape, torch.float32, mean.device).items()}
+    shape = (8, 50)  # the mixture's parameters have their own layout for the targets of this shape
+    mean = cases.params(spec, shape, torch.float32, "cpu").sigmoid()
+    x = cases.targets(spec, shape, "float", mean.device)
+    args = {n: v.detach() if isinstance(v, torch.Tensor) else v  # tensors, or the mixture's settings
+            for n, v in cases.extra(spec, shape, torch.float32, mean.device).items()}
     loss_fn = fastvae.ELBOLoss(likelihood=spec.name, validate_args=True)
     assert not _caught(lambda: loss_fn(mean, x, mu, logvar, **args))
 
