@@ -175,14 +175,22 @@ def _op_backward(kind: int, p: Tensor, x: Tensor, s: Optional[Tensor], s_value: 
     return tuple(p.new_empty((0,)) if t is None else t for t in (gp, gx, gs))
 
 
+def _grad_like(p, dtype=None):
+    """``kernels.grad_like`` (dense in p's memory order) for the fake function: without the
+    launchers' cache, which cannot hash the symbolic sizes of dynamic shapes (found by
+    ``torch.library.opcheck``: ``torch.compile(dynamic=True)`` failed in backward)."""
+    from ..kernels import _launch
+
+    return _launch.empty_in_order(p, _launch.column_order.__wrapped__(tuple(p.shape), tuple(p.stride())), dtype)
+
+
 @_op_backward.register_fake
 def _(kind, p, x, s, s_value, g, need_p, need_x, mode):
-    k = kernels()
     acc = sum_dtype(p.dtype)
-    gs = {modes.GS_NONE: lambda: p.new_empty((0,)), modes.GS_ELEMENTS: lambda: k.grad_like(p, s.dtype),
+    gs = {modes.GS_NONE: lambda: p.new_empty((0,)), modes.GS_ELEMENTS: lambda: _grad_like(p, s.dtype),
           modes.GS_PARTIALS: lambda: p.new_empty(p.shape[1:], dtype=acc),
           modes.GS_ROW_SUMS: lambda: p.new_empty((p.shape[0],), dtype=acc)}[mode]()
-    return (k.grad_like(p) if need_p else p.new_empty((0,)), k.grad_like(p, x.dtype) if need_x else p.new_empty((0,)),
+    return (_grad_like(p) if need_p else p.new_empty((0,)), _grad_like(p, x.dtype) if need_x else p.new_empty((0,)),
             gs)
 
 
