@@ -41,15 +41,47 @@ def outside_support(spec, shape, device):
     return x, (r"values in \[0, 1\]" if spec.support == likelihoods.UNIT_INTERVAL else "finite values")
 
 
-def extra(spec, shape, dtype, device, form="shared"):
+# the forms of the extra arguments (``extra``): a number, or tensors broadcast to the parameters'
+# shape: shared by everything (0-d), per feature, per channel ((1, C, 1, 1) of 4-D parameters),
+# per element, or per row ((B, 1, ...): one value for a whole row)
+EXTRA_FORMS = ("number", "shared", "feature", "channel", "element", "row")
+
+
+def extra_forms(spec, shape):
+    """The forms of ``extra`` that fit parameters of ``shape`` (none without extra arguments)."""
+    if not spec.has_scale:
+        return ()
+    return tuple(f for f in EXTRA_FORMS if f != "channel" or len(shape) == 4)
+
+
+def extra(spec, shape, dtype, device, form="shared", extreme=False):
     """The extra positional arguments the likelihood takes: a logscale where it has a scale
-    (``form``: ``number``, ``shared`` 0-d, ``feature`` shape[1:], ``element`` shape)."""
+    (``form``: one of ``EXTRA_FORMS``); with ``extreme``, its documented extremes (logscale
+    +-20) among ordinary values."""
     if not spec.has_scale:
         return ()
     if form == "number":
-        return (-0.3,)
-    size = {"shared": (), "feature": shape[1:], "element": shape}[form]
-    return (randn(size, dtype, device, scale=0.5).requires_grad_(True),)
+        return (20.0 if extreme else -0.3,)
+    size = {"shared": (), "feature": shape[1:], "channel": (1, shape[1], 1, 1), "element": shape,
+            "row": (shape[0],) + (1,) * (len(shape) - 1)}[form]
+    s = randn(size, dtype, device, scale=0.5)
+    if extreme:
+        s = torch.where(torch.rand(size, device=device) < 0.5, s, torch.tensor(20.0, dtype=dtype, device=device)
+                        * torch.randint(0, 2, size, device=device).mul(2).sub(1))
+    return (s.requires_grad_(True),)
+
+
+# the extreme values each kind of decoder output documents (the README's Testing section): the
+# fuzzing mixes them among ordinary values
+EXTREMES = {"logits": (1e4, -1e4, 30.0, -30.0, 0.0, 1e-7, -1e-7, 1e-4, -1e-4),
+            "mean": (1e4, -1e4, 30.0, -30.0, 0.0)}
+
+
+def extremes(spec):
+    """The documented extreme values of the record's decoder output (``spec.param``)."""
+    if spec.param not in EXTREMES:
+        raise NotImplementedError(f"{spec.name}: no extreme values for {spec.param!r}; add them here")
+    return EXTREMES[spec.param]
 
 
 def call(spec, p, x, args, fused=True, **kw):
