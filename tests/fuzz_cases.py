@@ -26,7 +26,7 @@ from fuzz_check import layouts
 
 CPU = torch.device("cpu")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
-UPSTREAMS = ("ones", "random", "strided", "zero", "bf16-strided", "scaled", "none")
+UPSTREAMS = ("ones", "random", "strided", "zero", "bf16-strided", "scaled", "one-row", "none")
 BATCHES = (1, 2, 3, 5, 7, 8, 13, 16, 17, 31, 33, 64)
 ROW_LENGTHS = (1, 2, 3, 5, 7, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 129, 255, 257, 784, 1031)
 SMALL_DIMS = (1, 2, 3, 4, 5, 7, 8)
@@ -232,8 +232,7 @@ def _likelihood_options(rec, forms_shape=None, sample_form=False):
 
 
 def _kwargs(rec, t):
-    extra = _extra(t)
-    return dict(logscale=extra[0]) if rec.has_scale and extra else {}
+    return cases.extra_kwargs(rec, _extra(t))
 
 
 def likelihood_entry(rec):

@@ -66,7 +66,8 @@ def upstream(out, kind, gen):
     """The gradient sent back to output ``out`` (None: the output is not used): ``ones`` (what
     ``.sum()`` sends: stride 0), ``random``, ``strided`` (every other element of a larger
     buffer), ``zero``, ``bf16-strided`` (a strided bfloat16 buffer), ``scaled`` (3 everywhere,
-    stride 0)."""
+    stride 0), ``one-row`` (ones but one element: a kernel that skips the programs whose rows
+    all get 1 must not skip the one that gets another value)."""
     if kind == "none" or not out.is_floating_point():
         return None
     shape = tuple(out.shape)
@@ -74,6 +75,11 @@ def upstream(out, kind, gen):
         return torch.full((), 1.0 if kind == "ones" else 3.0, dtype=out.dtype).expand(shape)
     if kind == "zero":
         return torch.zeros(shape, dtype=out.dtype)
+    if kind == "one-row":
+        g = torch.ones(shape, dtype=torch.float64)
+        g.view(-1)[torch.randint(0, g.numel(), (), generator=gen)] = 2.0 + torch.rand((), generator=gen,
+                                                                                    dtype=torch.float64)
+        return g.to(out.dtype)
     g = torch.randn((*shape[:-1], 2 * shape[-1]) if shape else (), generator=gen, dtype=torch.float64)
     g = g[..., ::2] if shape else g
     return g.to(torch.bfloat16 if kind == "bf16-strided" else out.dtype)

@@ -28,6 +28,14 @@ REGRESSIONS = [
                   ("x_grad", True)),
          layouts=(("extra0", "expanded"), ("log_ratio", "offset"), ("recon", "batch-fastest"), ("x", "permuted")),
          upstream=("zero",)),
+    # blind spot (a kernel broken on purpose, not caught): the logscale's partial sums, stored in
+    # the forward, summed again only by the programs with a row whose upstream gradient is not 1
+    Spec(entry="likelihood[gaussian]", B=17, F=(3, 5), dtype="float32", seed=13,
+         options=(("form", "feature"), ("target", "float"), ("values", "ordinary"), ("x_grad", False)),
+         layouts=(("extra0", "contiguous"), ("p", "contiguous"), ("x", "contiguous")), upstream=("one-row",)),
+    Spec(entry="likelihood[gaussian]", B=7, F=(33,), dtype="bfloat16", seed=14, tiles="gpu",
+         options=(("form", "feature"), ("target", "uint8"), ("values", "ordinary"), ("x_grad", True)),
+         layouts=(("extra0", "step-2"), ("p", "offset"), ("x", "contiguous")), upstream=("one-row",)),
     # tolerances: weights of a softmax over float32 sums of 1e4 logits (``fuzz_check.conditioning``)
     Spec(entry="iwae_loss[bernoulli]", B=5, F=(3, 2, 3), dtype="bfloat16", seed=251209210, K=3,
          options=(("reduction", "mean"), ("target", "bool"), ("values", "extreme"), ("x_grad", False)),

@@ -71,6 +71,11 @@ def extra(spec, shape, dtype, device, form="shared", extreme=False):
     return (s.requires_grad_(True),)
 
 
+def extra_kwargs(spec, args):
+    """The extra arguments as ``elbo_loss`` and ``iwae_loss`` take them, by keyword."""
+    return dict(logscale=args[0]) if spec.has_scale and args else {}
+
+
 # the extreme values each kind of decoder output documents (the README's Testing section): the
 # fuzzing mixes them among ordinary values
 EXTREMES = {"logits": (1e4, -1e4, 30.0, -30.0, 0.0, 1e-7, -1e-7, 1e-4, -1e-4),
