@@ -9,7 +9,7 @@
 # benchmark (eager vs torch.compile vs fastvae, copy bandwidth, peak memory), the small-batch
 # sweep and host overhead, the machine-code report, and a training-step comparison plus about a
 # minute of the training command. --headline: the headline cases and the copy bandwidth only.
-# --objectives: only the continuous Bernoulli, Gaussian, IWAE and DReG cases (a separate run).
+# --objectives: only the continuous Bernoulli, Gaussian, IWAE, DReG and count (scVI) cases (a separate run).
 # Writes summary.json, summary.md and plots into OUTDIR (default
 # benchmarks/results/<gpu>-<date>/). Exit status: 2 without a CUDA GPU, 1 when a stage failed.
 set -uo pipefail

@@ -2,14 +2,17 @@
 
 Public API: ``reparameterize_kl``, ``reparameterize``, ``gaussian_kl``,
 ``bernoulli_log_likelihood``, ``continuous_bernoulli_log_likelihood``,
-``gaussian_log_likelihood``, ``elbo_loss`` / ``ELBOLoss`` (with ``ELBOTerms``),
+``gaussian_log_likelihood``, the count likelihoods ``negative_binomial_log_likelihood``,
+``softmax_negative_binomial_log_likelihood`` and ``poisson_log_likelihood``, ``elbo_loss`` /
+``ELBOLoss`` (with ``ELBOTerms``),
 ``reparameterize_iw`` and ``iwae_loss`` (importance-weighted training, IWAE and DReG), the plain
 PyTorch twins in ``fastvae.reference``, the registry of likelihoods ``fastvae.likelihoods``,
 and the backend switch (``FASTVAE_BACKEND``,
 ``set_backend``, ``get_backend``, ``backend``; ``implementation(tensor)`` says what runs).
 Sub-modules: ``fastvae.models`` (MLP and
-convolutional VAEs), ``fastvae.evaluate`` (ELBO, IWAE log-likelihood), ``fastvae.data`` (data
-sets, device-resident loader) and ``fastvae.train`` (the training command).
+convolutional VAEs; ``load`` for a trained one), ``fastvae.evaluate`` (ELBO, IWAE
+log-likelihood), ``fastvae.data`` (data sets, your own files, device-resident loader),
+``fastvae.train`` (the training command) and ``fastvae.sample`` (``python -m fastvae.sample``).
 """
 
 from importlib import metadata as _metadata
@@ -23,9 +26,12 @@ from .ops import (
     gaussian_kl,
     gaussian_log_likelihood,
     iwae_loss,
+    negative_binomial_log_likelihood,
+    poisson_log_likelihood,
     reparameterize,
     reparameterize_iw,
     reparameterize_kl,
+    softmax_negative_binomial_log_likelihood,
 )
 
 try:  # the version is written once, in pyproject.toml
@@ -49,9 +55,12 @@ __all__ = [
     "iwae_loss",
     "likelihoods",
     "models",
+    "negative_binomial_log_likelihood",
+    "poisson_log_likelihood",
     "reference",
     "reparameterize",
     "reparameterize_iw",
     "reparameterize_kl",
     "set_backend",
+    "softmax_negative_binomial_log_likelihood",
 ]

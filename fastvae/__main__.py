@@ -9,7 +9,6 @@ largest relative error per output; exits 1 if any error exceeds its dtype's tole
 import argparse
 import platform
 import sys
-import warnings
 
 import torch
 
@@ -68,6 +67,45 @@ IMPLEMENTATIONS = {"triton": "the Triton kernels", "triton-interpreter": "the Tr
                    "interpreter", "torch": "the PyTorch reference (fastvae.reference)"}
 
 
+def _likelihood_inputs(spec, B, D, dev, dtype):
+    """(parameters, targets, keyword arguments) a record of the registry reads: logits or means,
+    targets in its support, a logscale or log theta per feature, dropout logits where needed."""
+    if spec.counts:
+        p = torch.randn(B, D, device=dev).mul(1.5).exp().mul(2).to(dtype)
+        x = torch.poisson(torch.rand(B, D, device=dev) * 8).to(torch.int32)
+    else:
+        p = (3 * torch.randn(B, D, device=dev)).to(dtype)
+        x = (torch.rand(B, D, device=dev) < 0.3).to(torch.uint8) if spec.uint8 == likelihoods.BINARY else \
+            torch.rand(B, D, device=dev).to(dtype)
+    args = {}
+    for name, default in spec.arguments:
+        if name in ("logscale", "log_theta"):
+            args[name] = torch.full((D,), -1.0 if name == "logscale" else 0.5, device=dev).to(dtype)
+        elif name == "zero_inflation_logits" and default is likelihoods.REQUIRED:
+            args[name] = torch.randn(B, D, device=dev).to(dtype)
+    return p, x, args
+
+
+def _check_likelihoods(B, D, dev, dtype, tol):
+    """Every likelihood of the registry, and the softmax form of the count likelihoods."""
+    rows = []
+    for spec in likelihoods.records():
+        p, x, args = _likelihood_inputs(spec, B, D, dev, dtype)
+        names = list(args)
+
+        def run(m, p, x, *ts, spec=spec, names=names):
+            return (spec.call(p, x, dict(zip(names, ts)), fused=m is fastvae),)
+
+        label = spec.function + ("" if spec.function.startswith(spec.name) else f" ({spec.title})")
+        rows += _check_op(label, run, [p, x, *args.values()], [spec.param, "x", *names], ["ll"], tol)
+        if spec.counts and spec.function == "negative_binomial_log_likelihood" and not names[1:]:
+            lib = torch.log(torch.rand(B, device=dev) * 900 + 100).to(dtype)
+            rows += _check_op(likelihoods.SOFTMAX_FUNCTION, lambda m, l, x, lt, lib: (getattr(
+                m, likelihoods.SOFTMAX_FUNCTION)(l, x, lt, lib),), [p.log(), x, args["log_theta"], lib],
+                ["logits", "x", "log_theta", "log_library"], ["ll"], tol)
+    return rows
+
+
 def _check_ops(B, D, L, dev, dtype):
     """Every fused op against the float64 reference, and the in-kernel noise."""
     torch.manual_seed(0)
@@ -76,19 +114,21 @@ def _check_ops(B, D, L, dev, dtype):
     eps, eps_k = torch.randn(B, L, device=dev).to(dtype), torch.randn(K, B, L, device=dev).to(dtype)
     logits = (3 * torch.randn(B, D, device=dev)).to(dtype)
     x = (torch.rand(B, D, device=dev) < 0.3).to(torch.uint8)
-    grey, ls = torch.rand(B, D, device=dev).to(dtype), torch.full((D,), -1.0, device=dev).to(dtype)
     recon = (3 * torch.randn(K, B, D, device=dev)).to(dtype)
     rows = _check_op("reparameterize_kl", lambda m, mu, lv: m.reparameterize_kl(mu, lv, eps=eps),
                      [mu, logvar], ["mu", "logvar"], ["z", "kl"], tol)
-    for spec in likelihoods.records():  # every likelihood of the registry, on targets it reads
-        targets = x if spec.uint8 == likelihoods.BINARY else grey
-        scale = [ls] if spec.has_scale else []
-        rows += _check_op(spec.function, lambda m, p, t, *s, f=spec.function: (getattr(m, f)(p, t, *s),),
-                          [logits, targets, *scale], [spec.param, "x", "logscale"][:2 + len(scale)], ["ll"], tol)
+    rows += _check_likelihoods(B, D, dev, dtype, tol)
     rows += _check_op("elbo_loss", lambda m, l, x, mu, lv: (m.elbo_loss(l, x, mu, lv),),
                       [logits, x, mu, logvar], ["logits", "x", "mu", "logvar"], ["loss"], tol)
     rows += _check_op("reparameterize_iw", lambda m, mu, lv: m.reparameterize_iw(mu, lv, K, eps=eps_k),
                       [mu, logvar], ["mu", "logvar"], ["z", "log_ratio"], tol)
+    pm, pv = torch.randn(B, L, device=dev).to(dtype), torch.randn(B, L, device=dev).to(dtype)
+    rows += _check_op("reparameterize_kl, learned prior", lambda m, mu, lv, pm, pv: m.reparameterize_kl(
+        mu, lv, prior_mu=pm, prior_logvar=pv, eps=eps), [mu, logvar, pm, pv],
+        ["mu", "logvar", "prior_mu", "prior_logvar"], ["z", "kl"], tol)
+    rows += _check_op("reparameterize_iw, learned prior", lambda m, mu, lv, pm, pv: m.reparameterize_iw(
+        mu, lv, K, prior_mu=pm, prior_logvar=pv, eps=eps_k), [mu, logvar, pm, pv],
+        ["mu", "logvar", "prior_mu", "prior_logvar"], ["z", "log_ratio"], tol)
     rows += _check_op("iwae_loss", lambda m, r, x, lr: (m.iwae_loss(r, x, lr),),
                       [recon, x, torch.randn(K, B, device=dev)], ["recon", "x", "log_ratio"], ["loss"], tol)
     return rows + _check_noise(mu, logvar)
@@ -102,9 +142,6 @@ def main(argv=None):
     p.add_argument("--latent", type=int, default=32)
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "float64"], default="float32")
     a = p.parse_args(argv)
-    # Triton's interpreter evaluates both sides of a tl.where with NumPy: the side a kernel drops
-    # (1/l at l = 0, beside the series used there) may divide by 0 and warn; the result is exact
-    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"triton\.runtime\.interpreter")
     for name in ("batch", "dim", "latent"):
         if getattr(a, name) < 1:
             p.error(f"--{name} must be at least 1")

@@ -5,6 +5,7 @@ from numbers import Integral, Real
 import torch
 
 from . import likelihoods
+from ._mistakes import warn_if_probabilities
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _FLOAT_NAMES = "float16, bfloat16, float32 or float64"
@@ -48,14 +49,51 @@ def check_gaussian(mu, logvar, eps=None, generator=None):
                              "pass a generator of mu's device type")
 
 
+def check_prior(mu, prior_mu, prior_logvar):
+    """A learned Gaussian prior: both ``prior_mu`` and ``prior_logvar`` or neither, each a float
+    tensor of mu's shape, dtype and device (any strides: an expanded (1, L) view is fine).
+    Returns whether a prior was given."""
+    if (prior_mu is None) != (prior_logvar is None):
+        given = "prior_mu" if prior_mu is not None else "prior_logvar"
+        raise ValueError(f"give both prior_mu and prior_logvar (a Gaussian prior) or neither (N(0, I)); "
+                         f"got {given} alone")
+    if prior_mu is None:
+        return False
+    for name, t in (("prior_mu", prior_mu), ("prior_logvar", prior_logvar)):
+        _float(name, t)
+        if t.dtype != mu.dtype:
+            raise TypeError(f"{name} must have mu's dtype {mu.dtype}, got {t.dtype}")
+        if t.shape != mu.shape:
+            raise ValueError(f"{name} must have mu's shape {tuple(mu.shape)}, got {tuple(t.shape)} (fastvae never "
+                             f"broadcasts: expand a learned (1, L) prior with .expand_as(mu), which copies nothing)")
+        if t.device != mu.device:
+            raise ValueError(f"{name} and mu must be on the same device, got {t.device} and {mu.device}")
+    return True
+
+
+def check_prior_path(prior):
+    """``path_gradient=True`` (DReG) is refused with a prior: the prior belongs to the generative
+    model, whose gradient takes the IWAE weights, while the loss gives a log ratio DReG's squared
+    ones."""
+    if prior:
+        raise ValueError("path_gradient=True (DReG) with a prior is not supported: the prior's parameters would "
+                         "get DReG's squared weights instead of the IWAE weights; use path_gradient=False "
+                         "(estimator='iwae')")
+
+
+COUNT_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.int64)
+
+
 def _targets_text(spec):
+    if spec.counts:
+        return "an integer dtype (uint8, int16, int32, int64) holding counts"
     return "uint8 holding 0/1" if spec.uint8 == likelihoods.BINARY else f"uint8 (read as {spec.uint8})"
 
 
 def check_targets_dtype(spec, x):
     """Targets ``x`` are a tensor of a dtype likelihood ``spec`` reads."""
     _tensor("x", x)
-    if x.dtype not in FLOAT_DTYPES + (torch.bool, torch.uint8):
+    if x.dtype not in FLOAT_DTYPES + (torch.bool, torch.uint8) + (COUNT_DTYPES if spec.counts else ()):
         raise TypeError(f"x must be {_FLOAT_NAMES}, bool, or {_targets_text(spec)}, got dtype {x.dtype}")
 
 
@@ -70,22 +108,54 @@ def check_likelihood(spec, p, x, logscale=None):
         check_logscale(logscale, p)
 
 
+def check_broadcast(name, t, p, p_name):
+    """``t``: a float tensor on p's device that broadcasts to p's shape without changing it."""
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a floating tensor ({_FLOAT_NAMES}), got dtype {t.dtype}")
+    if t.device != p.device:
+        raise ValueError(f"{name} and {p_name} must be on the same device, got {t.device} and {p.device}")
+    try:
+        shape = torch.broadcast_shapes(t.shape, p.shape)
+    except RuntimeError:
+        shape = None
+    if shape != p.shape:
+        raise ValueError(f"{name} of shape {tuple(t.shape)} does not broadcast to {p_name}'s shape "
+                         f"{tuple(p.shape)} without changing it (use a 0-d, a per-feature {tuple(p.shape[1:])}, "
+                         f"a per-channel or a per-element {tuple(p.shape)} tensor)")
+
+
 def check_logscale(logscale, mean):
     if isinstance(logscale, torch.Tensor):
-        if logscale.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"logscale must be a floating tensor ({_FLOAT_NAMES}), got dtype {logscale.dtype}")
-        if logscale.device != mean.device:
-            raise ValueError(f"logscale and mean must be on the same device, got {logscale.device} and {mean.device}")
-        try:
-            shape = torch.broadcast_shapes(logscale.shape, mean.shape)
-        except RuntimeError:
-            shape = None
-        if shape != mean.shape:
-            raise ValueError(f"logscale of shape {tuple(logscale.shape)} does not broadcast to mean's shape "
-                             f"{tuple(mean.shape)} without changing it (use a number, a per-feature "
-                             f"{tuple(mean.shape[1:])}, a per-channel or a per-element {tuple(mean.shape)} tensor)")
+        check_broadcast("logscale", logscale, mean, "mean")
     elif isinstance(logscale, bool) or not isinstance(logscale, Real):
         raise TypeError(f"logscale must be a real number or a tensor, got {type(logscale).__name__}")
+
+
+def check_counts(spec, p, x, log_theta=None, zero_inflation_logits=None):
+    """A count likelihood's inputs: ``p`` (B, ...) float, counts ``x`` of its shape, ``log_theta``
+    a tensor broadcastable to p's shape without changing it (or None), zero-inflation logits of
+    p's shape (or None)."""
+    check_likelihood(spec, p, x)
+    if log_theta is not None:
+        _tensor("log_theta", log_theta)
+        check_broadcast("log_theta", log_theta, p, spec.param)
+    if zero_inflation_logits is not None:
+        _float("zero_inflation_logits", zero_inflation_logits)
+        _same(spec.param, p, "zero_inflation_logits", zero_inflation_logits)
+
+
+def check_softmax_counts(logits, log_library):
+    """The softmax form's logits (B, G) and log library sizes (B,) or (B, 1)."""
+    _float("logits", logits)
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be (B, G), one row of gene logits per cell, got shape {tuple(logits.shape)}")
+    _float("log_library", log_library)
+    if tuple(log_library.shape) not in ((logits.shape[0],), (logits.shape[0], 1)):
+        raise ValueError(f"log_library must be (B,) or (B, 1) with B = {logits.shape[0]}, got shape "
+                         f"{tuple(log_library.shape)}")
+    if log_library.device != logits.device:
+        raise ValueError(f"log_library and logits must be on the same device, got {log_library.device} and "
+                         f"{logits.device}")
 
 
 def validate_targets(spec, x):
@@ -94,7 +164,10 @@ def validate_targets(spec, x):
     value otherwise."""
     if x.dtype == torch.bool or x.numel() == 0:
         return
-    if x.dtype == torch.uint8:
+    if spec.counts:
+        bad = (x < 0) if not x.is_floating_point() else ~((x >= 0) & (x == torch.floor(x)) & torch.isfinite(x))
+        what = "counts (non-negative integers)"
+    elif x.dtype == torch.uint8:
         bad = x > 1 if spec.uint8 == likelihoods.BINARY else None
         what = (f"0 or 1 (uint8 targets of the {spec.title} likelihood are 0/1; raw 8-bit images: binarize "
                 f"them, or use a likelihood that reads uint8 as k/255)")
@@ -106,6 +179,14 @@ def validate_targets(spec, x):
         i = int(bad.flatten().nonzero()[0])
         raise ValueError(f"x must hold {what} for the {spec.title} likelihood; "
                          f"x.flatten()[{i}] = {x.flatten()[i].item()!r}")
+
+
+def validate_values(spec, p, x):
+    """``validate_args=True``: the targets ``x`` in the likelihood's support (a ValueError
+    otherwise), and a warning, once, when the decoder output ``p`` looks like probabilities
+    where the likelihood takes logits (``fastvae._mistakes``)."""
+    validate_targets(spec, x)
+    warn_if_probabilities(spec, p)
 
 
 def check_int(name, value, minimum=None):
@@ -131,8 +212,17 @@ def check_beta(beta):
         raise TypeError(f"beta must be a real number (float, int or NumPy scalar), got {type(beta).__name__}")
 
 
-def check_elbo(spec, recon_logits, x, mu, logvar, beta, reduction, kl=None, logscale=None):
-    check_likelihood(spec, recon_logits, x, logscale)
+def check_likelihood_args(spec, p, x, args):
+    """Parameters, targets and the likelihood's keyword arguments ``args`` (``spec.bind``'s)."""
+    if not spec.counts:
+        return check_likelihood(spec, p, x, args.get("logscale"))
+    if args.get("log_library") is not None:
+        check_softmax_counts(p, args["log_library"])
+    check_counts(spec, p, x, args.get("log_theta"), args.get("zero_inflation_logits"))
+
+
+def check_elbo(spec, recon_logits, x, mu, logvar, beta, reduction, kl=None, args=None):
+    check_likelihood_args(spec, recon_logits, x, args or {})
     if kl is None:
         if mu is None or logvar is None:
             raise ValueError("pass mu and logvar, or the per-row kl (e.g. from fastvae.reparameterize_kl)")
@@ -180,7 +270,7 @@ def check_eager_dreg(what):
                                   "estimator='iwae'")
 
 
-def check_iwae(spec, recon, x, log_ratio, logscale, z, estimator, reduction, has_slot):
+def check_iwae(spec, recon, x, log_ratio, args, z, estimator, reduction, has_slot):
     """iwae_loss's inputs: recon (K, B, ...), x (B, ...), log_ratio (K, B); see fastvae.iwae_loss."""
     _float(f"recon ({spec.param})", recon)
     if recon.dim() < 2:
@@ -195,12 +285,19 @@ def check_iwae(spec, recon, x, log_ratio, logscale, z, estimator, reduction, has
     for name, t in (("x", x), ("log_ratio", log_ratio)):
         if t.device != recon.device:
             raise ValueError(f"recon and {name} must be on the same device, got {recon.device} and {t.device}")
-    if spec.has_scale:
-        one = recon[0]
-        if isinstance(logscale, torch.Tensor) and tuple(logscale.shape) == tuple(recon.shape):
-            check_logscale(logscale, recon)
-        else:
-            check_logscale(logscale, one)
+    for name, t in args.items():  # per sample (K, B, ...), or broadcast against one sample's shape
+        per_sample = isinstance(t, torch.Tensor) and tuple(t.shape) == tuple(recon.shape)
+        against = recon if per_sample else recon[0]
+        if name == "logscale":
+            check_logscale(t, against)
+        elif name == "log_theta" and t is not None:
+            _tensor(name, t)
+            check_broadcast(name, t, against, "recon")
+        elif name == "zero_inflation_logits" and t is not None:
+            _float(name, t)
+            _same("recon", recon, name, t)
+        elif name == "log_library" and t is not None:
+            check_softmax_counts(recon[0], t)
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if estimator == "dreg":

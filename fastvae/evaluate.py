@@ -59,6 +59,16 @@ def _log_sum_weights(model, x: Tensor, mu: Tensor, logvar: Tensor, k: int, gener
     return math.log(k) - neg_bound.double()
 
 
+def _weights_of(model, x: Tensor, generator):
+    """``k -> (b,)`` float64 ``logsumexp_k log w_k`` of k fresh samples for the examples ``x``: the
+    model's own ``log_weight_sum`` where it has one (``CountVAE``, a hierarchical VAE), else a
+    ``VAE``'s, x encoded once."""
+    if hasattr(model, "log_weight_sum"):
+        return lambda k: model.log_weight_sum(x, k, generator=generator)
+    mu, logvar = model.encode(x)
+    return lambda k: _log_sum_weights(model, x, mu, logvar, k, generator)
+
+
 @torch.no_grad()
 def log_likelihood(model, data: Data, num_samples: int = 1000, *, max_rows: int = 65536,
                    generator: Optional[torch.Generator] = None) -> Tensor:
@@ -66,7 +76,9 @@ def log_likelihood(model, data: Data, num_samples: int = 1000, *, max_rows: int 
 
     Args:
         model: a ``fastvae.models.VAE`` (anything with ``encode``, ``decode``, ``fused``,
-            ``output_bias``).
+            ``output_bias``), or a model with its own ``log_weight_sum(x, k, generator=)``
+            ((b,) float64 ``logsumexp`` of k log importance weights: ``fastvae.models.CountVAE``,
+            a hierarchical VAE).
         data: (N, ...) tensor of examples of the model's likelihood (uint8, bool or float), on
             the model's device, or an iterable of such batches.
         num_samples: K, the number of importance samples per example (5000 in the literature).
@@ -89,9 +101,8 @@ def log_likelihood(model, data: Data, num_samples: int = 1000, *, max_rows: int 
             for xb in x.split(per_batch):
                 if hasattr(model, "_check_input"):  # a VAE also takes flat (B, D) examples
                     xb = model._check_input(xb)
-                mu, logvar = model.encode(xb)
-                parts = [_log_sum_weights(model, xb, mu, logvar, min(chunk, num_samples - s), generator)
-                         for s in range(0, num_samples, chunk)]
+                weights = _weights_of(model, xb, generator)
+                parts = [weights(min(chunk, num_samples - s)) for s in range(0, num_samples, chunk)]
                 lse = parts[0] if len(parts) == 1 else torch.logsumexp(torch.stack(parts, 1), 1)
                 out.append(lse - math.log(num_samples))
     if not out:
@@ -105,7 +116,11 @@ def elbo(model, data: Data, *, batch_size: int = 4096) -> Tensor:
     ``model.loss(x, reduction='none')`` with beta = 1, on ``data`` as for ``log_likelihood``."""
     check_int("batch_size", batch_size, 1)
     with _EvalMode(model):
-        out = [-model.loss(x, beta=1.0, reduction="none") for x in _batches(data, batch_size)]
+        # the true ELBO from the terms: a model's loss may differ from it (free bits)
+        out = []
+        for x in _batches(data, batch_size):
+            terms = model.loss(x, beta=1.0, reduction="none", return_terms=True)
+            out.append(terms.log_likelihood - terms.kl)
     if not out:
         raise ValueError("data holds no examples")
     return torch.cat(out)

@@ -18,13 +18,15 @@ from torch import nn, Tensor
 from . import decoders, likelihoods, reference
 from . import ops as fastvae_ops
 from ._checks import check_int
+from ._layers import activation as _activation
+from ._layers import ACTIVATIONS
+from .count_vae import CountVAE
 from .loss import elbo_loss, ELBOTerms
 from .ops import reparameterize_kl
 
-__all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "ACTIVATIONS"]
+__all__ = ["VAEOutput", "VAE", "MLPVAE", "ConvVAE", "CountVAE", "HierarchicalMLPVAE", "HierarchicalConvVAE",
+           "ACTIVATIONS", "load"]
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
-               "softplus": nn.Softplus, "leaky_relu": nn.LeakyReLU}
 
 
 class VAEOutput(NamedTuple):
@@ -35,12 +37,6 @@ class VAEOutput(NamedTuple):
     logvar: Tensor  # (B, latent_dim)
     z: Tensor       # (B, latent_dim) the reparameterized sample
     kl: Tensor      # (B,) KL(q(z | x) || N(0, I)), float32 (float64 for a float64 model)
-
-
-def _activation(name):
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]
 
 
 def _shape(input_shape):
@@ -62,9 +58,11 @@ class VAE(nn.Module):
     Inputs ``x``: (B, *input_shape), uint8 (one byte per pixel, the cheapest form: 0/1 for the
     Bernoulli, k/255 for the others), bool, or float; also accepted flat as (B, prod(input_shape)).
 
-    ``likelihood``: ``"bernoulli"``, ``"continuous_bernoulli"`` or ``"gaussian"``; for the
-    Gaussian, ``logscale``: ``"learned"`` (one shared parameter, default), ``"per-pixel"`` (a
-    parameter of input_shape) or a number (fixed). A learned logscale is the parameter
+    ``likelihood``: a likelihood of the registry (``fastvae.likelihoods``) whose parameters are
+    the decoder's output alone: ``"bernoulli"``, ``"continuous_bernoulli"`` or ``"gaussian"``
+    (a count likelihood is ``CountVAE``'s; a ValueError here); for the Gaussian, ``logscale``:
+    ``"learned"`` (one shared parameter, default), ``"per-pixel"`` (a parameter of input_shape)
+    or a number (fixed). A learned logscale is the parameter
     ``self.logscale`` (optimised, checkpointed), used clamped at ``decoders.LOGSCALE_FLOOR``.
     """
 
@@ -76,6 +74,10 @@ class VAE(nn.Module):
         self.fused = bool(fused)
         self.beta = float(beta)
         self.likelihood = likelihoods.get(likelihood).name
+        if self.spec.counts:
+            raise ValueError(f"the {self.spec.title} likelihood models count matrices with a per-gene dispersion "
+                             "and a cell's library, which this VAE's decoder does not give: use "
+                             "fastvae.models.CountVAE")
         self._separate_bias = separate_bias
         if separate_bias:
             self.output_bias = nn.Parameter(torch.zeros(self.input_shape))
@@ -257,6 +259,12 @@ class MLPVAE(VAE):
         return self.decoder[-2].bias.view(self.input_shape)
 
 
+def conv_channels_for(input_shape) -> tuple:
+    """ConvVAE's default channels for images of ``input_shape`` (C, H, W): (32, 64) up to 32
+    pixels, else (32, 32, 64, 64)."""
+    return (32, 64) if max(input_shape[-2:]) <= 32 else (32, 32, 64, 64)
+
+
 class ConvVAE(VAE):
     """Convolutional VAE for images (C, H, W), e.g. 1x28x28 or 3x64x64.
 
@@ -275,7 +283,7 @@ class ConvVAE(VAE):
             raise ValueError(f"ConvVAE needs input_shape (C, H, W), got {self.input_shape}")
         C, H, W = self.input_shape
         if channels is None:
-            channels = (32, 64) if max(H, W) <= 32 else (32, 32, 64, 64)
+            channels = conv_channels_for(self.input_shape)
         channels = tuple(check_int("channels", c, 1) for c in channels)
         if not channels:
             raise ValueError("channels must not be empty")
@@ -297,3 +305,22 @@ class ConvVAE(VAE):
             c_in = c
         dec.append(nn.ConvTranspose2d(c_in, C, 4, stride=2, padding=1, bias=False))
         self.decoder = nn.Sequential(*dec)
+
+
+def load(path, map_location=None) -> VAE:
+    """The trained model in the ``checkpoint.pt`` at ``path`` (written by ``python -m
+    fastvae.train``), in eval mode: any architecture and likelihood the command trains, learned
+    logscales included. ``map_location`` as ``torch.load`` takes it (e.g. ``"cpu"``); None: where
+    it was saved, or the CPU where that device is missing. A damaged file or one of an unknown
+    format version is a ValueError (``fastvae.saved``)::
+
+        model = fastvae.models.load("runs/quick/checkpoint.pt")
+        images = model.sample(16)            # (16, *model.input_shape) float32 means
+    """
+    from .saved import load_model  # the builder imports this module
+
+    return load_model(path, map_location)
+
+
+# the top-down hierarchical VAEs build on VAE above (their own modules: fastvae/hierarchical*.py)
+from .hierarchical_nets import HierarchicalConvVAE, HierarchicalMLPVAE  # noqa: E402

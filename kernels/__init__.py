@@ -6,8 +6,10 @@ functions that validate nothing, allocate outputs, pick block sizes and launch (
 ``_launch.launch``, the one place where work is handed to Triton):
 
 * ``likelihood.py``: the elementwise log-likelihoods (Bernoulli, continuous Bernoulli,
-  Gaussian) and their gradients in one pass; ``rescale.py``: its backward passes over the
+  Gaussian, Poisson, negative binomial; the math per element in ``_terms.py``, ``_counts.py``
+  and ``_gamma.py``) and their gradients in one pass; ``rescale.py``: its backward passes over the
   gradients it stored;
+* ``softmax_counts.py``: the count likelihoods fused with scVI's softmax decoder (row-wise);
 * ``gaussian.py``: the reparameterized sample and KL; ``importance.py``: K samples and their
   log importance ratios;
 
@@ -27,6 +29,7 @@ _LAUNCHERS = {  # launcher -> the module (relative) that holds it
     "scale_rows": ".rescale", "sum_partials": ".rescale",
     "reparameterize_kl_fwd": ".gaussian", "reparameterize_kl_bwd": ".gaussian",
     "reparameterize_iw_fwd": ".importance", "reparameterize_iw_bwd": ".importance",
+    "softmax_counts": ".softmax_counts",
 }
 
 __all__ = sorted(_LAUNCHERS)

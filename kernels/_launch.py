@@ -11,6 +11,7 @@ power-of-two factor of at least 16 gets chunks of 16 and a masked last chunk.
 
 import functools
 import inspect
+import warnings
 
 import torch
 import triton
@@ -62,10 +63,18 @@ def constants(kernel, bound):
 def launch(kernel, programs, args, bound):
     """Run ``kernel`` over the grid ``(programs,)`` (or a tuple) with its run-time ``args`` and
     ``bound = bind(kernel, meta)``: the one place where fastvae hands work to Triton
-    (``JITFunction.run``, which ``kernel[grid](...)`` calls, without the lambda in between)."""
+    (``JITFunction.run``, which ``kernel[grid](...)`` calls, without the lambda in between).
+    Through Triton's interpreter, which evaluates both sides of a ``tl.where`` with NumPy, the
+    side a kernel drops (1/l at l = 0, beside the series used there) may divide by 0 and warn;
+    the result is exact, so those RuntimeWarnings are silenced for this launch only (never
+    globally). Compiled kernels get nothing added."""
     consts, warps = bound
-    return kernel.run(*args, *consts, grid=programs if isinstance(programs, tuple) else (programs,), warmup=False,
-                      num_warps=warps)
+    grid = programs if isinstance(programs, tuple) else (programs,)
+    if not INTERPRET:
+        return kernel.run(*args, *consts, grid=grid, warmup=False, num_warps=warps)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"triton\.runtime\.interpreter")
+        return kernel.run(*args, *consts, grid=grid, warmup=False, num_warps=warps)
 
 
 def _pow2(name, v):

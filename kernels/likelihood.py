@@ -1,23 +1,9 @@
 r"""Fused log-likelihoods of a decoder's output, and their gradients, in one pass.
 
-For parameters ``p`` and targets ``x`` of a (B, ...) batch, per row b (sum over the row):
-
-* Bernoulli (``KIND = modes.BERNOULLI``), p = logits l, x in [0, 1]:  ``x*l - softplus(l)``;
-  d/dl = ``x - sigmoid(l)``, d/dx = ``l``.
-* continuous Bernoulli (``CONTINUOUS_BERNOULLI``), Loaiza-Ganem & Cunningham (2019), p = logits l, x in [0, 1]:
-  ``x*l - softplus(l) + log C(l)``, ``C(l) = l / tanh(l/2)``; d/dl = ``x - sigmoid(l) + 1/l -
-  1/sinh(l)``, d/dx = ``l``.
-* Gaussian (``GAUSSIAN``), p = mean m, logscale s: ``-((x - m) e^-s)^2 / 2 - s - log(2 pi) / 2``;
-  d/dm = ``(x - m) e^-2s``, d/dx = ``-(x - m) e^-2s``, d/ds = ``((x - m) e^-s)^2 - 1``.
-
-Evaluated stably, with a = |l|, e = exp(-a), p = [l >= 0]:
-
-* Bernoulli: ``(x - p) l - log1p(e)`` and ``(x - p) +- e / (1 + e)``: no overflow, no log of a
-  sigmoid, full relative precision for well-fit pixels on both sides.
-* continuous Bernoulli: softplus and log C share a term, leaving ``(x - p) l + h(a)`` with
-  ``h(a) = log(a / (1 - e))`` and d/dl = ``(x - p) +- h'(a)``, ``h'(a) = 1/a - e / (1 - e)``;
-  below a = 0.25 (0.01 in float64) both are Taylor series (``h = a/2 - a^2/24 + a^4/2880 -
-  ...``), exact and finite for every finite logit (the closed forms cancel near 0).
+For parameters ``p`` and targets ``x`` of a (B, ...) batch, per row b: the sum over the row of
+the log-density of each target (``_terms.py`` has the math per likelihood: Bernoulli,
+continuous Bernoulli, Gaussian with a logscale ``s``, Poisson and negative binomial with log
+theta ``s`` and, with ``HAS_Q``, zero-inflation logits ``q``), and its gradients.
 
 uint8 targets are one byte per element, read as they are or times ``x_scale`` (``SCALE_X``: the
 caller says what a byte means; ``k/255`` for the continuous likelihoods). One kernel does every
@@ -52,76 +38,7 @@ from ._launch import (
     store,
     tile,
 )
-from ._math import log1p_01, LOG2E, log_pos, recip
-
-HALF_LOG_2PI = tl.constexpr(0.9189385332046728)
-
-
-@triton.jit
-def _bernoulli(l, x, ACC: tl.constexpr):
-    pos = l >= 0
-    xp = tl.where(pos, x - 1.0, x)
-    if ACC == tl.float64:
-        e = tl.exp(-tl.abs(l))
-        u = 1.0 + e
-        term = xp * l - tl.where(u == 1.0, e, tl.log(u) * (e / tl.where(u == 1.0, 1.0, u - 1.0)))
-        q = e / u
-    else:
-        e = tl.exp2(tl.abs(l) * -LOG2E)
-        term = xp * l - log1p_01(e)
-        q = e * recip(1.0 + e)
-    return term, xp + tl.where(pos, q, -q)
-
-
-@triton.jit
-def _continuous_bernoulli(l, x, ACC: tl.constexpr):
-    # (x - p) l + h(a) and (x - p) +- h'(a), a = |l|: Taylor series below SMALL (to a^6 and
-    # a^5: 2e-12 and 5e-11 at a = 0.25), closed forms above (where they cancel by < 1e-6)
-    a = tl.abs(l)
-    SMALL: tl.constexpr = 0.01 if ACC == tl.float64 else 0.25
-    small = a < SMALL
-    a2 = a * a
-    hs = ((-5.511463844797178e-06 * a2 + 3.472222222222222e-04) * a2 - 4.1666666666666664e-02) * a2 + 0.5 * a
-    dh = ((-3.306878306878307e-05 * a2 + 1.388888888888889e-03) * a2 - 8.333333333333333e-02) * a + 0.5
-    # the closed forms: a small a only reaches them in the branch tl.where drops
-    if ACC == tl.float64:
-        e = tl.exp(-a)
-        hl = tl.log(a / (1.0 - e))
-        dl = 1.0 / a - e / (1.0 - e)
-    else:
-        e = tl.exp2(a * -LOG2E)
-        r = recip(1.0 - e)
-        hl = log_pos(a * r)
-        dl = recip(a) - e * r
-    pos = l >= 0
-    xp = tl.where(pos, x - 1.0, x)
-    h = tl.where(small, hs, hl)
-    d = tl.where(small, dh, dl)
-    return xp * l + h, xp + tl.where(pos, d, -d)
-
-
-@triton.jit
-def _gaussian(m, x, s, ACC: tl.constexpr):
-    if ACC == tl.float64:
-        r = tl.exp(-s)
-    else:
-        r = tl.exp2(s * -LOG2E)  # e^-s
-    w = (x - m) * r
-    return -0.5 * (w * w) - s - HALF_LOG_2PI, w * r, w * w - 1.0
-
-
-@triton.jit
-def _terms(p, x, s, KIND: tl.constexpr, ACC: tl.constexpr):
-    # per element: (log-density, d/dp, d/dx, d/ds)
-    if KIND == modes.GAUSSIAN:
-        term, dp, ds = _gaussian(p, x, s, ACC)
-        return term, dp, -dp, ds
-    elif KIND == modes.CONTINUOUS_BERNOULLI:
-        term, dp = _continuous_bernoulli(p, x, ACC)
-        return term, dp, p, dp
-    else:
-        term, dp = _bernoulli(p, x, ACC)
-        return term, dp, p, dp
+from ._terms import terms
 
 
 @triton.jit
@@ -161,16 +78,19 @@ def _elbo_rows(kl_ptr, rows_ptr, rows, row_ok, ll, beta, B, ACC: tl.constexpr, R
 # floats, which NumPy already treats so).
 @triton.jit
 def _likelihood_kernel(
-    # pointers: inputs (p the parameters, x the targets, s a tensor logscale, g the per-row upstream
-    # gradient, kl the ELBO's KL), then outputs; each used only where its mode asks for it
+    # pointers: inputs (p the parameters, x the targets, s a tensor logscale or log theta, q
+    # zero-inflation logits, g the per-row upstream gradient, kl the ELBO's KL), then outputs;
+    # each used only where its mode asks for it
     p_ptr,
     x_ptr,
     s_ptr,
+    q_ptr,
     g_ptr,
     ll_ptr,
     gp_ptr,
     gx_ptr,
     gs_ptr,
+    gq_ptr,
     kl_ptr,
     rows_ptr,
     # sizes and strides: B; per tensor its row stride and three column levels (``column_levels``);
@@ -188,6 +108,10 @@ def _likelihood_kernel(
     s_s1,
     s_s2,
     s_s3,
+    stride_qb,
+    q_s1,
+    q_s2,
+    q_s3,
     stride_g,
     x_rows,
     s_rows,
@@ -204,6 +128,8 @@ def _likelihood_kernel(
     X_N3: tl.constexpr,
     S_N2: tl.constexpr,
     S_N3: tl.constexpr,
+    Q_N2: tl.constexpr,
+    Q_N3: tl.constexpr,
     BLOCK_B: tl.constexpr,
     BLOCK_D: tl.constexpr,
     EVEN: tl.constexpr,
@@ -211,10 +137,14 @@ def _likelihood_kernel(
     # math: the likelihood (``modes.BERNOULLI`` ...) and the compute dtype
     KIND: tl.constexpr,
     ACC: tl.constexpr,
-    # modes: the logscale (a tensor; one value read once), uint8 targets scaled, what to read,
+    # modes: s (a tensor; one value read once; one per column, shared by the rows), q given, uint8
+    # targets scaled, what to read,
     # write and store (``modes.GS_*``, ``modes.REDUCE_*``)
     S_TENSOR: tl.constexpr,
     S_ONE: tl.constexpr,
+    S_COLUMN: tl.constexpr,
+    HAS_Q: tl.constexpr,
+    STORE_GQ: tl.constexpr,
     SCALE_X: tl.constexpr,
     G_ROWS: tl.constexpr,
     WRITE_LL: tl.constexpr,
@@ -243,6 +173,7 @@ def _likelihood_kernel(
     if ROW_MOD:  # x (and a logscale) of one sample's rows, read for each of the samples p holds
         x_r, s_r = rows % x_rows, rows % s_rows
     p_row, x_row, s_row = p_ptr + rows * stride_pb, x_ptr + x_r * stride_xb, s_ptr + s_r * stride_sb
+    q_row = q_ptr + rows * stride_qb
     s_one = s_value + tl.zeros([], ACC)  # a typed scalar (in the interpreter a float64 one stays so)
     if S_ONE:  # one logscale for every element (a 0-d tensor, expanded): read once
         s_one = tl.load(s_ptr).to(ACC)
@@ -257,11 +188,19 @@ def _likelihood_kernel(
         if SCALE_X:
             x = x * x_scale  # uint8 targets in the caller's unit (8-bit images as k / 255)
         s = s_one
-        if S_TENSOR and not S_ONE:
+        if S_COLUMN:  # one value per column, shared by the rows: loaded (and used) once per column
+            s = load(s_ptr + column_offsets(cols, s_s1, s_s2, s_s3, S_N2, S_N3), cols < D, EVEN).to(ACC)
+        elif S_TENSOR and not S_ONE:
             s = load(s_row[:, None] + column_offsets(cols, s_s1, s_s2, s_s3, S_N2, S_N3)[None, :], mask, EVEN).to(ACC)
-        term, dp, dx, ds = _terms(p, x, s, KIND, ACC)
-        _store_grads(gp_ptr, gx_ptr, gs_ptr, o_row[:, None] + cols[None, :], pid * D + cols, factor, dp, dx, ds,
-                     mask, cols < D, STORE_GP, STORE_GX, GS_MODE, EVEN)
+        q = s
+        if HAS_Q:
+            q = load(q_row[:, None] + column_offsets(cols, q_s1, q_s2, q_s3, Q_N2, Q_N3)[None, :], mask, EVEN).to(ACC)
+        term, dp, dx, ds, dq = terms(p, x, s, q, KIND, ACC, HAS_Q)
+        out = o_row[:, None] + cols[None, :]
+        _store_grads(gp_ptr, gx_ptr, gs_ptr, out, pid * D + cols, factor, dp, dx, ds, mask, cols < D, STORE_GP,
+                     STORE_GX, GS_MODE, EVEN)
+        if STORE_GQ:
+            store(gq_ptr + out, (factor * dq).to(gq_ptr.dtype.element_ty), mask, EVEN)
         if GS_MODE == modes.GS_ROW_SUMS:  # unscaled: the caller applies the upstream gradient to the sums
             acc_s += tl.where(mask, ds, 0.0)
         if D % BLOCK_D == 0:
@@ -277,41 +216,56 @@ def _likelihood_kernel(
         store(gs_ptr + rows, tl.sum(acc_s, axis=1).to(gs_ptr.dtype.element_ty), row_ok, EVEN)
 
 
+_NO_LEVELS = ((0, 0, 0), (1, 1))  # an operand that is not there
+_HEAVY = (modes.POISSON, modes.NEGATIVE_BINOMIAL)  # not unrolled
+_COLUMN_WISE = (modes.NEGATIVE_BINOMIAL,)  # a per-column s is loaded and used once per column
+
+
 @functools.lru_cache(maxsize=1024)
-def _plan(kind, shape, p_strides, x_strides, s_strides, dtype, block_rows, block_cols, flags):
-    """What a launch over (B, ...) parameters, targets (and a logscale) needs that depends only
-    on shapes, strides, dtype and the compile-time ``flags`` ((name, value) pairs of the
+def _plan(kind, shape, strides, dtype, block_rows, block_cols, flags):
+    """What a launch over (B, ...) parameters, targets (a logscale or log theta, and
+    zero-inflation logits) needs that depends only on shapes, ``strides`` (of p, x, s, q; None
+    for an operand not given), dtype and the compile-time ``flags`` ((name, value) pairs of the
     kernel's modes), once per such key: ``(programs, strides, bound, order, reduces)``
     (``bound`` for ``_launch.launch``; ``reduces``: the kernel reduces the rows itself), or None
     when a tensor's strides need more than three levels (the caller copies it)."""
     B, D = shape[0], math.prod(shape[1:])
-    order = column_order(shape, p_strides)
-    pl, xl = column_levels(shape, p_strides, order), column_levels(shape, x_strides, order)
-    sl = column_levels(shape, s_strides, order) if s_strides is not None else ((0, 0, 0), (1, 1))
-    if pl is None or xl is None or sl is None:
+    order = column_order(shape, strides[0])
+    levels = [_NO_LEVELS if st is None else column_levels(shape, st, order) for st in strides]
+    if any(lv is None for lv in levels):
         return None
-    rows, cols, warps = tile(B, D, block_rows, block_cols, chunk_elems(dtype))
+    (pl, xl, sl, ql), s_strides = levels, strides[2]
+    # the count likelihoods' hundreds of instructions per element: half a chunk (fewer live registers)
+    rows, cols, warps = tile(B, D, block_rows, block_cols, chunk_elems(dtype) // (2 if kind in _HEAVY else 1))
     meta = dict(KIND=kind, D=D, P_N2=pl[1][0], P_N3=pl[1][1], X_N2=xl[1][0], X_N3=xl[1][1], S_N2=sl[1][0],
-                S_N3=sl[1][1], ACC=acc_dtype(dtype), BLOCK_B=rows, BLOCK_D=cols, num_warps=warps,
-                S_TENSOR=s_strides is not None, S_ONE=s_strides is not None and not any(s_strides),
-                # float64's exact log and division need the registers unrolling would take (spills)
-                **loop_meta(B, D, rows, cols, 1 if dtype == torch.float64 else 8), **dict(flags))
+                S_N3=sl[1][1], Q_N2=ql[1][0], Q_N3=ql[1][1], ACC=acc_dtype(dtype), BLOCK_B=rows, BLOCK_D=cols,
+                num_warps=warps, S_TENSOR=s_strides is not None, S_ONE=s_strides is not None and not any(s_strides),
+                S_COLUMN=s_strides is not None and any(s_strides) and s_strides[0] == 0 and kind in _COLUMN_WISE,
+                HAS_Q=strides[3] is not None,
+                # float64's exact log and division, and the count likelihoods' hundreds of
+                # instructions per element, need the registers unrolling would take (spills)
+                **loop_meta(B, D, rows, cols, 1 if dtype == torch.float64 or kind in _HEAVY else 8), **dict(flags))
     if B > rows:  # the rows are reduced in the kernel only where one program holds them all
         meta["REDUCE"] = modes.REDUCE_NONE
-    strides = (p_strides[0], *pl[0], x_strides[0], *xl[0], 0 if s_strides is None else s_strides[0], *sl[0])
-    return -(-B // rows), strides, _launch.bind(_likelihood_kernel, meta), order, meta["REDUCE"] != modes.REDUCE_NONE
+    row_strides = tuple(v for st, lv in zip(strides, levels) for v in (0 if st is None else st[0], *lv[0]))
+    reduces = meta["REDUCE"] != modes.REDUCE_NONE
+    return -(-B // rows), row_strides, _launch.bind(_likelihood_kernel, meta), order, reduces
 
 
-def _planned(kind, p, x, s, block_rows, block_cols, flags):
-    plan = _plan(kind, tuple(p.shape), p.stride(), x.stride(), None if s is None else s.stride(), p.dtype,
-                 block_rows, block_cols, flags)
-    if plan is None:  # beyond three levels of strides (5-D and more): laid out densely first
-        order = column_order(tuple(p.shape), p.stride())
-        p, x = (t.permute(0, *order).contiguous().permute(0, *_launch.inverse(order)) for t in (p, x))
-        s = None if s is None else s.permute(0, *order).contiguous().permute(0, *_launch.inverse(order))
-        plan = _plan(kind, tuple(p.shape), p.stride(), x.stride(), None if s is None else s.stride(), p.dtype,
-                     block_rows, block_cols, flags)
-    return p, x, s, plan
+def _strides(*ts):
+    return tuple(None if t is None else t.stride() for t in ts)
+
+
+def _planned(kind, ops, block_rows, block_cols, flags):
+    """``ops`` (p, x, s, q) and the plan; beyond three levels of strides (5-D and more) the
+    operands are laid out densely first."""
+    p = ops[0]
+    plan = _plan(kind, tuple(p.shape), _strides(*ops), p.dtype, block_rows, block_cols, flags)
+    if plan is None:
+        order, inv = column_order(tuple(p.shape), p.stride()), _launch.inverse(column_order(tuple(p.shape), p.stride()))
+        ops = tuple(None if t is None else t.permute(0, *order).contiguous().permute(0, *inv) for t in ops)
+        plan = _plan(kind, tuple(p.shape), _strides(*ops), p.dtype, block_rows, block_cols, flags)
+    return ops, plan
 
 
 def grad_like(p, dtype=None):
@@ -320,18 +274,33 @@ def grad_like(p, dtype=None):
     return empty_in_order(p, column_order(tuple(p.shape), p.stride()), dtype)
 
 
-def likelihood_pass(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, x_scale=None, write_ll=True,
-                    store_gp=False, store_gx=False, gs_mode=modes.GS_NONE, gs=None, skip_if_one=False, kl=None,
-                    beta=1.0, reduce=modes.REDUCE_NONE, block_rows=None, block_cols=None):
-    """Launch one pass of likelihood ``kind`` (``modes.BERNOULLI``, ...) over (B, ...)
-    parameters ``p`` and targets ``x`` (any strides; read through them) and, for the Gaussian,
-    a logscale: a tensor ``s`` of p's shape (expanded: stride 0 where it is broadcast) or the
-    number ``s_value``. uint8 targets are read as they are, or times ``x_scale`` when given.
+def _outputs(p, x, s, q, order, programs, want, gs, ll):
+    """The gradient buffers ``want`` asks for (store_gp, store_gx, gs_mode, store_gq), dense in
+    ``order``; gs as ``likelihood_pass`` says (kept where given)."""
+    store_gp, store_gx, gs_mode, store_gq = want
+    B, D = p.shape[0], (p.numel() // p.shape[0] if p.shape[0] else 0)
+    gp = empty_in_order(p, order) if store_gp else None
+    gx = empty_in_order(p, order, x.dtype) if store_gx else None
+    gq = empty_in_order(p, order, q.dtype) if store_gq else None
+    if gs is None and gs_mode != modes.GS_NONE:
+        gs = empty_in_order(p, order, s.dtype) if gs_mode == modes.GS_ELEMENTS else torch.empty(
+            (programs, D) if gs_mode == modes.GS_PARTIALS else B, device=p.device, dtype=ll.dtype)
+    return gp, gx, gs, gq
 
-    Returns ``(ll, gp, gx, gs, rows)``: ll (B,) float32 (float64 for float64 p); the gradients
-    asked for (``grad_like`` tensors, times ``grad_scale`` and, with ``g``, the per-row upstream
-    gradient g (B,) or 0-d), gs per ``gs_mode`` (``GS_ELEMENTS``: like p, in s's dtype;
-    ``GS_PARTIALS``: (programs, D) partial sums over rows in ll's dtype, see
+
+def likelihood_pass(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, q=None, x_scale=None, write_ll=True,
+                    store_gp=False, store_gx=False, gs_mode=modes.GS_NONE, store_gq=False, gs=None, skip_if_one=False,
+                    kl=None, beta=1.0, reduce=modes.REDUCE_NONE, block_rows=None, block_cols=None):
+    """Launch one pass of likelihood ``kind`` (``modes.BERNOULLI``, ...) over (B, ...)
+    parameters ``p`` and targets ``x`` (any strides; read through them); ``s``: a tensor of p's
+    shape (expanded: stride 0 where broadcast), the Gaussian's logscale or the negative
+    binomial's log theta, or the number ``s_value``; ``q``: zero-inflation logits of p's shape.
+    uint8 targets are read as they are, or times ``x_scale`` when given.
+
+    Returns ``(ll, gp, gx, gs, rows, gq)``: ll (B,) float32 (float64 for float64 p); the
+    gradients asked for (``grad_like`` tensors, times ``grad_scale`` and, with ``g``, the per-row
+    upstream gradient g (B,) or 0-d), gs per ``gs_mode`` (``GS_ELEMENTS``: like p, in s's
+    dtype; ``GS_PARTIALS``: (programs, D) partial sums over rows in ll's dtype, see
     ``rescale.sum_partials``; ``GS_ROW_SUMS``: (B,) row sums), written into ``gs`` when given;
     rows = ``beta * kl - ll`` when ``kl`` (B,) of ll's dtype is given, and with ``reduce``
     (``REDUCE_SUM``, ``REDUCE_MEAN``) their 0-d reduction instead where one program holds
@@ -345,35 +314,26 @@ def likelihood_pass(kind, p, x, s=None, s_value=0.0, grad_scale=1.0, g=None, *, 
     B = p.shape[0]
     D = p.numel() // B if B else 0
     ll = torch.empty(B, device=p.device, dtype=sum_dtype(p.dtype))
+    want = (store_gp, store_gx, gs_mode, store_gq)
     if not (B and D):
-        rows = None if kl is None else torch.empty_like(ll)
-        gp = grad_like(p) if store_gp else None
-        gx = grad_like(p, x.dtype) if store_gx else None
-        if gs is None and gs_mode != modes.GS_NONE:
-            gs = grad_like(p, s.dtype) if gs_mode == modes.GS_ELEMENTS else torch.empty(
-                (0, D) if gs_mode == modes.GS_PARTIALS else B, dtype=ll.dtype, device=p.device)
+        gp, gx, gs, gq = _outputs(p, x, s, q, column_order(tuple(p.shape), p.stride()), 0, want, gs, ll)
         for t in (ll, gs):
             if t is not None:
                 t.zero_()
-        if rows is not None:
-            torch.mul(kl, beta, out=rows)
-        return ll, gp, gx, gs, rows
+        return ll, gp, gx, gs, None if kl is None else kl * beta, gq
     x_rows, s_rows = x.shape[0], B if s is None else s.shape[0]
     flags = (("SCALE_X", x_scale is not None and x.dtype == torch.uint8), ("G_ROWS", g is not None),
              ("WRITE_LL", write_ll), ("STORE_GP", store_gp), ("STORE_GX", store_gx), ("GS_MODE", gs_mode),
-             ("HAS_KL", kl is not None), ("SKIP_IF_ONE", skip_if_one),
+             ("STORE_GQ", store_gq), ("HAS_KL", kl is not None), ("SKIP_IF_ONE", skip_if_one),
              ("ROW_MOD", x_rows != B or s_rows not in (B, 1)),
              ("REDUCE", reduce if kl is not None else modes.REDUCE_NONE))
-    p, x, s, (programs, strides, bound, order, reduces) = _planned(kind, p, x, s, block_rows, block_cols, flags)
+    (p, x, s, q), (programs, strides, bound, order, reduces) = _planned(kind, (p, x, s, q), block_rows, block_cols,
+                                                                        flags)
     rows = None if kl is None else torch.empty(() if reduces else B, device=p.device, dtype=ll.dtype)
-    gp = empty_in_order(p, order) if store_gp else None
-    gx = empty_in_order(p, order, x.dtype) if store_gx else None
-    if gs is None and gs_mode != modes.GS_NONE:
-        gs = empty_in_order(p, order, s.dtype) if gs_mode == modes.GS_ELEMENTS else torch.empty(
-            (programs, D) if gs_mode == modes.GS_PARTIALS else B, device=p.device, dtype=ll.dtype)
+    gp, gx, gs, gq = _outputs(p, x, s, q, order, programs, want, gs, ll)
     _launch.launch(_likelihood_kernel, programs, (
-        p, x, ll if s is None else s, ll if g is None else g, ll, ll if gp is None else gp, ll if gx is None else gx,
-        ll if gs is None else gs, ll if kl is None else kl, ll if rows is None else rows, B, *strides,
-        0 if g is None or g.dim() == 0 else g.stride(0), x_rows, s_rows, float(s_value), float(grad_scale),
-        float(beta), 1.0 if x_scale is None else float(x_scale)), bound)
-    return ll, gp, gx, gs, rows
+        p, x, ll if s is None else s, ll if q is None else q, ll if g is None else g, ll, ll if gp is None else gp,
+        ll if gx is None else gx, ll if gs is None else gs, ll if gq is None else gq, ll if kl is None else kl,
+        ll if rows is None else rows, B, *strides, 0 if g is None or g.dim() == 0 else g.stride(0), x_rows, s_rows,
+        float(s_value), float(grad_scale), float(beta), 1.0 if x_scale is None else float(x_scale)), bound)
+    return ll, gp, gx, gs, rows, gq

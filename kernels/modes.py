@@ -11,6 +11,8 @@ values below; adding a likelihood to the elementwise kernel adds one name here.
 BERNOULLI = 0
 CONTINUOUS_BERNOULLI = 1
 GAUSSIAN = 2
+POISSON = 3
+NEGATIVE_BINOMIAL = 4  # with HAS_Q: zero-inflated
 
 # GS_MODE of ``likelihood.py``: how the gradient of a tensor logscale is formed
 GS_NONE = 0         # no logscale gradient

@@ -12,9 +12,7 @@ A failing case prints as ``Spec(...)``: add it to ``fuzz_regressions.REGRESSIONS
 every time.
 """
 
-import math
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from dataclasses import dataclass
 
 import likelihood_cases as cases
 import torch
@@ -22,105 +20,21 @@ from hypothesis import strategies as st
 
 from fastvae import likelihoods
 
+import fuzz_count_cases
+from fuzz_base import (
+    BATCHES,
+    CPU,
+    dataclass_replace,
+    Entry,
+    normal,
+    ROW_LENGTHS,
+    SAMPLES,
+    SMALL_DIMS,
+    Spec,
+    sprinkle,
+    UPSTREAMS,
+)
 from fuzz_check import layouts
-
-CPU = torch.device("cpu")
-DTYPES = ("float32", "bfloat16", "float16", "float64")
-UPSTREAMS = ("ones", "random", "strided", "zero", "bf16-strided", "scaled", "one-row", "none")
-BATCHES = (1, 2, 3, 5, 7, 8, 13, 16, 17, 31, 33, 64)
-ROW_LENGTHS = (1, 2, 3, 5, 7, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 129, 255, 257, 784, 1031)
-SMALL_DIMS = (1, 2, 3, 4, 5, 7, 8)
-SAMPLES = (1, 2, 3, 5)
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One drawn case of entry ``entry``: batch ``B``, one row's shape ``F``, dtype (its name),
-    K samples, the tiles (``interpreter`` or ``gpu``), the entry's options, each input's layout
-    and each output's upstream gradient, as (name, value) pairs; ``seed`` for the values."""
-
-    entry: str
-    B: int
-    F: tuple
-    dtype: str
-    seed: int
-    K: int = 1
-    tiles: str = "interpreter"
-    options: tuple = ()
-    layouts: tuple = ()
-    upstream: tuple = ()
-
-    def option(self, name, default=None):
-        return dict(self.options).get(name, default)
-
-    @property
-    def torch_dtype(self):
-        return getattr(torch, self.dtype)
-
-    @property
-    def shape(self):
-        return (self.B, *self.F)
-
-    @property
-    def D(self):
-        return math.prod(self.F)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A fuzzed op. ``tensors(spec)``: its inputs, name -> (value, differentiable); a value is a
-    tensor (laid out as drawn) or anything else (passed as it is). ``call(lib, spec, inputs)``:
-    the op through ``lib`` (``fastvae`` or ``fastvae.reference``), a tuple of outputs.
-    ``options(B, F, dtype)``: the entry's own choices, name -> tuple. ``outputs(spec)``: how many.
-    ``sums(spec, i)``: how many terms output i sums (its atol grows with them). ``noise(spec)``:
-    for an op that draws noise (option ``noise``: ``given`` or ``drawn``), the noise a drawn call
-    uses, for the reference. ``covers``: the public functions it exercises."""
-
-    name: str
-    tensors: Callable
-    call: Callable
-    outputs: Callable
-    covers: tuple
-    options: Callable = lambda B, F, dtype: {}
-    sums: Callable = lambda spec, i: spec.D
-    noise: Optional[Callable] = None
-    dtypes: tuple = DTYPES
-    samples: bool = False
-    extra_grad_scale: dict = field(default_factory=dict)
-    softmax: bool = False  # results weighted by a softmax of float32 sums: held to their conditioning
-
-    def out_dtype(self, spec, i):
-        return torch.float64 if spec.dtype == "float64" else torch.float32
-
-    def out_scale(self, spec, i):
-        return max(1.0, self.sums(spec, i) / 64)
-
-    def tol_dtype(self, spec, own):
-        """The dtype whose tolerance a result of dtype ``own`` is held to: its own; float32's
-        for float64 at extreme values, where the float64 reference's own formulas cancel (log
-        q's ``(z - mu) / std`` at std << |mu| loses ~1e-8 relative: the kernels, which use eps
-        itself, are the more accurate there)."""
-        if own == torch.float64 and spec.option("values") == "extreme":
-            return torch.float32
-        return own
-
-    def grad_scale(self, spec, name):
-        """How many more terms than its own elements the gradient of input ``name`` sums, on top
-        of its layout's: the entry's own factor, and K for the targets and extra arguments that
-        every one of K samples reads."""
-        shared = self.samples and (name == "x" or name.startswith("extra"))
-        return self.extra_grad_scale.get(name, 1.0) * (spec.K if shared else 1)
-
-
-def sprinkle(t, values, share=0.5):
-    """``t`` with about ``share`` of its elements replaced by values drawn from ``values``."""
-    pick = torch.tensor(values, dtype=torch.float64)[torch.randint(0, len(values), t.shape)]
-    return torch.where(torch.rand(t.shape) < share, pick.to(t.dtype), t)
-
-
-def normal(shape, dtype, scale=1.0):
-    return (torch.randn(shape, dtype=torch.float64) * scale).to(dtype)
-
 
 # --------------------------------------------------------------------------- the Gaussian ops
 
@@ -134,6 +48,11 @@ def _gaussian_tensors(spec, eps_shape=None):
     if extreme:
         mu, logvar = sprinkle(mu, MU_EXTREMES), sprinkle(logvar, LOGVAR_EXTREMES)
     out = {"mu": (mu, True), "logvar": (logvar, True)}
+    if spec.option("prior") == "learned" and not spec.option("path"):  # a hierarchy's p(z_l | z_<l)
+        pmu, plv = normal(shape, dt), normal(shape, dt, 0.5)
+        if extreme:
+            pmu, plv = sprinkle(pmu, MU_EXTREMES), sprinkle(plv, LOGVAR_EXTREMES)
+        out.update(prior_mu=(pmu, True), prior_logvar=(plv, True))
     if spec.option("noise", "given") == "given":
         out["eps"] = (normal(eps_shape or shape, dt), False)
     else:
@@ -162,6 +81,14 @@ def _noise_options(B, F, dtype):
     return {"noise": ("given", "drawn"), "values": ("ordinary", "extreme")}
 
 
+PRIORS = ("standard", "learned")  # N(0, I), or N(prior_mu, exp(prior_logvar)) (option ``prior``)
+
+
+def _prior(t):
+    """The prior's keyword arguments (none for the standard normal)."""
+    return {k: t[k] for k in ("prior_mu", "prior_logvar") if k in t}
+
+
 @dataclass(frozen=True)
 class GaussianEntry(Entry):
     """An op whose first output has the inputs' dtype (z) and whose others are sums."""
@@ -177,62 +104,70 @@ class GaussianEntry(Entry):
 
 GAUSSIAN_ENTRIES = (
     GaussianEntry("reparameterize_kl", _gaussian_tensors,
-                  lambda lib, spec, t: lib.reparameterize_kl(t["mu"], t["logvar"], eps=t["eps"]),
-                  lambda spec: 2, ("reparameterize_kl",), _noise_options, noise=_probe_kl),
+                  lambda lib, spec, t: lib.reparameterize_kl(t["mu"], t["logvar"], eps=t["eps"], **_prior(t)),
+                  lambda spec: 2, ("reparameterize_kl",), lambda B, F, dtype: dict(_noise_options(B, F, dtype),
+                                                                                   prior=PRIORS), noise=_probe_kl),
     GaussianEntry("reparameterize", _gaussian_tensors,
                   lambda lib, spec, t: (lib.reparameterize(t["mu"], t["logvar"], eps=t["eps"]),),
                   lambda spec: 1, ("reparameterize",), _noise_options, noise=_probe_kl),
     GaussianEntry("gaussian_kl", lambda spec: {k: v for k, v in _gaussian_tensors(spec).items() if k != "eps"},
-                  lambda lib, spec, t: (lib.gaussian_kl(t["mu"], t["logvar"]),),
-                  lambda spec: 1, ("gaussian_kl",), lambda B, F, dtype: {"values": ("ordinary", "extreme")},
+                  lambda lib, spec, t: (lib.gaussian_kl(t["mu"], t["logvar"], **_prior(t)),),
+                  lambda spec: 1, ("gaussian_kl",), lambda B, F, dtype: {"values": ("ordinary", "extreme"),
+                                                                         "prior": PRIORS},
                   first_is_z=False),
     GaussianEntry("reparameterize_iw", lambda spec: _gaussian_tensors(spec, (spec.K, *spec.shape)),
                   lambda lib, spec, t: lib.reparameterize_iw(t["mu"], t["logvar"], spec.K, eps=t["eps"],
-                                                             path_gradient=spec.option("path")),
+                                                             path_gradient=spec.option("path"), **_prior(t)),
                   lambda spec: 2, ("reparameterize_iw",),
-                  lambda B, F, dtype: dict(_noise_options(B, F, dtype), path=(False, True)),
-                  noise=_probe_iw, samples=True, extra_grad_scale={"mu": 5.0, "logvar": 5.0}),
+                  lambda B, F, dtype: dict(_noise_options(B, F, dtype), path=(False, True), prior=PRIORS),
+                  noise=_probe_iw, samples=True,
+                  extra_grad_scale={"mu": 5.0, "logvar": 5.0, "prior_mu": 5.0, "prior_logvar": 5.0}),
 )
 
 
 # --------------------------------------------------------------------------- the registry's likelihoods
 
 def _targets_and_extra(rec, spec, shape, x_shape=None):
-    """Targets of the drawn kind and the record's extra arguments (likelihood_cases)."""
+    """Targets of the drawn kind and the record's keyword arguments (likelihood_cases): as
+    ``extra0``, ``extra1``, ... in the record's order, their names as ``names``."""
     dt, extreme = spec.torch_dtype, spec.option("values") == "extreme"
     x = cases.targets(rec, x_shape or shape, spec.option("target"), CPU, dt)
-    out = {"x": (x, bool(spec.option("x_grad")) and x.is_floating_point())}
+    out = {"x": (x, bool(spec.option("x_grad")) and x.is_floating_point() and not rec.counts)}
     form = spec.option("form")
     if form == "sample":  # one logscale per element of every sample (K, B, ...)
         extra = cases.extra(rec, shape, dt, CPU, "element", extreme)
     else:
-        extra = cases.extra(rec, x_shape or shape, dt, CPU, form or "shared", extreme)
-    for i, a in enumerate(extra):
+        extra = cases.extra(rec, x_shape or shape, dt, CPU, form or "shared", extreme, param_shape=shape)
+    for i, a in enumerate(extra.values()):
         out[f"extra{i}"] = (a.detach() if isinstance(a, torch.Tensor) else a, True)
+    out["names"] = (tuple(extra), False)
     return out
 
 
 def _params(rec, spec, shape):
     p = cases.params(rec, shape, spec.torch_dtype, CPU)
-    return sprinkle(p, cases.extremes(rec)) if spec.option("values") == "extreme" else p
+    if spec.option("values") != "extreme":
+        return p
+    values = cases.extremes(rec)
+    if rec.counts:  # a mean the dtype holds (float16: 1e-8 is 0 and 1e5 inf, outside the support)
+        info = torch.finfo(spec.torch_dtype)
+        values = tuple(v for v in values if info.tiny <= v <= info.max)
+    return sprinkle(p, values)
 
 
-def _extra(t):
-    return [t[k] for k in sorted(t) if k.startswith("extra")]
+def _kwargs(rec, t):
+    """The record's keyword arguments of a drawn case (``_targets_and_extra``)."""
+    return {n: t[f"extra{i}"] for i, n in enumerate(t["names"])}
 
 
 def _likelihood_options(rec, forms_shape=None, sample_form=False):
     def options(B, F, dtype):
         forms = cases.extra_forms(rec, forms_shape(B, F) if forms_shape else (B, *F))
-        out = {"target": cases.TARGET_KINDS, "x_grad": (False, True), "values": ("ordinary", "extreme")}
+        out = {"target": cases.target_kinds(rec), "x_grad": (False, True), "values": ("ordinary", "extreme")}
         if forms:
-            out["form"] = forms + (("sample",) if sample_form else ())
+            out["form"] = forms + (("sample",) if sample_form and rec.has_scale else ())
         return out
     return options
-
-
-def _kwargs(rec, t):
-    return cases.extra_kwargs(rec, _extra(t))
 
 
 def likelihood_entry(rec):
@@ -240,7 +175,7 @@ def likelihood_entry(rec):
     def tensors(spec):
         return dict(p=(_params(rec, spec, spec.shape), True), **_targets_and_extra(rec, spec, spec.shape))
     return Entry(f"likelihood[{rec.name}]", tensors,
-                 lambda lib, spec, t: (getattr(lib, rec.function)(t["p"], t["x"], *_extra(t)),),
+                 lambda lib, spec, t: (getattr(lib, rec.function)(t["p"], t["x"], **_kwargs(rec, t)),),
                  lambda spec: 1, (rec.function,), _likelihood_options(rec))
 
 
@@ -252,8 +187,8 @@ def elbo_entry(rec):
     def tensors(spec):
         L = spec.option("latent")
         mu, logvar = normal((spec.B, L), spec.torch_dtype), normal((spec.B, L), spec.torch_dtype, 0.5)
-        return dict(p=(_params(rec, spec, spec.shape), True), mu=(mu, True), logvar=(logvar, True),
-                    **_targets_and_extra(rec, spec, spec.shape))
+        return fuzz_count_cases.softmax_decoder(spec, dict(p=(_params(rec, spec, spec.shape), True), mu=(mu, True),
+                                           logvar=(logvar, True), **_targets_and_extra(rec, spec, spec.shape)))
 
     def call(lib, spec, t):
         kw = dict(beta=spec.option("beta"), reduction=spec.option("reduction"), return_terms=spec.option("terms"),
@@ -266,7 +201,8 @@ def elbo_entry(rec):
 
     def options(B, F, dtype):
         return dict(_likelihood_options(rec)(B, F, dtype), latent=LATENTS, reduction=("mean", "sum", "none"),
-                    beta=(1.0, 0.7, 0.0), kl=("mu, logvar", "kl="), terms=(False, True))
+                    beta=(1.0, 0.7, 0.0), kl=("mu, logvar", "kl="), terms=(False, True),
+                    decoder=fuzz_count_cases.decoders(rec, F))
 
     def sums(spec, i):
         n = spec.D + spec.option("latent")
@@ -314,6 +250,7 @@ def importance_weighted_entry(rec):
         K, B, dreg = spec.K, spec.B, spec.option("estimator") == "dreg"
         z, lr = lib.reparameterize_iw(t["mu"], t["logvar"], K, eps=t["eps"], path_gradient=dreg)
         recon = (z.reshape(K * B, -1) @ t["W"]).reshape(K, *spec.shape)
+        recon = recon.exp() if rec.counts else recon  # a count likelihood's mean is positive
         return (lib.iwae_loss(recon, t["x"], lr, likelihood=rec.name, z=z if dreg else None,
                               estimator=spec.option("estimator"), reduction=spec.option("reduction"),
                               **_kwargs(rec, t)),)
@@ -328,29 +265,27 @@ def importance_weighted_entry(rec):
                  extra_grad_scale={"mu": 10.0, "logvar": 10.0, "W": 10.0}, softmax=True)
 
 
-def dataclass_replace(spec, **kw):
-    import dataclasses
-
-    return dataclasses.replace(spec, **kw)
-
-
 # --------------------------------------------------------------------------- the table
 
 def entries():
     """Every fuzzed op by name: the Gaussian ops, then per likelihood record its
-    log-likelihood, its ELBO, its K-sample bound and the whole importance-weighted objective."""
+    log-likelihood, its ELBO, its K-sample bound and the whole importance-weighted objective,
+    then the softmax form of each count record (``fuzz_count_cases``)."""
     table = {e.name: e for e in GAUSSIAN_ENTRIES}
     for rec in likelihoods.records():
         for make in (likelihood_entry, elbo_entry, iwae_entry, importance_weighted_entry):
             e = make(rec)
             table[e.name] = e
+    table.update((e.name, e) for e in fuzz_count_cases.entries())
     return table
 
 
 # --------------------------------------------------------------------------- the strategy
 
-def _row_shapes(max_elems):
+def _row_shapes(max_elems, only_flat=False):
     flat = [(d,) for d in ROW_LENGTHS if d <= max_elems]
+    if only_flat:
+        return st.sampled_from(flat)
     two = [(a, d) for a in (1, 2, 3, 5) for d in (1, 3, 16, 17, 33, 100) if a * d <= max_elems]
     images = [(c, h, w) for c in (1, 2, 3) for h in SMALL_DIMS for w in SMALL_DIMS if c * h * w <= max_elems]
     return st.one_of(st.sampled_from(flat), st.sampled_from(two), st.sampled_from(images))
@@ -360,7 +295,7 @@ def _row_shapes(max_elems):
 def specs(draw, entry, max_elems=2048):
     """A case of ``entry`` whose inputs hold at most about ``max_elems`` elements per sample."""
     B = draw(st.sampled_from(BATCHES))
-    F = draw(_row_shapes(max(1, max_elems // B)))
+    F = draw(_row_shapes(max(1, max_elems // B), entry.flat))
     K = draw(st.sampled_from(SAMPLES)) if entry.samples else 1
     dtype = draw(st.sampled_from(entry.dtypes))
     options = tuple((k, draw(st.sampled_from(v))) for k, v in sorted(entry.options(B, F, dtype).items()))

@@ -45,6 +45,14 @@ REGRESSIONS = [
                   ("x_grad", True)),
          layouts=(("extra0", "contiguous"), ("log_ratio", "offset"), ("recon", "contiguous"), ("x", "offset")),
          upstream=("bf16-strided",)),
+    # tolerances: uint8 targets rounded to float32 as k / 255, where x - mean cancels at logscale -20
+    # (``fuzz_check.scaled_targets``)
+    Spec(entry="elbo_loss[gaussian]", B=5, F=(127,), dtype="float32", seed=255473560,
+         options=(("beta", 1.0), ("decoder", "mean"), ("form", "feature"), ("kl", "mu, logvar"), ("latent", 1),
+                  ("reduction", "mean"), ("target", "uint8"), ("terms", False), ("values", "extreme"),
+                  ("x_grad", False)),
+         layouts=(("extra0", "contiguous"), ("logvar", "contiguous"), ("mu", "contiguous"), ("p", "contiguous"),
+                  ("x", "contiguous")), upstream=("ones",)),
     # tolerances: z beyond float16's range (inf, as the truth rounded to float16 is)
     Spec(entry="reparameterize", B=16, F=(127,), dtype="float16", seed=183204905,
          options=(("noise", "given"), ("values", "extreme")),

@@ -1,7 +1,8 @@
 """Inputs for any likelihood of the registry, made from its record alone (``fastvae.likelihoods``):
-parameters of the decoder's kind, targets in the likelihood's support, its extra arguments, and
-the float64 truth. The contract test (tests/ops/test_likelihood_contract.py) runs every record
-through these; a new record whose support or uint8 meaning is not known here fails loudly."""
+parameters of the decoder's kind, targets in the likelihood's support, its keyword arguments,
+and the float64 truth. The contract test (tests/ops/test_likelihood_contract.py) runs every
+record through these; a new record whose support, uint8 meaning or argument is not known here
+fails loudly."""
 
 import torch
 
@@ -9,19 +10,33 @@ from fastvae import likelihoods
 
 from helpers import randn
 
-TARGET_KINDS = ("float", "uint8", "bool")
+COUNT_DTYPES = ("int16", "int32", "int64")
+
+
+def target_kinds(spec):
+    """The target dtypes a record reads: float, uint8, bool, and the integer ones for counts."""
+    return ("float", "uint8", "bool") + (COUNT_DTYPES if spec.counts else ())
 
 
 def params(spec, shape, dtype, device, noncontig=False):
-    """Decoder outputs: logits spread over the sigmoid's range, or means near the targets."""
+    """Decoder outputs: logits spread over the sigmoid's range, means near the targets, or
+    positive means of counts from 1e-3 to 50."""
+    if spec.counts:
+        return randn(shape, torch.float32, device, scale=1.5, noncontig=noncontig).exp().to(dtype) * 2
     scale = 3.0 if spec.param == "logits" else 1.0
     return randn(shape, dtype, device, scale=scale, noncontig=noncontig)
 
 
 def targets(spec, shape, kind, device, dtype=torch.float32):
-    """Targets of ``kind`` (float, uint8, bool) that lie in the likelihood's support."""
+    """Targets of ``kind`` (float, uint8, bool, an integer dtype) in the likelihood's support."""
     if kind == "bool":
         return torch.rand(shape, device=device) < 0.4
+    if spec.counts:  # overdispersed counts with many zeros, as single-cell data
+        rate = torch.distributions.Gamma(0.5, 0.1).sample(shape).to(device) * (torch.rand(shape, device=device) < 0.6)
+        counts = torch.poisson(rate)
+        if kind == "uint8":
+            counts = counts.clamp(max=255)
+        return counts.to(dtype if kind == "float" else getattr(torch, kind))
     if kind == "uint8":
         top = {likelihoods.BINARY: 2, likelihoods.EIGHT_BIT: 256}.get(spec.uint8)
         if top is None:
@@ -35,71 +50,95 @@ def targets(spec, shape, kind, device, dtype=torch.float32):
 
 
 def outside_support(spec, shape, device):
-    """(targets, what the error names) for ``validate_args=True`` to refuse, float targets."""
+    """(float targets, what the error names) for ``validate_args=True`` to refuse."""
     x = targets(spec, shape, "float", device)
+    if spec.counts:
+        x.view(-1)[1] = 1.5
+        return x, r"counts \(non-negative integers\)"
     x.view(-1)[1] = 1.5 if spec.support == likelihoods.UNIT_INTERVAL else float("nan")
     return x, (r"values in \[0, 1\]" if spec.support == likelihoods.UNIT_INTERVAL else "finite values")
 
 
-# the forms of the extra arguments (``extra``): a number, or tensors broadcast to the parameters'
-# shape: shared by everything (0-d), per feature, per channel ((1, C, 1, 1) of 4-D parameters),
-# per element, or per row ((B, 1, ...): one value for a whole row)
+# the forms of the extra arguments (``extra``): a number (a logscale only), or tensors broadcast
+# to the parameters' shape: shared by everything (0-d), per feature, per channel ((1, C, 1, 1) of
+# 4-D parameters), per element, or per row ((B, 1, ...): one value for a whole row). A log theta
+# takes the shared, per-feature and per-element forms (the README's).
 EXTRA_FORMS = ("number", "shared", "feature", "channel", "element", "row")
+THETA_FORMS = ("shared", "feature", "element")
+# the documented extremes of the extra arguments: logscale +-20, theta 1e-4 .. 1e6, dropout logits
+ARG_EXTREMES = {"logscale": (20.0, -20.0), "log_theta": (-9.2, 13.8), "zero_inflation_logits": (30.0, -30.0)}
 
 
 def extra_forms(spec, shape):
-    """The forms of ``extra`` that fit parameters of ``shape`` (none without extra arguments)."""
-    if not spec.has_scale:
-        return ()
-    return tuple(f for f in EXTRA_FORMS if f != "channel" or len(shape) == 4)
+    """The forms of ``extra`` that fit parameters of ``shape`` (none without a logscale or log theta)."""
+    names = {n for n, _ in spec.arguments}
+    if "logscale" in names:
+        return tuple(f for f in EXTRA_FORMS if f != "channel" or len(shape) == 4)
+    return THETA_FORMS if "log_theta" in names else ()
 
 
-def extra(spec, shape, dtype, device, form="shared", extreme=False):
-    """The extra positional arguments the likelihood takes: a logscale where it has a scale
-    (``form``: one of ``EXTRA_FORMS``); with ``extreme``, its documented extremes (logscale
-    +-20) among ordinary values."""
-    if not spec.has_scale:
-        return ()
-    if form == "number":
-        return (20.0 if extreme else -0.3,)
-    size = {"shared": (), "feature": shape[1:], "channel": (1, shape[1], 1, 1), "element": shape,
-            "row": (shape[0],) + (1,) * (len(shape) - 1)}[form]
-    s = randn(size, dtype, device, scale=0.5)
-    if extreme:
-        s = torch.where(torch.rand(size, device=device) < 0.5, s, torch.tensor(20.0, dtype=dtype, device=device)
-                        * torch.randint(0, 2, size, device=device).mul(2).sub(1))
-    return (s.requires_grad_(True),)
+def _extreme(t, name, extreme):
+    if not extreme:
+        return t
+    ends = torch.tensor(ARG_EXTREMES[name], dtype=torch.float64)[torch.randint(0, 2, t.shape, device=t.device)]
+    return torch.where(torch.rand(t.shape, device=t.device) < 0.5, t, ends.to(t.dtype))
 
 
-def extra_kwargs(spec, args):
-    """The extra arguments as ``elbo_loss`` and ``iwae_loss`` take them, by keyword."""
-    return dict(logscale=args[0]) if spec.has_scale and args else {}
+def extra(spec, shape, dtype, device, form="shared", extreme=False, param_shape=None):
+    """The likelihood's keyword arguments (name -> value), as ``spec.bind`` fills them: a logscale
+    or log theta of ``form`` (one of ``EXTRA_FORMS``; ``number``: a logscale's float, a log
+    theta per feature), zero-inflation logits of the parameters' shape (``param_shape``, default
+    ``shape``) where the record needs them; each tensor requires grad. With ``extreme``, about
+    half the values at the documented extremes (``ARG_EXTREMES``)."""
+    args = {}
+    for name, default in spec.arguments:
+        if name in ("logscale", "log_theta"):
+            if form == "number" and name == "logscale":
+                args[name] = 20.0 if extreme else -0.3
+                continue
+            size = {"shared": (), "feature": shape[1:], "channel": (1, shape[1], 1, 1)[:len(shape)],
+                    "element": shape, "row": (shape[0],) + (1,) * (len(shape) - 1), "number": shape[1:]}[form]
+            t = _extreme(randn(size, dtype, device, scale=0.5), name, extreme)
+            args[name] = t.detach().requires_grad_(True)
+        elif name == "zero_inflation_logits":
+            if default is likelihoods.REQUIRED:
+                t = _extreme(randn(param_shape or shape, dtype, device), name, extreme)
+                args[name] = t.detach().requires_grad_(True)
+        elif name != "log_library":
+            raise NotImplementedError(f"{spec.name}: no inputs for its argument {name!r}; add them here")
+    return args
 
 
-# the extreme values each kind of decoder output documents (the README's Testing section): the
-# fuzzing mixes them among ordinary values
+def tensors(args):
+    """The tensor arguments, in order."""
+    return [v for v in args.values() if isinstance(v, torch.Tensor)]
+
+
+# the extreme values each kind of decoder output documents (the README's Testing section and
+# its count data section): the fuzzing mixes them among ordinary values
 EXTREMES = {"logits": (1e4, -1e4, 30.0, -30.0, 0.0, 1e-7, -1e-7, 1e-4, -1e-4),
-            "mean": (1e4, -1e4, 30.0, -30.0, 0.0)}
+            "mean": (1e4, -1e4, 30.0, -30.0, 0.0),
+            "counts": (1e-8, 1e-3, 1e4, 1e5, 0.5)}  # a count likelihood's means (or rates)
 
 
 def extremes(spec):
     """The documented extreme values of the record's decoder output (``spec.param``)."""
-    if spec.param not in EXTREMES:
+    key = "counts" if spec.counts else spec.param
+    if key not in EXTREMES:
         raise NotImplementedError(f"{spec.name}: no extreme values for {spec.param!r}; add them here")
-    return EXTREMES[spec.param]
+    return EXTREMES[key]
 
 
 def call(spec, p, x, args, fused=True, **kw):
     """The likelihood's function, fused (``fastvae``) or its twin (``fastvae.reference``)."""
-    return (spec.fused if fused else spec.reference)(p, x, *args, **kw)
+    return spec.call(p, x, args, fused=fused, **kw)
 
 
 def truth(spec, p, x, args, g):
     """float64 reference: (ll, grad p, grad x or None, grads of the tensor args) for upstream g."""
     p64 = p.detach().double().requires_grad_(True)
-    x64 = x.detach().double().requires_grad_(True) if x.is_floating_point() else x
-    a64 = [a.detach().double().requires_grad_(True) if isinstance(a, torch.Tensor) else a for a in args]
+    x64 = x.detach().double().requires_grad_(True) if x.is_floating_point() and not spec.counts else x.detach()
+    a64 = {n: v.detach().double().requires_grad_(True) if isinstance(v, torch.Tensor) else v for n, v in args.items()}
     ll = call(spec, p64, x64, a64, fused=False)
     ll.backward(g.double())
-    grads = [a.grad if isinstance(a, torch.Tensor) else None for a in a64]
-    return ll.detach(), p64.grad, (x64.grad if x.is_floating_point() else None), grads
+    return ll.detach(), p64.grad, x64.grad, [t.grad for t in tensors(a64)]

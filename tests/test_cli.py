@@ -13,10 +13,13 @@ from fastvae.__main__ import main
 def test_self_check_passes(dtype, capsys):
     assert main(["--batch", "9", "--dim", "50", "--latent", "5", "--dtype", dtype]) == 0
     out = capsys.readouterr().out
-    assert "running the Triton kernels" in out and "PASS: 26 of 26" in out
+    assert "running the Triton kernels" in out and "PASS: 51 of 51" in out
     assert "drawn noise" in out
     for row in ("elbo_loss: grad logits", "continuous_bernoulli_log_likelihood: grad logits",
-                "gaussian_log_likelihood: grad logscale", "reparameterize_iw: grad logvar", "iwae_loss: grad recon"):
+                "gaussian_log_likelihood: grad logscale", "reparameterize_iw: grad logvar", "iwae_loss: grad recon",
+                "negative_binomial_log_likelihood: grad log_theta",
+                "softmax_negative_binomial_log_likelihood: grad logits",
+                "negative_binomial_log_likelihood (zero inflated negative binomial): grad zero_inflation_logits"):
         assert row in out
 
 

@@ -47,15 +47,20 @@ def measure(variant, dev):
     threads = 32 * launch.compiled.metadata.num_warps
     programs = math.prod(launch.grid) if isinstance(launch.grid, tuple) else launch.grid
     per_program = variant.elements / programs
-    trips = variant.trips(launch.kwargs)
-    dyn = sass.dynamic_instructions(code, trips, variant.loads_per_trip)
-    ipe = dyn * threads / per_program
+    if variant.chunk is not None:  # a kernel that sweeps its rows: its loops per chunk of elements
+        dyn, mufu = sass.sweep_instructions(code)
+        ipe, mufu = (v * threads / variant.chunk(launch.kwargs) for v in (dyn, mufu))
+    else:
+        trips = variant.trips(launch.kwargs)
+        dyn = sass.dynamic_instructions(code, trips, variant.loads_per_trip)
+        ipe = dyn * threads / per_program
+        mufu = sass.dynamic_mufu(code, trips, variant.loads_per_trip) * threads / per_program
     return dict(
         kernel=variant.kernel, variant=variant.name, logits_dtype=variant.dtype, target_dtype=variant.target,
         triton=launches.triton_version(), registers=code.registers, stack_bytes=code.stack_bytes,
         shared_bytes=code.shared_bytes, widest_load_bits=code.widest_load_bits,
         widest_store_bits=code.widest_store_bits, instructions_per_element=round(ipe, 2),
-        mufu_per_element=round(sass.dynamic_mufu(code, trips, variant.loads_per_trip) * threads / per_program, 3),
+        mufu_per_element=round(mufu, 3),
         instructions=code.instructions, dynamic_instructions=round(dyn, 1),
         loop_body=code.loop_body, threads=threads, programs=programs, budget=variant.budget,
         within_budget=None if variant.budget is None else bool(ipe <= variant.budget and code.stack_bytes == 0),

@@ -33,6 +33,7 @@ class Sass(NamedTuple):
     widest_load_bits: int      # global loads
     widest_store_bits: int     # global stores
     text: str
+    inner_loops: tuple = ()    # (instructions, global loads, mufu) of each innermost loop that loads
 
 
 def _tool(name):
@@ -73,6 +74,15 @@ def parse(sass_text: str, resources_text: str = "") -> Sass:
             loads = sum(o.startswith("LDG") for _, o, _ in body[start:i + 1])
             if loads > loop_loads or (loads == loop_loads and i - start + 1 > loop):
                 loop, loop_loads, loop_start = i - start + 1, loads, start
+    spans = []  # every loop: (start, end) of its body
+    for i, (addr, op, rest) in enumerate(body):
+        m = _BRA_TARGET.search(rest.strip()) if op.startswith("BRA") else None
+        if m and int(m.group(1), 16) < addr and int(m.group(1), 16) in addr_index:
+            spans.append((addr_index[int(m.group(1), 16)], i))
+    inner = tuple((e - s + 1, sum(o.startswith("LDG") for _, o, _ in body[s:e + 1]),
+                   sum(o.startswith("MUFU") for _, o, _ in body[s:e + 1]))
+                  for s, e in spans if not any(s <= s2 and e2 <= e and (s2, e2) != (s, e) for s2, e2 in spans))
+    inner = tuple(loop for loop in inner if loop[1])
     loads = [_width(op) for _, op, _ in body if op.startswith("LDG")]
     stores = [_width(op) for _, op, _ in body if op.startswith("STG")]
     res = _RESOURCES.search(resources_text)
@@ -80,7 +90,7 @@ def parse(sass_text: str, resources_text: str = "") -> Sass:
     loop_mufu = sum(op.startswith("MUFU") for _, op, _ in body[loop_start:loop_start + loop])
     mufu = sum(op.startswith("MUFU") for _, op, _ in body)
     return Sass(reg, stack, shared, len(body), loop, loop_loads, loop_mufu, mufu,
-                max(loads, default=0), max(stores, default=0), sass_text)
+                max(loads, default=0), max(stores, default=0), sass_text, inner)
 
 
 def of_cubin(cubin: bytes) -> Sass:
@@ -96,6 +106,8 @@ def body_runs(s: Sass, trips: int = 1, loads_per_trip: Optional[int] = None) -> 
     (its global loads over ``loads_per_trip``); 1 for straight-line code."""
     if not s.loop_body or not s.loop_loads:
         return 1.0
+    if loads_per_trip == "not unrolled":  # one trip per run of the body, whatever it loads
+        return float(trips)
     if not loads_per_trip or s.loop_loads % loads_per_trip:
         raise ValueError(f"main loop holds {s.loop_loads} global loads, not a multiple of {loads_per_trip} per trip")
     return trips / (s.loop_loads // loads_per_trip)
@@ -109,6 +121,13 @@ def dynamic_instructions(s: Sass, trips: int = 1, loads_per_trip: Optional[int] 
 def dynamic_mufu(s: Sass, trips: int = 1, loads_per_trip: Optional[int] = None) -> float:
     """Special-function instructions one thread issues per program."""
     return s.mufu + s.loop_mufu * (body_runs(s, trips, loads_per_trip) - 1)
+
+
+def sweep_instructions(s: Sass) -> tuple:
+    """(instructions, mufu) one thread issues per trip of all the innermost loops that load: a
+    kernel that sweeps its rows several times (``kernels/softmax_counts.py``), per chunk of
+    elements; what runs once per row outside the loops is left out (a row has G elements)."""
+    return sum(n for n, _, _ in s.inner_loops), sum(m for _, _, m in s.inner_loops)
 
 
 def instructions_per_element(s: Sass, threads: int, elements_per_program: float, trips: int = 1,

@@ -17,7 +17,8 @@ fastvae on a CUDA GPU and measure it, in stages, each printed as it runs and tim
 ``--headline`` runs stage 2 alone. ``--objectives`` runs, alone (it is not part of the default
 run, which must stay under 5 minutes), the ``objectives`` stage: the continuous Bernoulli and
 Gaussian likelihoods forward+backward at B = 65536 (D = 784, and 3x64x64 images), and the
-K-sample objectives (IWAE and DReG, K = 5 and 50) at B = 4096, D = 784: eager vs
+K-sample objectives (IWAE and DReG, K = 5 and 50) at B = 4096, D = 784, and scVI's loss and
+training step at the census shape (B = 1024, 8000 genes): eager vs
 ``torch.compile`` vs fastvae, time and peak memory. Writes ``summary.json`` (keys: device, date, torch, triton,
 copy_bandwidth_gbs, cases; a case has op, B, D, latent, logits_dtype, target_dtype, impl, ms,
 floor_bytes, pct_of_copy_bandwidth (fastvae only), peak_mem_mb, and image and K where they

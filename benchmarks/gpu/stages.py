@@ -16,12 +16,16 @@ from ..harness.cases import HEADLINE
 
 OPS = {"elbo_loss": "elbo_loss_fwd_bwd", "reparameterize_kl": "reparameterize_kl_fwd_bwd",
        "continuous_bernoulli_ll": "continuous_bernoulli_ll_fwd_bwd", "gaussian_ll": "gaussian_ll_fwd_bwd",
-       "iwae_loss": "iwae_loss_fwd_bwd", "dreg_loss": "dreg_loss_fwd_bwd"}
+       "iwae_loss": "iwae_loss_fwd_bwd", "dreg_loss": "dreg_loss_fwd_bwd", "zinb_ll": "zinb_ll_fwd_bwd",
+       "count_train_step": "count_train_step"}
 # the other likelihoods at the sizes of their issue, and the K-sample objectives
 OBJECTIVES = ([Config(op, 65536, "float32", **fam) for op in ("continuous_bernoulli_ll", "gaussian_ll")
                for fam in (dict(dim=784, targets="float"), dict(image="3x64x64", targets="float"))]
               + [Config(op, 4096, "float32", samples=K, dim=784, latent=64, targets="uint8")
-                 for op in ("iwae_loss", "dreg_loss") for K in (5, 50)])
+                 for op in ("iwae_loss", "dreg_loss") for K in (5, 50)]
+              # scVI's loss at the CELLxGENE census model's shape, and its whole training step
+              + [Config("zinb_ll", 1024, "float32", dim=8000, targets="int32"),
+                 Config("count_train_step", 1024, "float32", dim=8000, targets="int32", model="census")])
 SMALL = [Config("elbo_loss", B, "float32", dim=784, latent=64, targets="uint8") for B in (64, 256, 1024, 4096, 8192)]
 
 
@@ -37,7 +41,7 @@ def _case(rec, op=None):
     return dict(op=op or OPS.get(rec["op"], rec["op"]), B=rec["batch"], D=rec["dim"], latent=rec["latent"],
                 image=rec.get("image"), K=rec.get("samples"),
                 logits_dtype=rec["dtype"], target_dtype=rec["targets"], impl=rec["impl"], ms=rec["median_ms"],
-                floor_bytes=rec["least_bytes"],
+                ms_iqr=None if rec["q1_ms"] is None else [rec["q1_ms"], rec["q3_ms"]], floor_bytes=rec["least_bytes"],
                 pct_of_copy_bandwidth=round(100 * rec["fraction_of_copy_bandwidth"], 1) if fv else None,
                 peak_mem_mb=None if rec["peak_memory_bytes"] is None else round(rec["peak_memory_bytes"] / 2**20, 1),
                 status=rec["status"], error=rec["error"], checked_against=rec["checked_against"])
@@ -53,7 +57,7 @@ def _run_configs(summary, configs):
         for c in configs:
             results = measure.bench_config(c, dev, timer)
             recs = [r for r in measure.make_records(c, results, summary["copy_bandwidth_gbs"])
-                    if r["mode"] == "fwd+bwd"]
+                    if r["mode"] in ("fwd+bwd", "train")]
             summary["cases"] += [_case(r) for r in recs]
             times = ", ".join(f"{r['impl']} {r['median_ms']:.3f} ms" if r["median_ms"] else f"{r['impl']} {r['status']}"
                               for r in recs)
@@ -101,10 +105,12 @@ def _md(summary):
              "| stage | ok | seconds | note |", "|---|---|---|---|"]
     lines += [f"| {s['stage']} | {'yes' if s['ok'] else 'NO'} | {s['seconds']} | {s['note'] or ''} |"
               for s in summary["stages"]]
-    lines += ["", "| op | B | K | D | latent | logits | targets | impl | ms | % of copy bw | peak MB |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| op | B | K | D | latent | logits | targets | impl | ms (interquartile range) | % of copy bw | "
+              "peak MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in summary["cases"]:
         ms = "-" if c["ms"] is None else f"{c['ms']:.4g}"
+        if c["ms"] is not None and c.get("ms_iqr"):
+            ms += f" ({c['ms_iqr'][0]:.4g}-{c['ms_iqr'][1]:.4g})"
         lines.append(f"| {c['op']} | {c['B']} | {c.get('K') or '-'} | {c['D'] or c.get('image') or '-'} | "
                      f"{c['latent'] or '-'} | {c['logits_dtype']} | "
                      f"{c['target_dtype'] or '-'} | {c['impl']} | {ms} | {c['pct_of_copy_bandwidth'] or '-'} | "

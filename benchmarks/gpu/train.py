@@ -39,13 +39,14 @@ def train_step_cases():
         loss = torch.compile(model.loss, dynamic=False) if impl == "compile" else model.loss
         step = _step_fn(model, loss, x)
         try:
-            ms, peak, _ = timing.measure(timer, None, step)
-            status, error = "ok", None
+            spread, peak, _ = timing.measure(timer, None, step)
+            ms, iqr, status, error = spread.median, [spread.q1, spread.q3], "ok", None
         except Exception as e:  # reported in the summary, not fatal
-            ms = peak = None
+            ms = iqr = peak = None
             status, error = "error", f"{type(e).__name__}: {str(e)[:300]}"
         out.append(dict(op="train_step", B=B, D=784, latent=40, logits_dtype="bfloat16 (autocast)",
-                        target_dtype="uint8", impl=impl, ms=ms, floor_bytes=None, pct_of_copy_bandwidth=None,
+                        target_dtype="uint8", impl=impl, ms=ms, ms_iqr=iqr, floor_bytes=None,
+                        pct_of_copy_bandwidth=None,
                         peak_mem_mb=None if peak is None else round(peak / 2**20, 1), status=status, error=error,
                         checked_against=None))
         print(f"   train_step {impl}: {ms if ms is None else round(ms, 3)} ms", flush=True)

@@ -38,22 +38,24 @@ class Config:
     dtype: str
     dim: Optional[int] = None       # D: elements per example of the data / logits, as a (B, D) matrix
     latent: Optional[int] = None    # L: latent size
-    targets: Optional[str] = None   # "uint8" (0/1, one byte) or "float" (logits' dtype)
+    targets: Optional[str] = None   # "uint8" (0/1, one byte), "float" (logits' dtype), or counts' "int32"
     model: Optional[str] = None     # train_step: "mlp" or "conv"
     image: Optional[str] = None     # "CxHxW": the data are (B, C, H, W) images instead of (B, D)
     samples: Optional[int] = None   # K: importance samples per example
+    levels: Optional[int] = None    # a hierarchy's levels, each with a latent of L elements
 
     def label(self, batch=True):
         parts = [f"B={self.batch}"] if batch else []
         parts += [f"{k}={v}" for k, v in (("model", self.model), ("K", self.samples), ("D", self.dim),
-                                          ("image", self.image), ("L", self.latent), ("x", self.targets))
+                                          ("image", self.image), ("levels", self.levels), ("L", self.latent),
+                                          ("x", self.targets))
                   if v is not None]
         return " ".join(parts)
 
     def sizes(self):
         """(e, t, B): bytes per element of the float inputs and of the targets, and the batch."""
         e = DTYPES[self.dtype].itemsize
-        t = 1 if self.targets == "uint8" else e
+        t = {"uint8": 1, "int16": 2, "int32": 4, "int64": 8}.get(self.targets, e)
         return e, t, self.batch
 
     def example_shape(self):

@@ -26,6 +26,8 @@ import torch
 
 from . import train_step
 from .case_types import Case, Config, DTYPES, Inputs, TRAIN_IMPLS
+from .count_cases import COUNT_CASES
+from .hierarchy_cases import HIERARCHY_CASES
 
 # --------------------------------------------------------------------------- inputs and forwards
 
@@ -211,6 +213,9 @@ CASES = {case.name: case for case in [
                  "cpu": [dict(model="mlp"), dict(model="conv")], "cpu_quick": [dict(model="mlp")],
                  "small": [dict(model="mlp")]}),
 ]}
+
+CASES.update({case.name: case for case in COUNT_CASES})
+CASES.update({case.name: case for case in HIERARCHY_CASES})
 
 # The README's headline, the one list of it: the whole loss (elbo_loss) and reparameterize_kl,
 # forward+backward, at B = 65536, D = 784, latent 64, float32 and bfloat16 logits, uint8 and

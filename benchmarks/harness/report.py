@@ -5,10 +5,16 @@ How to read it:
 
 * ``ms`` is the median time of one call (a forward ``fwd``, a backward ``bwd`` after an untimed
   forward, or both ``fwd+bwd``; for ``train_step`` one optimizer step: zero_grad, loss,
-  backward, Adam). On a GPU: ``triton.testing.do_bench`` (CUDA events, L2 flushed, warm-up
-  first); on a CPU: ``time.perf_counter``. Compile time is never timed.
-* ``fv/eager`` and ``fv/compile`` are time ratios in the same run: fastvae's time divided by
-  the other's. Below 1 fastvae is faster (0.25 = four times as fast).
+  backward, Adam), and ``±N%`` its spread: half the interquartile range of the repeats, as a
+  share of the median (the JSON has the quartiles, min, max and the number of repeats). On a
+  GPU: ``triton.testing.do_bench`` (CUDA events, L2 flushed, warm-up first); on a CPU:
+  ``time.perf_counter``. Compile time is never timed.
+* ``fv/eager`` and ``fv/compile`` are time ratios in the same run: fastvae's median divided by
+  the other's. Below 1 fastvae is faster (0.25 = four times as fast). In brackets the ratio's
+  own range, from the quartiles (``timing.ratio_range``: fastvae's lower quartile over the
+  other's upper one, to the reverse): a ratio whose range holds 1 does not tell the two apart,
+  and two runs whose ranges overlap agree. On a CPU, especially a shared one, the ratios are
+  noisy: the header says so.
 * ``GB/s`` is the op's *least bytes* (each case's ``least_bytes`` in ``cases.py``: what any
   implementation must read and write at the least) divided by the time; ``%copy`` compares it
   with this device's device-to-device copy bandwidth, measured in the same run (a large
@@ -32,9 +38,21 @@ def _fmt(v, spec, none="-"):
 
 
 def _cell(rec):
+    """The median ms and ``±`` half the interquartile range as a share of it."""
     if rec is None:
         return "-"
-    return _fmt(rec["median_ms"], ".4g") if rec["status"] == "ok" else rec["status"].upper()
+    if rec["status"] != "ok":
+        return rec["status"].upper()
+    half = (rec["q3_ms"] - rec["q1_ms"]) / 2 / rec["median_ms"] * 100 if rec["median_ms"] else 0.0
+    return f"{rec['median_ms']:.4g} ±{half:.0f}%"
+
+
+def _ratio_cell(rec, peer):
+    """fastvae's time over ``peer``'s, with its range: ``1.03 (0.95-1.12)``."""
+    ratio, span = rec[f"time_fastvae_over_{peer}"], rec.get(f"time_fastvae_over_{peer}_range")
+    if ratio is None:
+        return "-"
+    return f"{ratio:.3f}" + (f" ({span[0]:.2f}-{span[1]:.2f})" if span else "")
 
 
 def _mb(rec):
@@ -46,9 +64,9 @@ def _by_impl(records):
     return {r["impl"]: r for r in records}
 
 
-TABLE_HEAD = (f"{'op':18s} {'mode':8s} {'dtype':9s} {'configuration':30s} {'eager ms':>9s} {'compile ms':>10s} "
-              f"{'fastvae ms':>10s} {'fv/eager':>8s} {'fv/compile':>10s} {'fv GB/s':>8s} {'%copy':>6s} "
-              f"{'peak MB eager/compile/fastvae':>30s}")
+TABLE_HEAD = (f"{'op':18s} {'mode':8s} {'dtype':9s} {'configuration':30s} {'eager ms':>13s} {'compile ms':>13s} "
+              f"{'fastvae ms':>13s} {'fv/eager (range)':>19s} {'fv/compile (range)':>19s} {'fv GB/s':>8s} "
+              f"{'%copy':>6s} {'peak MB eager/compile/fastvae':>30s}")
 
 
 def table_row(records):
@@ -58,9 +76,9 @@ def table_row(records):
     peaks = "/".join(_mb(r.get(i)) for i in IMPLS)
     frac = f.get("fraction_of_copy_bandwidth")
     cfg = Config.of(any_)
-    return (f"{any_['op']:18s} {any_['mode']:8s} {any_['dtype']:9s} {cfg.label():30s} {_cell(r.get('eager')):>9s} "
-            f"{_cell(r.get('compile')):>10s} {_cell(r.get('fastvae')):>10s} "
-            f"{_fmt(any_['time_fastvae_over_eager'], '.3f'):>8s} {_fmt(any_['time_fastvae_over_compile'], '.3f'):>10s} "
+    return (f"{any_['op']:18s} {any_['mode']:8s} {any_['dtype']:9s} {cfg.label():30s} {_cell(r.get('eager')):>13s} "
+            f"{_cell(r.get('compile')):>13s} {_cell(r.get('fastvae')):>13s} "
+            f"{_ratio_cell(any_, 'eager'):>19s} {_ratio_cell(any_, 'compile'):>19s} "
             f"{_fmt(f.get('gb_per_s'), '.0f'):>8s} {_fmt(frac and frac * 100, '.0f'):>6s} {peaks:>30s}")
 
 
@@ -81,7 +99,15 @@ def header_lines(meta):
              f"fastvae column: {meta['fastvae_implementation']}"]
     if not meta["triton_kernels_timed"]:
         lines.append("NOTE: " + meta["note"])
+    if meta["device"] == "cpu":
+        lines.append(CPU_NOISE)
     return lines
+
+
+CPU_NOISE = ("NOTE: these are CPU timings, and on a CPU (more so a shared one) the ratios are noisy: another "
+             "process, the CPU's clock or the allocator moves them from run to run. Read each ratio with its range "
+             "(from the quartiles of the repeats); ranges that overlap do not tell two runs apart. More than one "
+             "thread (--threads) makes them noisier still on a shared machine.")
 
 
 def _headline(records):
@@ -101,8 +127,8 @@ def _md_table(groups):
         peaks = " / ".join(_mb(r.get(i)) for i in IMPLS)
         frac = f.get("fraction_of_copy_bandwidth")
         cells = [a["op"], a["mode"], a["dtype"], Config.of(a).label(), _cell(r.get("eager")), _cell(r.get("compile")),
-                 _cell(r.get("fastvae")), _fmt(a["time_fastvae_over_eager"], ".3f"),
-                 _fmt(a["time_fastvae_over_compile"], ".3f"), _fmt(f.get("gb_per_s"), ".0f"),
+                 _cell(r.get("fastvae")), _ratio_cell(a, "eager"), _ratio_cell(a, "compile"),
+                 _fmt(f.get("gb_per_s"), ".0f"),
                  _fmt(frac and frac * 100, ".0f"), _fmt(f.get("examples_per_s"), ".3g"), peaks]
         if "fastvae_compile" in r:
             cells[6] += f" (compiled: {_cell(r['fastvae_compile'])})"
@@ -118,8 +144,10 @@ def markdown(meta):
     out += [f"- command: `{meta['command']}`", f"- timer: {meta['timer']}",
             f"- copy bandwidth (device to device, {cb['bytes_copied'] / 2**20:.0f} MiB): "
             f"{cb['gb_per_s']:.1f} GB/s", ""]
-    out += ["Times are medians per call; fastvae/eager and fastvae/compile are time ratios (below 1: fastvae "
-            "is faster). GB/s: the op's least bytes (see the JSON's `least_bytes_formulas`) over fastvae's "
+    out += ["Times are medians per call, ± half the interquartile range of the repeats as a share of the median; "
+            "fastvae/eager and fastvae/compile are ratios of the medians (below 1: fastvae is faster), in brackets "
+            "the range the quartiles allow (a range holding 1 does not tell the two apart). GB/s: the op's least "
+            "bytes (see the JSON's `least_bytes_formulas`) over fastvae's "
             "time; % of copy: that against the copy bandwidth above (over 100 only in a bwd row whose work the "
             "forward already did: fastvae's Bernoulli forward writes the gradient). OOM: out of memory; ERROR: "
             "see the JSON's failures.", ""]

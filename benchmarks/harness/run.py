@@ -59,7 +59,9 @@ def parse_args(argv):
     p.add_argument("--max-minutes", type=float, metavar="M",
                    help="stop cleanly (results written) before starting a configuration after M minutes")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for torch (default: torch's choice); 1 is steadier on a shared machine")
+                   help="CPU threads for torch (default: 1 with --device cpu, steadier on a shared machine: two "
+                        "--quick runs of a loaded 2-core machine agreed on every ratio with 1 thread, not with 2; "
+                        "torch's choice with --device cuda)")
     a = p.parse_args(argv)
     a.only = _names(a.only, list(cases.CASES), "op", p) or list(cases.CASES)
     a.dtype = _names(a.dtype, list(DTYPES), "dtype", p)
@@ -71,6 +73,8 @@ def parse_args(argv):
         p.error("--max-minutes must be a positive number")
     if a.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is available (use --device cpu)")
+    if a.threads is None and a.device == "cpu":
+        a.threads = 1
     return a
 
 

@@ -43,17 +43,29 @@ def train_variants(case, c, dev):
     base = _make_model(found, c.model, fused=False).to(dev)
     x = torch.randint(0, 2, (c.batch, 1, 28, 28), dtype=torch.uint8, device=dev)
     eps = torch.randn(c.batch, base.latent_dim, device=dev)
+    return adam_variants(case, base, x, eps, lambda model: model.loss) + (TRAIN_TOL,)
+
+
+def adam_variants(case, base, x, eps, loss_of):
+    """``(variants, names)`` of the training steps of ``base``'s copies (same initial weights),
+    one per implementation of ``case``, each with its own Adam: ``fastvae*`` fused, the others
+    not, ``*compile`` compiled. ``loss_of(model)``: its loss ``f(x, eps=None)``. The check runs
+    in eval mode (dropout off: the implementations see the same network)."""
     variants = {}
     for impl in case.impls:
         model = copy.deepcopy(base)
-        model.fused = impl in ("fastvae", "fastvae_compile")
-        loss = torch.compile(model.loss, dynamic=False) if impl.endswith("compile") else model.loss
+        model.fused = impl.startswith("fastvae")
+        fn = loss_of(model)
+        loss = torch.compile(fn, dynamic=False) if impl.endswith("compile") else fn
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         params = list(model.parameters())
 
-        def check(loss=loss, params=params):
+        def check(loss=loss, params=params, model=model):
+            model.eval()
             value = loss(x, eps=eps)
-            return [value.detach()] + list(torch.autograd.grad(value, params))
+            out = [value.detach()] + list(torch.autograd.grad(value, params))
+            model.train()
+            return out
 
         def step(_=None, loss=loss, opt=opt):
             opt.zero_grad(set_to_none=True)
@@ -61,5 +73,4 @@ def train_variants(case, c, dev):
             opt.step()
 
         variants[impl] = (check, {"train": (None, step)})
-    names = ["loss"] + [f"grad {n}" for n, _ in base.named_parameters()]
-    return variants, names, TRAIN_TOL
+    return variants, ["loss"] + [f"grad {n}" for n, _ in base.named_parameters()]

@@ -1,8 +1,10 @@
-"""The data sets as tensors: ``Dataset`` (three uint8 splits) and ``load_dataset``, which
-generates "shapes" or reads the MNIST files found by ``sources``."""
+"""The data sets as tensors: ``Dataset`` (three splits) and ``load_dataset``, which generates
+"shapes" and "synthetic-counts" or reads the MNIST files found by ``sources`` (your own files:
+``own.load_files``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -13,6 +15,7 @@ import torch
 from .._checks import check_int
 from ._common import check_name, SPLITS
 from ._random import binarize, seed_for, seeded_generator
+from .counts import load_counts
 from .formats import read_amat, read_binary_npz, read_idx_images
 from .shapes import make_shapes_splits
 from .sources import BMNIST_AMAT, BMNIST_NPZ, missing_files_error, MNIST_FILES, resolve_dir
@@ -23,23 +26,33 @@ MNIST_VALID = 10000  # the last 10000 of the 60000 training images
 
 @dataclass
 class Dataset:
-    """Three uint8 splits of shape (N, C, H, W). Static data (``dynamic=False``) holds 0/1;
-    dynamic data holds grey levels 0..255, binarized per batch by ``DeviceLoader(dynamic=True)``
-    and, for evaluation, once and for all by ``binarized(split, seed)``.
+    """Three splits of shape (N, ...), e.g. (N, C, H, W) images. The built-in data sets
+    (``binary=True``) are uint8: static data (``dynamic=False``) holds 0/1; dynamic data holds
+    grey levels 0..255, binarized per batch by ``DeviceLoader(dynamic=True)`` and, for
+    evaluation, once and for all by ``binarized(split, seed)``. Your own data
+    (``fastvae.data.load_files``, ``binary=False``) holds the values as its likelihood reads
+    them, uint8 or float32 (counts: the smallest integer dtype that holds them), checked against
+    that likelihood when it was loaded.
 
-    Checked once, when made: the splits are uint8 tensors and static ones hold only 0 and 1 (raw
-    grey levels such as MNIST's 0/255 bytes would otherwise train silently against a likelihood
-    that takes 0/1, at thousands of nats)."""
+    Checked once, when made: the splits are tensors of one example shape; for binary data, uint8
+    tensors and, static, holding only 0 and 1 (raw grey levels such as MNIST's 0/255 bytes would
+    otherwise train silently against a likelihood that takes 0/1, at thousands of nats)."""
 
     name: str
     train: torch.Tensor
     valid: torch.Tensor
     test: torch.Tensor
     dynamic: bool
+    binary: bool = True
 
     def __post_init__(self):
+        if self.dynamic and not self.binary:
+            raise ValueError(f"{self.name}: dynamic data (grey levels binarized per batch) is binary data")
         for split in SPLITS:
-            _check_split(self.name, split, getattr(self, split), self.dynamic)
+            _check_split(self.name, split, getattr(self, split), self.dynamic, self.binary)
+        shapes = {tuple(getattr(self, s).shape[1:]) for s in SPLITS}
+        if len(shapes) > 1:
+            raise ValueError(f"{self.name}: the splits' examples differ in shape: {sorted(shapes)}")
 
     @property
     def shape(self) -> tuple:
@@ -47,9 +60,8 @@ class Dataset:
         return tuple(self.train.shape[1:])
 
     def to(self, device) -> "Dataset":
-        """A copy with every split on ``device`` (uint8 stays uint8)."""
-        return Dataset(self.name, self.train.to(device), self.valid.to(device), self.test.to(device),
-                       self.dynamic)
+        """A copy with every split on ``device`` (dtypes kept: uint8 stays uint8)."""
+        return dataclasses.replace(self, **{s: getattr(self, s).to(device) for s in SPLITS})
 
     def split(self, split: str) -> torch.Tensor:
         if split not in SPLITS:
@@ -66,10 +78,12 @@ class Dataset:
         return binarize(data, seeded_generator(data.device, seed_for(seed, SPLITS.index(split), 0xB1)))
 
 
-def _check_split(name, split, x, dynamic):
-    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8:
+def _check_split(name, split, x, dynamic, binary=True):
+    if not isinstance(x, torch.Tensor) or (binary and x.dtype != torch.uint8):
         what = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise TypeError(f"{name}: the {split} split must be a uint8 tensor, got {what}")
+        raise TypeError(f"{name}: the {split} split must be a {'uint8 ' if binary else ''}tensor, got {what}")
+    if not binary:
+        return
     top = int(x.max()) if not dynamic and x.numel() else 0  # one reduction, when the data is made
     if top > 1:
         raise ValueError(f"{name}: the {split} split holds values up to {top}, but static data (dynamic=False) "
@@ -129,7 +143,7 @@ def _load_mnist(directory, source):
 def load_dataset(name: str, data_dir: Optional[str] = None, *, seed: int = 0, image_size: int = 28,
                  channels: int = 1, download: bool = False,
                  num_train: Optional[int] = None, num_valid: Optional[int] = None,
-                 num_test: Optional[int] = None) -> Dataset:
+                 num_test: Optional[int] = None, genes: Optional[int] = None) -> Dataset:
     """Load (or, for "shapes", generate) a data set as CPU uint8 tensors (N, C, H, W);
     ``.to(device)`` the result to train from device memory.
 
@@ -138,6 +152,10 @@ def load_dataset(name: str, data_dir: Optional[str] = None, *, seed: int = 0, im
     (``SeedSequence(seed, spawn_key=(split index,))``), so the splits are disjoint draws.
     ``data_dir`` and ``download`` are ignored.
 
+    synthetic-counts: a generated single-cell count matrix (``fastvae.data.counts``: cell types,
+    two batches, over-dispersed counts, about 70% zeros), (N, ``genes``) integer counts (default
+    2000 genes, 8000/1000/1000 cells), from ``seed``; ``image_size`` and ``channels`` are ignored.
+
     binarized-mnist, mnist: files from ``data_dir`` or ``$FASTVAE_DATA_DIR`` (the argument wins);
     ``download=True`` fetches missing files first. ``image_size`` must be 28 and ``channels`` 1;
     ``num_*`` keep the first n images of a split; ``seed`` is unused (the splits are fixed).
@@ -145,6 +163,10 @@ def load_dataset(name: str, data_dir: Optional[str] = None, *, seed: int = 0, im
     check_name(name)
     seed = check_int("seed", seed, 0)
     nums = {"train": num_train, "valid": num_valid, "test": num_test}
+    if name == "synthetic-counts":
+        return load_counts(seed, genes, num_train, num_valid, num_test)
+    if genes is not None:
+        raise ValueError(f"genes is for synthetic-counts, not {name}")
     if name == "shapes":
         splits = {s: torch.from_numpy(a) for s, a in make_shapes_splits(seed, image_size, channels, nums).items()}
         return Dataset(name, splits["train"], splits["valid"], splits["test"], dynamic=False)

@@ -1,5 +1,5 @@
-"""``DeviceLoader``: batches from a uint8 tensor already on the device, one ``randperm`` per
-epoch and one ``index_select`` per batch, so the input pipeline never limits samples/s."""
+"""``DeviceLoader``: batches from a tensor already on the device, one ``randperm`` per epoch and
+one ``index_select`` per batch, so the input pipeline never limits samples/s."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from ._random import binarize, seed_for, seeded_generator
 
 
 class DeviceLoader:
-    """Batches from a uint8 tensor already on the device, in a new random order each epoch.
+    """Batches from a tensor ``data`` (N, ...) already on the device, in a new random order each
+    epoch: uint8 (the built-in data sets: 0/1, or grey levels with ``dynamic=True``) or any dtype
+    a likelihood reads (your own data, e.g. float32), served as it is.
 
     Epoch ``e``'s order is ``torch.randperm(N)`` drawn with a ``torch.Generator`` on the data's
     device seeded from ``(seed, e)`` only, so it is identical on every rank and on every run
@@ -35,8 +37,8 @@ class DeviceLoader:
                  drop_last: bool = True, dynamic: bool = False, rank: int = 0, world_size: int = 1):
         if not isinstance(data, torch.Tensor):
             raise TypeError(f"data must be a torch.Tensor, got {type(data).__name__}")
-        if data.dtype != torch.uint8:
-            raise TypeError(f"data must be a uint8 tensor (0/1, or grey levels 0..255 with dynamic=True), "
+        if dynamic is True and data.dtype != torch.uint8:
+            raise TypeError(f"dynamic=True binarizes grey levels 0..255 per batch: data must be a uint8 tensor, "
                             f"got dtype {data.dtype}")
         if data.dim() < 1 or data.shape[0] == 0:
             raise ValueError(f"data must hold at least one example, got shape {tuple(data.shape)}")
@@ -77,8 +79,8 @@ class DeviceLoader:
         return perm.index_select(0, self._positions)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[torch.Tensor]:
-        """Yield this rank's batches of ``epoch`` from batch ``start`` on: uint8 (batch_size, C, H, W)
-        of 0/1 (the last one smaller with ``drop_last=False``)."""
+        """Yield this rank's batches of ``epoch`` from batch ``start`` on: (batch_size, ...) of the
+        data's dtype, 0/1 for dynamic data (the last one smaller with ``drop_last=False``)."""
         epoch = check_int("epoch", epoch, 0)
         start = check_int("start", start, 0)
         n = len(self)

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from typing import Optional
 
-from ._common import check_name, SPLITS
+from ._common import check_name, is_generated, SPLITS
 
 ENV_VAR = "FASTVAE_DATA_DIR"
 
@@ -90,11 +90,11 @@ def download(name: str, data_dir: Optional[str] = None) -> str:
     """Download the files of ``name`` ("binarized-mnist": the three ``.amat`` files; "mnist":
     the two gzipped IDX image files) into ``data_dir`` (default ``$FASTVAE_DATA_DIR``; created if
     needed) and return that directory. Files already present are kept. On a network failure,
-    a ``RuntimeError`` names the URL and where to put the files by hand. "shapes" is generated,
-    so there is nothing to download (``ValueError``)."""
+    a ``RuntimeError`` names the URL and where to put the files by hand. "shapes" and
+    "synthetic-counts" are generated, so there is nothing to download (``ValueError``)."""
     check_name(name)
-    if name == "shapes":
-        raise ValueError("'shapes' is generated from a seed; there is nothing to download")
+    if is_generated(name):
+        raise ValueError(f"{name!r} is generated from a seed; there is nothing to download")
     directory, _ = resolve_dir(name, data_dir)
     os.makedirs(directory, exist_ok=True)
     if name == "binarized-mnist" and os.path.exists(os.path.join(directory, BMNIST_NPZ)):

@@ -24,12 +24,12 @@ def _row_weight(reduction, B):
 
 
 class fastvae_elbo(torch.autograd.Function):  # noqa: N801 - the name grad_fn shows
-    """(settings, p, x, s, kl) -> (loss, ll): ``loss = reduce(beta * kl - ll)``; ``settings`` is
-    ``(likelihood record, s_value, beta, reduction)`` (one argument: each costs host time in
-    ``apply``)."""
+    """(settings, p, x, s, q, kl) -> (loss, ll): ``loss = reduce(beta * kl - ll)``; ``settings``
+    is ``(likelihood record, s_value, beta, reduction)`` (one argument: each costs host time in
+    ``apply``); s, q: the likelihood's logscale or log theta, and zero-inflation logits, or None."""
 
     @staticmethod
-    def forward(ctx, settings, p, x, s, kl):
+    def forward(ctx, settings, p, x, s, q, kl):
         spec, s_value, beta, reduction = settings
         B = p.shape[0]
         w = _row_weight(reduction, B)
@@ -39,7 +39,7 @@ class fastvae_elbo(torch.autograd.Function):  # noqa: N801 - the name grad_fn sh
         # none (its backward rescales, exactly) rather than carry -1/B's float32 rounding
         folded = 1.0 if p.dtype == torch.float64 else -w
         ll, rows = _ll.forward(ctx, spec, p, x, s, s_value, folded, store, kl if fused else None, beta,
-                               modes.REDUCTIONS[reduction])
+                               modes.REDUCTIONS[reduction], q=q)
         if not fused:  # kl float64 with float32 sums: promoted as the reference does
             rows = beta * kl - ll
         ctx.beta, ctx.w, ctx.B, ctx.unfolded = beta, w, B, -w / folded
@@ -54,15 +54,15 @@ class fastvae_elbo(torch.autograd.Function):  # noqa: N801 - the name grad_fn sh
             factor = g_loss
         else:
             factor = g_ll / -ctx.w if g_loss is None else g_loss - g_ll / ctx.w
-        gp = gx = gs = grad_kl = None
-        want_kl = g_loss is not None and ctx.needs_input_grad[4]
+        gp = gx = gs = gq = grad_kl = None
+        want_kl = g_loss is not None and ctx.needs_input_grad[5]
         # kl's gradient g_loss * beta * w comes out of the launch that rescales the stored
         # gradient where it reads that same upstream gradient (one launch fewer)
         aux = ctx.beta * ctx.w if want_kl and g_ll is None and ctx.unfolded == 1.0 else None
         if factor is not None:
-            gp, gx, gs, grad_kl = _ll.backward(ctx, factor if ctx.unfolded == 1.0 else factor * ctx.unfolded,
-                                               aux_scale=aux)
+            gp, gx, gs, gq, grad_kl = _ll.backward(ctx, factor if ctx.unfolded == 1.0 else factor * ctx.unfolded,
+                                                   aux_scale=aux)
         if want_kl and grad_kl is None:
             grad_kl = g_loss * (ctx.beta * ctx.w)
             grad_kl = grad_kl.expand(ctx.B) if grad_kl.dim() == 0 else grad_kl
-        return None, gp, gx, gs, grad_kl
+        return None, gp, gx, gs, gq, grad_kl

@@ -16,7 +16,12 @@ data order), and at the end ``summary.json`` (test negative ELBO, the importance
 NLL, examples/s and the configuration), ``samples.png``, ``reconstructions.png`` and
 ``loss.png``. Only rank 0 writes files. examples/s counts training steps only (all ranks),
 timed on the host with the device synchronised, leaving out each invocation's first step
-(compilation and warm-up), evaluation and checkpointing.
+(compilation and warm-up), evaluation and checkpointing; at the end the command prints where
+its wall time went. The configuration in ``checkpoint.pt`` and ``summary.json`` is resolved
+(every setting with its value; ``fastvae.models.load`` rebuilds the model from it).
+
+``--data PATH`` trains on your own ``.npy``/``.npz`` array or folder of images
+(``fastvae.data.load_files``; ``--held-out``, ``--resize``).
 
 ``--likelihood`` (bernoulli, continuous-bernoulli, gaussian with ``--logscale``), ``--data mnist
 --grey`` (grey levels, uniformly dequantized; the test NLL also in bits/dim) and ``--objective``
@@ -29,7 +34,8 @@ exits with status 130.
 The package, one module per concern (a call goes cli -> runner -> loop -> step):
 
 - ``cli``: ``main``, the command and its exit statuses;
-- ``args``: the command line (``build_parser``) and the run configuration;
+- ``args``: the command line (``build_parser``) and the run configuration; ``config``: that
+  configuration resolved;
 - ``runner``: ``run``, one run from set-up to ``summary.json``;
 - ``loop``: the epoch loop (timing, logging, checkpoints, per-epoch records);
 - ``step``: the model, the objective, Adam, the learning-rate and KL schedules, one step;
@@ -37,7 +43,7 @@ The package, one module per concern (a call goes cli -> runner -> loop -> step):
 - ``dataset``: the run's data set on the device; ``targets``: its batches as the likelihood gets
   them (bytes, floats, or dequantized grey levels) and bits/dim; ``evaluation``: ELBO and NLL of a split;
 - ``distributed``: ranks and the process group; ``plots``: the PNG files;
-- ``interrupt``: Ctrl-C, and where the ranks agree to stop.
+- ``interrupt``: Ctrl-C, and where the ranks agree to stop; ``walltime``: where the time went.
 """
 
 from .. import _shadow  # noqa: F401  (first: it says so when a folder named fastvae hides the package)

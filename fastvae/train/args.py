@@ -8,9 +8,10 @@ import sys
 
 import torch
 
+from .. import architectures, likelihoods
 from .. import data as fdata
-from .. import likelihoods
 from ..models import ACTIVATIONS
+from . import hierarchy
 
 
 def prog_name():
@@ -74,6 +75,43 @@ def _likelihood(text):
         raise argparse.ArgumentTypeError(f"choose from {', '.join(LIKELIHOODS)}, got {text!r}")
 
 
+def _data(text):
+    """--data: a built-in data set's name, or a file or folder fastvae reads (``fdata.READERS``)."""
+    if fdata.is_builtin(text):
+        return text
+    try:
+        fdata.reader_for(text)
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a built-in data set ({', '.join(fdata.DATASETS)}) nor a "
+                                         f"file or folder")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return text
+
+
+def _fraction(text):
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0 < v < 0.5:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 0.5, got {text!r}")
+    return v
+
+
+def _size(text):
+    """--resize: H x W (64x48) or one number for square images (64)."""
+    try:
+        sizes = tuple(int(s) for s in text.lower().split("x"))
+    except ValueError:
+        sizes = ()
+    if len(sizes) == 1:
+        sizes *= 2
+    if len(sizes) != 2 or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a size like 64 or 64x48 (height x width), got {text!r}")
+    return sizes
+
+
 def _logscale(text):
     """--logscale: learned, per-pixel, or a finite number (a fixed logscale)."""
     if text in ("learned", "per-pixel"):
@@ -120,9 +158,12 @@ def build_parser():
 
 
 def _add_data_arguments(d):
-    d.add_argument("--data", choices=fdata.DATASETS, default="shapes",
+    d.add_argument("--data", type=_data, default="shapes", metavar="{" + ",".join(fdata.DATASETS) + "} or PATH",
                    help="shapes: generated binary shapes, no download; binarized-mnist: the static "
-                        "binarization (.npz or .amat); mnist: IDX files, binarized anew every batch")
+                        "binarization (.npz or .amat); mnist: IDX files, binarized anew every batch; "
+                        "synthetic-counts: a generated single-cell count matrix, for the count likelihoods; PATH: "
+                        "your own data, " + "; ".join(r.describe for r in fdata.READERS)
+                        + " (README.md: what each --likelihood expects)")
     d.add_argument("--data-dir", help="where the data files are (default: $FASTVAE_DATA_DIR)")
     d.add_argument("--download", action="store_true", help="download the data set into --data-dir if missing")
     d.add_argument("--grey", action="store_true",
@@ -130,16 +171,31 @@ def _add_data_arguments(d):
                         "for a continuous --likelihood; the test NLL is also given in bits/dim")
     d.add_argument("--image-size", type=int, choices=(28, 64), default=28, help="shapes only")
     d.add_argument("--channels", type=int, choices=(1, 3), default=1, help="shapes only")
+    d.add_argument("--genes", type=_positive(int), help="synthetic-counts only: genes per cell (default 2000)")
+    d.add_argument("--held-out", type=_fraction, metavar="F",
+                   help=f"your own data: the fraction of the examples held out at random for each split the file "
+                        f"lacks (validation, test; default {fdata.HELD_OUT})")
+    d.add_argument("--resize", type=_size, metavar="HxW",
+                   help="a folder of images: resize each to H x W pixels (64 or 64x48; default: all must have "
+                        "one size)")
     d.add_argument("--num-train", type=_positive(int), default=None,
-                   help="shapes: training images to generate (default 50000); MNIST: a fixed random subset of N")
+                   help="shapes: training images to generate (default 50000); MNIST and your own data: a fixed "
+                        "random subset of N")
     d.add_argument("--num-test", type=_positive(int),
                    help="evaluate on a fixed random subset of N test (and validation) examples (default: all)")
 
 
 def _add_model_arguments(m):
-    m.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="fastvae.models.MLPVAE or ConvVAE")
-    m.add_argument("--latent-dim", type=_positive(int), default=40, help="size of z")
-    m.add_argument("--hidden", type=_widths, help="mlp: hidden widths, e.g. 400 or 200,200 (default 400)")
+    m.add_argument("--arch", choices=architectures.names(),
+                   help="(default: count for a count --likelihood, else mlp) "
+                        + "; ".join(f"{a.name}: {a.summary}" for a in architectures.records()))
+    m.add_argument("--latent-dim", type=_positive(int),
+                   help=f"size of z (default {architectures.LATENT}; {architectures.COUNT_LATENT} for --arch count; "
+                        "--arch hierarchical takes --latent-dims)")
+    m.add_argument("--hidden", type=_widths,
+                   help="mlp and count: hidden widths, e.g. 400 or 200,200 (default 400; count: 128); hierarchical "
+                        f"mlp: each level's width, top first, or one for all (default "
+                        f"{','.join(map(str, hierarchy.DEFAULT_HIDDEN))})")
     m.add_argument("--conv-channels", type=_widths,
                    help="conv: channels of the stride-2 layers (default 32,64 up to 32 pixels, else 32,32,64,64)")
     m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
@@ -150,6 +206,7 @@ def _add_model_arguments(m):
     m.add_argument("--logscale", type=_logscale,
                    help="gaussian: learned (one shared learned log standard deviation; the default), per-pixel "
                         "(one learned per pixel) or a number (fixed)")
+    hierarchy.add_arguments(m)
     m.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
                    help="fastvae's fused ops (--no-fused: the same model on fastvae.reference)")
     m.add_argument("--output-bias-init", action=argparse.BooleanOptionalAction, default=True,
@@ -219,8 +276,11 @@ def check_settings(args):
     """Settings that are each valid but do not go together: a ValueError that says why."""
     spec = likelihoods.get(likelihood_name(args))
     continuous = spec.uint8 != likelihoods.BINARY
+    hierarchy.check_settings(args)
     if args.logscale is not None and not spec.has_scale:
         raise ValueError(f"--logscale is for --likelihood {_names_where(lambda r: r.has_scale)}")
+    _check_data(args)
+    _check_counts(args, spec)
     if args.grey and args.data != "mnist":
         raise ValueError(f"--grey is for --data mnist (grey levels); {args.data} is binary")
     if args.grey and not continuous:
@@ -237,6 +297,37 @@ def check_settings(args):
         raise ValueError(f"--beta and --kl-warmup weight the ELBO's KL term; --objective {args.objective} has none")
     if args.objective == "dreg" and args.compile:
         raise ValueError("--objective dreg runs eagerly only; --compile supports --objective elbo and iwae")
+
+
+def _check_counts(args, spec):
+    """The count likelihoods model count matrices (synthetic-counts, your own), and only they do."""
+    counts = _names_where(lambda r: r.counts)
+    if args.genes is not None and args.data != "synthetic-counts":
+        raise ValueError(f"--genes is for --data synthetic-counts, not --data {args.data}")
+    if spec.counts and fdata.is_builtin(args.data) and args.data != "synthetic-counts":
+        raise ValueError(f"--likelihood {args.likelihood} models counts; --data {args.data} is images: use --data "
+                         f"synthetic-counts or your own count matrix (--data PATH)")
+    if args.data == "synthetic-counts" and not spec.counts:
+        raise ValueError(f"--data synthetic-counts is a count matrix: add --likelihood {counts}")
+    if args.arch is not None and architectures.get(args.arch).counts != spec.counts:
+        fits = " or ".join(a.name for a in architectures.records() if a.counts == spec.counts)
+        raise ValueError(f"--arch {args.arch} does not model the {spec.title} likelihood's data: use --arch {fits}"
+                         + ("" if spec.counts else f" (--arch {args.arch} is for --likelihood {counts})"))
+
+
+def _check_data(args):
+    """The data settings against --data: your own data (a path) or a built-in data set."""
+    if fdata.is_builtin(args.data):
+        if args.held_out is not None or args.resize is not None:
+            raise ValueError(f"--held-out and --resize are for your own data (--data PATH), not --data {args.data}")
+        return
+    given = [flag for flag, value, default in (("--image-size", args.image_size, 28), ("--channels", args.channels, 1),
+                                               ("--download", args.download, False), ("--grey", args.grey, False))
+             if value != default]
+    if given:
+        raise ValueError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for the built-in data sets; "
+                         f"--data {args.data} is your own data, read as it is (README.md: what each --likelihood "
+                         f"expects)")
 
 
 def num_samples(args):

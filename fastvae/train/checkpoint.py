@@ -1,5 +1,6 @@
 """The run directory: ``checkpoint.pt`` and the checks that let ``--resume`` continue a run
-exactly, RNG state, ``metrics.jsonl``, and writes that a killed process cannot leave half done."""
+exactly, RNG state, ``metrics.jsonl``, and writes that a killed process cannot leave half done.
+The checkpoint's format (its version, reading it, older versions) is ``fastvae.saved``."""
 
 import dataclasses
 import json
@@ -7,19 +8,22 @@ import os
 
 import torch
 
+from .. import saved as saved_format
+
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 
 # configuration that must match for --resume to continue the same run
-_SAME_RUN = ("data", "image_size", "channels", "num_train", "num_test", "arch", "latent_dim", "hidden",
-             "conv_channels", "activation", "batch_size", "world_size", "seed", "fused", "amp", "lr", "lr_scaling",
-             "base_batch_size", "warmup_steps", "schedule", "beta", "kl_warmup", "grey", "likelihood", "logscale",
-             "objective", "samples")
+_SAME_RUN = ("data", "input_shape", "image_size", "channels", "genes", "num_train", "num_test", "held_out", "resize",
+             "arch", "latent_dim", "hidden", "conv_channels", "activation", "batch_size", "world_size", "seed",
+             "fused", "amp", "lr", "lr_scaling", "base_batch_size", "warmup_steps", "schedule", "beta",
+             "kl_warmup", "grey", "likelihood", "logscale", "objective", "samples")
+_SAME_HIERARCHY = ("hierarchical_net", "latent_dims", "free_bits")  # and for --arch hierarchical these
 
 
 # what save_checkpoint writes
-_SAVED_KEYS = frozenset(("config", "model", "optimizer", "scheduler", "epoch", "batch", "step", "history", "curve",
-                         "partial", "train_time", "timed_steps", "rng"))
+_SAVED_KEYS = frozenset((saved_format.VERSION_KEY, "config", "model", "optimizer", "scheduler", "epoch", "batch",
+                         "step", "history", "curve", "partial", "train_time", "timed_steps", "rng"))
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -81,11 +85,12 @@ class RunState:
 
 
 def save_checkpoint(path, d, cfg, model, optimizer, scheduler, run):
-    """Gathers every rank's RNG state and partial sums; rank 0 writes ``path`` atomically; all
-    ranks wait for it."""
+    """Gathers every rank's RNG state and partial sums; rank 0 writes ``path`` atomically (format
+    ``fastvae.saved.FORMAT_VERSION``, ``cfg`` the resolved configuration); all ranks wait for it."""
     rngs, partials = d.gather(rng_state(d.device)), d.gather(run.partial)  # every rank's
     if d.main:
-        save_atomic({"config": cfg, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        save_atomic({saved_format.VERSION_KEY: saved_format.FORMAT_VERSION, "config": cfg,
+                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": run.epoch, "batch": run.batch, "step": run.step,
                      "history": run.history, "curve": run.curve, "partial": partials, "train_time": run.train_time,
                      "timed_steps": run.timed_steps, "rng": rngs}, path)
@@ -136,14 +141,16 @@ def make_out(out):
 
 def load_for_resume(args, cfg, is_main):
     """The saved checkpoint to continue (``--resume``), or None for a new run; refuses a
-    missing checkpoint, changed settings, or a new run over an old one in ``--out``."""
+    missing checkpoint, settings given now that differ from the saved ones (those left at a
+    default that depends on the data are compared once the data is loaded: ``check_resume``
+    again), or a new run over an old one in ``--out``."""
     path = os.path.join(args.out, CHECKPOINT)
     if args.resume:
         if not os.path.exists(path):
             raise FileNotFoundError(f"--resume: no checkpoint at {path}; --resume continues the run whose "
                                     f"--out holds {CHECKPOINT} (leave --resume out to start a new run)")
         saved = read_checkpoint(path)
-        check_resume(saved["config"], cfg)
+        check_resume(saved["config"], cfg, given_only=True)
         return saved
     if is_main and os.path.exists(path):
         raise FileExistsError(f"{args.out} already holds a run ({CHECKPOINT}); pass --resume to continue "
@@ -152,22 +159,27 @@ def load_for_resume(args, cfg, is_main):
 
 
 def read_checkpoint(path):
-    """The saved run in ``path``; a ValueError naming the file when it is not one."""
+    """The saved run in ``path`` (a format-0 one brought up to date by ``fastvae.saved.read``); a
+    ValueError naming the file when it is not one."""
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling, zip and struct errors of a damaged or foreign file
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise ValueError(f"--resume: cannot read {path} ({type(e).__name__}: {first}); it is not a checkpoint "
-                         f"written by this command, or it is damaged") from e
-    missing = _SAVED_KEYS - set(saved) if isinstance(saved, dict) else _SAVED_KEYS
+        saved = saved_format.read(path, map_location="cpu")
+    except ValueError as e:
+        raise ValueError(f"--resume: {e}") from e
+    missing = _SAVED_KEYS - set(saved)
     if missing:
         raise ValueError(f"--resume: {path} is not a checkpoint of this command (it lacks "
                          f"{', '.join(sorted(missing))})")
     return saved
 
 
-def check_resume(saved, cfg):
+def check_resume(saved, cfg, given_only=False):
+    """A ValueError listing the settings of ``cfg`` that differ from the ``saved`` configuration;
+    ``given_only``: only those with a value on both sides (the others, resolved, are compared
+    once the data is loaded)."""
     keys = _SAME_RUN + (("epochs",) if cfg.get("schedule") == "cosine" else ())  # cosine: epochs set the curve
+    keys += _SAME_HIERARCHY if cfg.get("arch") == "hierarchical" else ()
+    if given_only:
+        keys = [k for k in keys if saved.get(k) is not None and cfg.get(k) is not None]
     diff = [f"{k}: checkpoint {saved.get(k)!r}, now {cfg.get(k)!r}" for k in keys if saved.get(k) != cfg.get(k)]
     if diff:
         raise ValueError("--resume continues the same run, but these settings differ from the checkpoint's: "

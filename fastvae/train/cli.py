@@ -16,11 +16,13 @@ from .checkpoint import CHECKPOINT
 from .interrupt import EXIT_STATUS, Interrupted
 from .loop import TrainingDiverged
 from .runner import run
+from .walltime import WallTime
 
 
 def main(argv=None):
     """Entry point; returns the exit status (2 with a one-line message on bad settings or data)."""
-    status = _main(sys.argv[1:] if argv is None else list(argv))
+    clock = WallTime(start_up=argv is None)  # from the shell: the start-up counts too
+    status = _main(sys.argv[1:] if argv is None else list(argv), clock)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # One process of several (torchrun): its files are written and its process group is
         # gone. Leave without the interpreter's finalization, where Gloo's worker threads can
@@ -31,10 +33,10 @@ def main(argv=None):
     return status
 
 
-def _main(argv):
+def _main(argv, clock):
     args = build_parser().parse_args(argv)
     try:
-        run(args)
+        run(args, clock)
     except (ValueError, TypeError, OSError) as e:  # bad settings, missing data, unusable --out
         return _error(e, 2)
     except TrainingDiverged as e:

@@ -1,15 +1,25 @@
-"""The data set of a run on this rank's device: downloaded if asked (by rank 0 only), with the
-fixed random subsets that ``--num-train``/``--num-test`` ask of MNIST."""
+"""The data set of a run on this rank's device: a built-in one (downloaded if asked, by rank 0
+only) or your own files (``--data PATH``), with the fixed random subsets that
+``--num-train``/``--num-test`` ask of MNIST and of your own data."""
+
+import dataclasses
 
 import torch
 
 from .. import data as fdata
+from .args import likelihood_name
 
 
 def load_data(args, d):
-    """The data set on the device; --num-train/--num-test subsets of MNIST are fixed random ones
-    (the files are not in random order), shapes are generated at that size."""
-    if args.download and args.data != "shapes":
+    """The data set on the device; --num-train/--num-test subsets of MNIST and of your own data
+    are fixed random ones (the files are not in random order), shapes are generated at that
+    size (the synthetic counts too)."""
+    if not fdata.is_builtin(args.data):
+        return _subsets(_own_data(args), args).to(d.device)
+    if args.data == "synthetic-counts":
+        return fdata.load_dataset(args.data, seed=args.seed, genes=args.genes, num_train=args.num_train,
+                                  num_valid=args.num_test, num_test=args.num_test).to(d.device)
+    if args.download:
         if d.main:  # one process downloads; the others wait for the files
             try:
                 fdata.download(args.data, args.data_dir)
@@ -23,9 +33,22 @@ def load_data(args, d):
     if args.image_size != 28 or args.channels != 1:
         raise ValueError(f"--image-size and --channels are for --data shapes; {args.data} is 1x28x28")
     ds = fdata.load_dataset(args.data, args.data_dir, seed=args.seed)
-    splits = [random_subset(getattr(ds, name), n, name, args.seed)
-              for name, n in (("train", args.num_train), ("valid", args.num_test), ("test", args.num_test))]
-    return fdata.Dataset(ds.name, *splits, dynamic=ds.dynamic).to(d.device)
+    return _subsets(ds, args).to(d.device)
+
+
+def _subsets(ds, args):
+    splits = {name: random_subset(getattr(ds, name), n, name, args.seed)
+              for name, n in (("train", args.num_train), ("valid", args.num_test), ("test", args.num_test))}
+    return dataclasses.replace(ds, **splits)
+
+
+def _own_data(args):
+    """--data PATH: your file or folder of images, checked for --likelihood."""
+    try:
+        return fdata.load_files(args.data, likelihood_name(args), held_out=args.held_out or fdata.HELD_OUT,
+                                resize=args.resize)
+    except ModuleNotFoundError as e:  # pillow, for a folder of images
+        raise ValueError(str(e)) from e
 
 
 def random_subset(x, n, name, seed):

@@ -14,6 +14,7 @@ from .checkpoint import append_metrics, CHECKPOINT, save_checkpoint
 from .evaluation import evaluate_split
 from .interrupt import Interrupted
 from .step import kl_weight, validate_first_batch
+from .walltime import WallTime
 
 _STOP_AFTER, _INTERRUPT = "stop-after", "interrupt"  # why an epoch stopped early
 
@@ -50,6 +51,8 @@ class _EpochTally:
     def __init__(self, partial, device):
         self.sums = torch.tensor(partial[:3], dtype=torch.float64, device=device)  # loss, log-likelihood, KL
         self.batches = partial[3]
+        # a hierarchy's per-level KL (after the four above in a checkpoint's partial sums); None until seen
+        self.levels = torch.tensor(partial[4:], dtype=torch.float64, device=device) if len(partial) > 4 else None
         self.t0 = self.logged_t = time.perf_counter()  # timing since; the last progress update
         self.logged = 0  # steps since the last progress update
         self.time, self.timed = 0.0, 0  # this invocation's part of the epoch
@@ -62,9 +65,10 @@ class TrainingLoop:
     Targets) turns the loader's batches into the model's; ``valid_x`` is the validation set
     evaluated after each epoch."""
 
-    def __init__(self, args, d, cfg, model, loader, targets, train_step, valid_x, state, stop):
+    def __init__(self, args, d, cfg, model, loader, targets, train_step, valid_x, state, stop, clock=None):
         self.args, self.d, self.cfg, self.model, self.loader = args, d, cfg, model, loader
         self.targets, self.train_step, self.valid_x, self.state, self.stop = targets, train_step, valid_x, state, stop
+        self.clock = clock or WallTime()  # where this invocation's time goes (walltime.PHASES)
         self.ckpt_path = os.path.join(args.out, CHECKPOINT)
         self.steps_per_epoch = len(loader)
         self.total_steps = self.steps_per_epoch * args.epochs
@@ -87,8 +91,9 @@ class TrainingLoop:
             self.bar.close()
 
     def checkpoint(self):
-        save_checkpoint(self.ckpt_path, self.d, self.cfg, self.model, self.train_step.optimizer,
-                        self.train_step.scheduler, self.state)
+        with self.clock.phase("checkpoints"):
+            save_checkpoint(self.ckpt_path, self.d, self.cfg, self.model, self.train_step.optimizer,
+                            self.train_step.scheduler, self.state)
 
     def _epoch(self):
         """The rest of the current epoch; None when it ran to its end, else why it stopped
@@ -98,10 +103,13 @@ class TrainingLoop:
         reason = None
         for i, x in enumerate(self.loader.epoch(s.epoch, s.batch), start=s.batch):
             x = self.targets.batch(x, s.step, self.d.rank)
-            if self.ran == 0:
+            first = time.perf_counter() if self.ran == 0 else None
+            if first is not None:
                 validate_first_batch(self.model, x)
             terms = self.train_step(x, s.step)
             self._count(terms, tally)
+            if first is not None:  # _count synchronised after it
+                self.clock.add("first step", time.perf_counter() - first)
             last = i + 1 == self.steps_per_epoch
             if tally.logged == args.log_every or last:
                 self._log(terms, tally)
@@ -134,6 +142,10 @@ class TrainingLoop:
     def _count(self, terms, tally):
         tally.sums += torch.stack([terms.loss.detach(), terms.log_likelihood.detach().mean(),
                                    terms.kl.detach().mean()]).double()
+        level_kl = getattr(terms, "level_kl", None)  # (levels,) batch means: a hierarchical model's
+        if level_kl is not None:
+            level_kl = level_kl.detach().double()
+            tally.levels = level_kl if tally.levels is None else tally.levels + level_kl
         tally.batches += 1
         self.state.step += 1
         self.ran += 1
@@ -154,7 +166,9 @@ class TrainingLoop:
                                    f"--lr, more --warmup-steps, or --amp none)")
         now = time.perf_counter()
         self.state.curve.append((self.state.step, kl - ll))
-        self.bar.update(tally.logged, loss=f"{loss:.2f}", kl=f"{kl:.2f}",
+        levels = getattr(terms, "level_kl", None)  # each level's KL, top first: "kl_levels=3.1/9.8"
+        extra = {} if levels is None else {"kl_levels": "/".join(f"{v:.1f}" for v in levels.tolist())}
+        self.bar.update(tally.logged, loss=f"{loss:.2f}", kl=f"{kl:.2f}", **extra,
                         ex_s=f"{tally.logged * self.args.batch_size * self.d.world / (now - tally.logged_t):.3g}")
         tally.logged, tally.logged_t = 0, now
 
@@ -167,10 +181,12 @@ class TrainingLoop:
         elapsed = time.perf_counter() - tally.t0
         self.state.train_time += elapsed
         tally.time += elapsed
+        self.clock.add("training", elapsed)
 
     def _checkpoint_mid_epoch(self, tally, batches_done):
         self._stop_clock(tally)
-        self.state.batch, self.state.partial = batches_done, tally.sums.tolist() + [tally.batches]
+        self.state.batch, self.state.partial = batches_done, tally.sums.tolist() + [tally.batches] + \
+            ([] if tally.levels is None else tally.levels.tolist())
         self.checkpoint()
         tally.t0 = time.perf_counter()
 
@@ -178,10 +194,12 @@ class TrainingLoop:
         """The epoch's record (training sums over all ranks, validation ELBO), checkpoint, metrics."""
         self._stop_clock(tally)
         d, s = self.d, self.state
-        train = (d.sum(tally.sums.clone()) / (tally.batches * d.world)).tolist()
+        sums = tally.sums if tally.levels is None else torch.cat([tally.sums, tally.levels])
+        train = (d.sum(sums.clone()) / (tally.batches * d.world)).tolist()
         if not all(map(math.isfinite, train)):
             raise TrainingDiverged(f"non-finite training loss in epoch {s.epoch + 1}: training diverged")
-        valid_neg_elbo, _ = evaluate_split(self.model, self.valid_x, d, None, None)
+        with self.clock.phase("validation"):
+            valid_neg_elbo, _ = evaluate_split(self.model, self.valid_x, d, None, None)
         record = self._record(train, valid_neg_elbo, tally)
         s.history.append(record)
         s.next_epoch()
@@ -195,4 +213,5 @@ class TrainingLoop:
                 "train_log_likelihood": train[1], "train_kl": train[2], "valid_neg_elbo": valid_neg_elbo,
                 "lr": self.train_step.lr_at(s.step - 1), "beta": kl_weight(args, s.step - 1),
                 "examples": s.step * args.batch_size * world,
-                "examples_per_s": tally.timed * args.batch_size * world / tally.time if tally.timed else None}
+                "examples_per_s": tally.timed * args.batch_size * world / tally.time if tally.timed else None,
+                **({"train_level_kl": train[3:]} if len(train) > 3 else {})}

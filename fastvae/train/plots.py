@@ -8,23 +8,11 @@ each of 32 equal stretches of the test split, the same every run. Test files may
 labels, so "every class" can only mean this: examples from all over the file.
 """
 
-import math
 import os
 
 import torch
 
-
-def _grid(images, nrow):
-    """(N, C, H, W) in [0, 1] -> (rows*H, nrow*W, C) numpy image with 1-pixel gaps."""
-    n, c, h, w = images.shape
-    rows = math.ceil(n / nrow)
-    canvas = torch.ones(c, rows * (h + 1) - 1, nrow * (w + 1) - 1)
-    for i in range(n):
-        r, q = divmod(i, nrow)
-        canvas[:, r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = images[i]
-    img = canvas.permute(1, 2, 0).numpy()
-    return img[..., 0] if c == 1 else img
-
+from .._images import as_images, grid
 
 RECONSTRUCTIONS = 32  # test examples in reconstructions.png
 
@@ -45,12 +33,13 @@ def write_plots(model, test_x, history, curve, out):
     import matplotlib.pyplot as plt
 
     gen = torch.Generator(device=test_x.device).manual_seed(0)
-    samples = model.sample(64, generator=gen).cpu()
-    plt.imsave(os.path.join(out, "samples.png"), _grid(samples, 8), cmap="gray", vmin=0, vmax=1)
-    x = test_x[spread_indices(test_x.shape[0]).to(test_x.device)]
-    recon = model.reconstruct(x).cpu()
-    pairs = torch.stack([x.cpu().float(), recon], 1).flatten(0, 1)  # input, reconstruction, ...
-    plt.imsave(os.path.join(out, "reconstructions.png"), _grid(pairs, 16), cmap="gray", vmin=0, vmax=1)
+    samples = as_images(model.sample(64, generator=gen).cpu(), model.spec)
+    if samples is not None:  # examples that are not images (a vector of 10 features) get no pictures
+        plt.imsave(os.path.join(out, "samples.png"), grid(samples.clamp(0, 1), 8), cmap="gray", vmin=0, vmax=1)
+        x = test_x[spread_indices(test_x.shape[0]).to(test_x.device)]
+        shown = model.spec.targets(x, torch.float32).cpu()  # in the likelihood's units: uint8 0/1 or k/255
+        pairs = as_images(torch.stack([shown, model.reconstruct(x).cpu()], 1).flatten(0, 1), model.spec)
+        plt.imsave(os.path.join(out, "reconstructions.png"), grid(pairs.clamp(0, 1), 16), cmap="gray", vmin=0, vmax=1)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     if curve:

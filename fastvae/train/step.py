@@ -7,22 +7,14 @@ import math
 
 import torch
 
-from ..models import ConvVAE, MLPVAE
-from .args import likelihood_name, num_samples
+from .. import architectures
+from .args import num_samples
 
 
 def build_model(args, shape):
-    like = dict(likelihood=likelihood_name(args),
-                logscale="learned" if args.logscale is None else args.logscale)
-    if args.arch == "mlp":
-        if args.conv_channels is not None:
-            raise ValueError("--conv-channels is for --arch conv; the MLP takes --hidden")
-        return MLPVAE(shape, hidden=args.hidden or (400,), latent_dim=args.latent_dim, activation=args.activation,
-                      fused=args.fused, **like)
-    if args.hidden is not None:
-        raise ValueError("--hidden is for --arch mlp; the conv VAE takes --conv-channels")
-    return ConvVAE(shape, latent_dim=args.latent_dim, channels=args.conv_channels, activation=args.activation,
-                   fused=args.fused, **like)
+    """The model of the settings ``args`` for examples of ``shape``, by the one builder that
+    ``fastvae.models.load`` also rebuilds checkpoints with (``fastvae.architectures``)."""
+    return architectures.build(architectures.resolve(vars(args), shape))
 
 
 def initial_model(args, ds, targets, device):

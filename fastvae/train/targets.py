@@ -6,6 +6,8 @@ way; the training pixel means for the output bias; and bits per dimension for 8-
   likelihood that reads uint8 targets as 0/1 (the Bernoulli): uint8 as it is, one byte per pixel.
 * ``binary-float``: 0/1 data for a likelihood that reads uint8 as k/255 (a continuous one):
   converted to float (k/255 is not what 0/1 bytes mean).
+* ``as-is``: your own data (``--data PATH``), already checked and converted for the likelihood
+  when it was loaded (``fastvae.data.load_files``): uint8 or float32, served as it is.
 * ``dequantized``: 8-bit grey levels k (``--data mnist --grey``) for a continuous likelihood:
   ``(k + u) / 256`` with u ~ U[0, 1), a fresh u every batch (drawn from ``(seed, step, rank)``,
   so a resumed run draws the same), and one fixed u for each evaluation split. The model's
@@ -27,7 +29,10 @@ class Targets:
     def __init__(self, likelihood, ds, grey, seed):
         self.seed = seed
         self.grey = bool(grey)
-        if self.grey:
+        self.spec = likelihoods.get(likelihood)
+        if not ds.binary:
+            self.kind = "as-is"
+        elif self.grey:
             self.kind = "dequantized"
         elif likelihoods.get(likelihood).uint8 != likelihoods.BINARY:
             self.kind = "binary-float"
@@ -36,8 +41,8 @@ class Targets:
         self.binarize = ds.dynamic and not self.grey  # the loader binarizes MNIST's grey levels
 
     def batch(self, x, step, rank):
-        """The training batch the loader served (uint8) as the model gets it."""
-        if self.kind == "binary":
+        """The training batch the loader served as the model gets it."""
+        if self.kind in ("binary", "as-is"):
             return x
         if self.kind == "binary-float":
             return x.float()
@@ -56,6 +61,9 @@ class Targets:
     def pixel_means(self, train):
         """Per-pixel means of the training data in the model's units (float64), summed on the fly."""
         s = train.sum(0, dtype=torch.float64) / train.shape[0]
+        if self.kind == "as-is":
+            scale = self.spec.uint8_scale if train.dtype == torch.uint8 else None
+            return s * scale if scale is not None else s
         if self.kind == "dequantized":
             return (s + 0.5) / 256
         return s / 255 if self.binarize else s

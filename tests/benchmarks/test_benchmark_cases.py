@@ -10,7 +10,7 @@ def test_least_bytes_table_covers_every_timed_mode():
         for mode in op.modes:
             c = Config(name, 4, "bfloat16", dim=10, latent=3, targets="uint8", model="mlp", samples=2)
             nbytes = cases.least_bytes(c, mode)
-            assert (nbytes is None) == (name == "train_step")
+            assert (nbytes is None) == (mode == "train")  # a training step's bytes are the model's
     # bfloat16 logits, uint8 targets: 2 + 1 bytes read, 2 written per element; 8 bytes per row
     c = Config("bernoulli_ll", 4, "bfloat16", dim=10, targets="uint8")
     assert cases.least_bytes(c, "fwd+bwd") == 4 * (10 * 5 + 8)
@@ -34,6 +34,11 @@ def test_least_bytes_formulas():
     # read twice and their gradients written once; log_ratio and its gradient K per row
     c = Config("iwae_loss", samples=5, dim=784, latent=64, targets="uint8", **f32)
     assert cases.least_bytes(c, "fwd+bwd") == 1000 * (64 * 4 * 16 + 40) + 1000 * 784 * (40 + 1)
+    # a hierarchy's levels: each reads mu, logvar and the prior twice and grad_z once, writes z and
+    # four gradients (14 x B*L), and its kl and the kl's gradient (B, float32)
+    c = Config("hierarchy", latent=1024, levels=20, **f32)
+    assert cases.least_bytes(c, "fwd+bwd") == 20 * 1000 * (14 * 1024 * 4 + 8)
+    assert c.label() == "B=1000 levels=20 L=1024"
 
 
 def test_every_new_size_is_a_record_key_and_in_the_label():

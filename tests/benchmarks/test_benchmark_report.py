@@ -26,7 +26,8 @@ def test_markdown_puts_the_headline_configurations_first():
     records = []
     for batch in (256, 512):
         c = Config("reparameterize_kl", batch, "float32", latent=64)
-        results = {impl: {m: (1.0, None, None, "eager") for m in cases.CASES[c.op].modes} for impl in IMPLS}
+        spread = timing.Spread.of([0.9, 1.0, 1.1])
+        results = {impl: {m: (spread, None, None, "eager") for m in cases.CASES[c.op].modes} for impl in IMPLS}
         records += measure.make_records(c, results, copy_gbs=2.0)
     md = report.markdown(_meta(records))
     head, rest = md.split("## reparameterize_kl")
@@ -36,6 +37,10 @@ def test_markdown_puts_the_headline_configurations_first():
     assert "the Triton kernels are NOT timed on this machine" in md
     rows = [report.table_row(g) for g in report.group_rows(records)]  # the console: one row per mode and size
     assert len(rows) == 6 and rows[0].split()[:5] == ["reparameterize_kl", "fwd", "float32", "B=256", "L=64"]
+    # every time with its spread, every ratio with its range, and a CPU run says its ratios are noisy
+    assert "1 ±5%" in rows[0] and "1.000 (0.90-1.11)" in rows[0]
+    assert "1 ±5%" in headline[0] and "1.000 (0.90-1.11)" in headline[0]
+    assert report.CPU_NOISE in md and "ratios are noisy" in report.CPU_NOISE
 
 
 def test_results_files_name_what_a_partial_run_covers(tmp_path):

@@ -30,6 +30,7 @@ def test_quick_cpu_run_end_to_end(tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "the Triton kernels are NOT timed on this machine" in proc.stdout
+    assert "the ratios are noisy" in proc.stdout and "fv/eager (range)" in proc.stdout
     [json_path] = tmp_path.glob("cpu-*.json")
     assert json_path.name.endswith("-reparameterize_kl-train_step-quick.json")  # a partial run says so
     meta = json.loads(json_path.read_text())
@@ -78,6 +79,12 @@ def test_the_interpreter_is_never_timed(tmp_path, monkeypatch, capsys):
     assert run.main(["--quick", "--device", "cpu", "--out", str(tmp_path)]) == 1
     assert "TRITON_INTERPRET" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cpu_run_takes_one_thread_unless_told():
+    # two --quick runs of a loaded 2-core machine agreed on every ratio's range with one thread, not with two
+    assert run.parse_args(["--device", "cpu"]).threads == 1
+    assert run.parse_args(["--device", "cpu", "--threads", "2"]).threads == 2
 
 
 @pytest.mark.parametrize("args", [["--only", "nope"], ["--dtype", "float64"], ["--only", "elbo_loss,bad"],

@@ -48,4 +48,5 @@ def test_every_measured_configuration_is_a_benchmark_case():
 
     for c in [c for c, _ in cases.HEADLINE] + gpu_cases.SMALL + gpu_cases.OBJECTIVES:
         assert c.op in cases.CASES and c.op in gpu_cases.OPS
-        assert cases.least_bytes(c, "fwd+bwd") > 0
+        if "fwd+bwd" in cases.CASES[c.op].modes:
+            assert cases.least_bytes(c, "fwd+bwd") > 0

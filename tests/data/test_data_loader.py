@@ -125,7 +125,7 @@ def test_loader_argument_errors():
     with pytest.raises(TypeError, match="batch_size must be an int"):
         data.DeviceLoader(x, 2.0)
     with pytest.raises(TypeError, match="data must be a uint8 tensor"):
-        data.DeviceLoader(x.float(), 2)
+        data.DeviceLoader(x.float(), 2, dynamic=True)  # binarizing needs grey levels as bytes
     with pytest.raises(TypeError, match="data must be a torch.Tensor"):
         data.DeviceLoader(x.numpy(), 2)
     with pytest.raises(ValueError, match=r"rank must be in \[0, world_size\) = \[0, 2\), got 2"):

@@ -10,7 +10,10 @@ import torch
 
 import fastvae
 from fastvae import likelihoods
-from fastvae.models import ConvVAE, MLPVAE
+from fastvae.models import ConvVAE, CountVAE, MLPVAE
+
+IMAGE_LIKELIHOODS = [r.name for r in likelihoods.records() if not r.counts]
+COUNT_LIKELIHOODS = [r.name for r in likelihoods.records() if r.counts]
 
 
 def _step(model, x, seed, objective):
@@ -22,7 +25,7 @@ def _step(model, x, seed, objective):
 
 
 @pytest.mark.parametrize("objective", ["elbo", "iwae", "dreg"])
-@pytest.mark.parametrize("likelihood", likelihoods.names())
+@pytest.mark.parametrize("likelihood", IMAGE_LIKELIHOODS)
 @pytest.mark.parametrize("backend", ["triton", "torch"])
 def test_the_same_seed_gives_the_same_bits(backend, likelihood, objective):
     fastvae.set_backend(backend)
@@ -49,3 +52,15 @@ def test_a_conv_model_in_bfloat16_under_autocast_repeats_to_the_bit():
         runs.append((loss.detach().clone(), [p.grad.clone() for p in model.parameters()]))
     assert torch.equal(runs[0][0], runs[1][0])
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+@pytest.mark.parametrize("objective", ["elbo", "dreg"])
+@pytest.mark.parametrize("likelihood", COUNT_LIKELIHOODS)
+def test_a_count_model_repeats_to_the_bit(likelihood, objective):
+    torch.manual_seed(0)
+    model = CountVAE(37, latent_dim=3, hidden=(8,), likelihood=likelihood)
+    x = torch.poisson(torch.full((5, 37), 2.0)).to(torch.int16)
+    first, again, other = _step(model, x, 5, objective), _step(model, x, 5, objective), _step(model, x, 6, objective)
+    assert torch.equal(first[0], again[0])
+    assert all(torch.equal(a, b) for a, b in zip(first[1], again[1]))
+    assert not torch.equal(first[0], other[0]), "another seed must draw other noise"

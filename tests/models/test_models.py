@@ -229,7 +229,7 @@ def test_learned_logscale_has_a_floor(device):
     with pytest.raises(ValueError, match="logscale must be"):
         MLPVAE((4,), likelihood="gaussian", logscale="per-channel")
     with pytest.raises(ValueError, match="likelihood must be one of"):
-        MLPVAE((4,), likelihood="poisson")
+        MLPVAE((4,), likelihood="laplace")
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian"])

@@ -24,20 +24,27 @@ def _seed():
 
 
 def _likelihood(rec, shape, dtype, target, form, grad=True):
-    """(kind, p, x, s, s_value) of ``fastvae::likelihood`` for the record."""
+    """(kind, p, x, s, s_value, q) of ``fastvae::likelihood`` for the record: s the logscale or
+    log theta, q the zero-inflation logits."""
     p = cases.params(rec, shape, dtype, CPU).requires_grad_(grad)
     x = cases.targets(rec, shape, target, CPU, dtype)
-    extra = cases.extra(rec, shape, dtype, CPU, form)
-    s = extra[0] if extra and isinstance(extra[0], torch.Tensor) else None
-    s_value = float(extra[0]) if extra and s is None else 0.0
-    return rec.code, p, x, s, s_value
+    args = cases.extra(rec, shape, dtype, CPU, form)
+    s = args.get("logscale", args.get("log_theta"))
+    s_value = float(s) if s is not None and not isinstance(s, torch.Tensor) else 0.0
+    s = s if isinstance(s, torch.Tensor) else None
+    q = args.get("zero_inflation_logits")
+    return rec.code, p, x, s, s_value, q
+
+
+def _forms(rec):
+    forms = cases.extra_forms(rec, (3, 2, 4, 5))
+    return forms or ("shared",)
 
 
 def _likelihood_cases():
     out = []
     for rec in likelihoods.records():
-        forms = ("number",) + tuple(f for f in cases.extra_forms(rec, (3, 2, 4, 5)) if f != "number")
-        for form in forms if rec.has_scale else ("shared",):
+        for form in _forms(rec):
             for shape, dtype, target in (((5, 7), torch.float32, "float"), ((3, 2, 4, 5), torch.bfloat16, "uint8")):
                 if form == "channel" and len(shape) != 4:
                     continue
@@ -49,15 +56,20 @@ def _likelihood_cases():
 
 def _likelihood_backward_cases():
     out = []
+    form = {modes.GS_NONE: "number", modes.GS_ELEMENTS: "element", modes.GS_PARTIALS: "feature",
+            modes.GS_ROW_SUMS: "row"}
     for rec in likelihoods.records():
-        modes_ = (modes.GS_NONE, modes.GS_ELEMENTS, modes.GS_PARTIALS, modes.GS_ROW_SUMS) if rec.has_scale \
-            else (modes.GS_NONE,)
-        form = {modes.GS_NONE: "number", modes.GS_ELEMENTS: "element", modes.GS_PARTIALS: "feature",
-                modes.GS_ROW_SUMS: "row"}
+        modes_ = (modes.GS_NONE,)
+        if rec.has_scale:
+            modes_ = (modes.GS_NONE, modes.GS_ELEMENTS, modes.GS_PARTIALS, modes.GS_ROW_SUMS)
+        elif cases.extra_forms(rec, (4, 6)):  # a log theta
+            modes_ = (modes.GS_ELEMENTS, modes.GS_PARTIALS, modes.GS_ROW_SUMS)
         for mode in modes_:
             def make(rec=rec, mode=mode):
-                kind, p, x, s, s_value = _likelihood(rec, (4, 6), torch.float32, "float", form[mode], grad=False)
-                return kind, p, x, None if s is None else s.detach(), s_value, torch.randn(4), True, True, mode
+                kind, p, x, s, s_value, q = _likelihood(rec, (4, 6), torch.float32, "float", form[mode], grad=False)
+                s = None if s is None or mode == modes.GS_NONE and not rec.has_scale else s.detach()
+                q = None if q is None else q.detach()
+                return (kind, p, x, s, q, s_value, torch.randn(4), True, not rec.counts, mode, q is not None)
             out.append((f"{rec.name}, {mode}", make))
     return out
 
@@ -66,31 +78,74 @@ def _gaussian(shape=(5, 7), dtype=torch.float32):
     return _grad(torch.randn(shape, dtype=dtype)), _grad(torch.randn(shape, dtype=dtype) * 0.5)
 
 
+def _prior(shape=(5, 7), dtype=torch.float32):
+    """A learned prior (prior_mu, prior_logvar), as a hierarchy's p(z_l | z_<l) gives it."""
+    return _gaussian(shape, dtype)
+
+
+def _softmax_counts(zero_inflated, theta="feature", dtype=torch.float32, library=(5,)):
+    """(logits, x, log_library, log_theta, q) of ``fastvae::softmax_counts``."""
+    rec = likelihoods.get("zero_inflated_negative_binomial" if zero_inflated else "negative_binomial")
+    logits = _grad(torch.randn(5, 33, dtype=dtype))
+    x = cases.targets(rec, (5, 33), "int32", CPU)
+    args = cases.extra(rec, (5, 33), dtype, CPU, theta) if theta else {}
+    return (logits, x, _grad(3.0 + torch.randn(library, dtype=dtype)), args.get("log_theta"),
+            args.get("zero_inflation_logits"))
+
+
+def _softmax_counts_backward(mode, zero_inflated):
+    logits, x, lib, s, q = (t.detach() if isinstance(t, torch.Tensor) else t
+                            for t in _softmax_counts(zero_inflated, {modes.GS_NONE: None, modes.GS_ELEMENTS: "element",
+                                                                     modes.GS_PARTIALS: "feature",
+                                                                     modes.GS_ROW_SUMS: "shared"}[mode]))
+    return logits, x, lib, s, q, torch.randn(5), True, True, mode, q is not None
+
+
 CASES = {
     "fastvae::likelihood": _likelihood_cases(),
     "fastvae::likelihood_backward": _likelihood_backward_cases(),
     "fastvae::reparameterize_kl": [
-        ("drawn, z and kl", lambda: (*_gaussian(), None, _seed(), True, True)),
-        ("given eps, 3-D, bfloat16", lambda: (*_gaussian((3, 2, 5), torch.bfloat16),
+        ("drawn, z and kl", lambda: (*_gaussian(), None, None, None, _seed(), True, True)),
+        ("given eps, 3-D, bfloat16", lambda: (*_gaussian((3, 2, 5), torch.bfloat16), None, None,
                                               torch.randn(3, 2, 5, dtype=torch.bfloat16), None, True, True)),
-        ("kl alone", lambda: (*_gaussian(), None, None, False, True)),
-        ("z alone", lambda: (*_gaussian(), None, _seed(), True, False)),
+        ("kl alone", lambda: (*_gaussian(), None, None, None, None, False, True)),
+        ("z alone", lambda: (*_gaussian(), None, None, None, _seed(), True, False)),
+        ("learned prior, drawn", lambda: (*_gaussian(), *_prior(), None, _seed(), True, True)),
+        ("learned prior, kl alone, bfloat16", lambda: (*_gaussian((4, 3), torch.bfloat16),
+                                                       *_prior((4, 3), torch.bfloat16), None, None, False, True)),
     ],
     "fastvae::reparameterize_kl_backward": [
-        ("drawn", lambda: (torch.randn(5, 7), torch.randn(5, 7), None, _seed(), torch.randn(5, 7), torch.randn(5))),
-        ("given eps, kl alone", lambda: (torch.randn(5, 7), torch.randn(5, 7), torch.randn(5, 7), None, None,
-                                         torch.randn(5))),
+        ("drawn", lambda: (torch.randn(5, 7), torch.randn(5, 7), None, None, None, _seed(), torch.randn(5, 7),
+                           torch.randn(5))),
+        ("given eps, kl alone", lambda: (torch.randn(5, 7), torch.randn(5, 7), None, None, torch.randn(5, 7), None,
+                                         None, torch.randn(5))),
+        ("learned prior, drawn", lambda: (torch.randn(5, 7), torch.randn(5, 7), torch.randn(5, 7), torch.randn(5, 7),
+                                          None, _seed(), torch.randn(5, 7), torch.randn(5))),
     ],
     "fastvae::reparameterize_iw": [
-        ("drawn", lambda: (*_gaussian(), None, _seed(), 3)),
-        ("given eps, 3-D", lambda: (*_gaussian((3, 2, 5)), torch.randn(4, 3, 2, 5), None, 4)),
+        ("drawn", lambda: (*_gaussian(), None, None, None, _seed(), 3)),
+        ("given eps, 3-D", lambda: (*_gaussian((3, 2, 5)), None, None, torch.randn(4, 3, 2, 5), None, 4)),
+        ("learned prior, drawn", lambda: (*_gaussian(), *_prior(), None, _seed(), 3)),
     ],
     "fastvae::reparameterize_iw_backward": [
-        ("drawn", lambda: (torch.randn(5, 7), torch.randn(5, 7), None, _seed(), 3, torch.randn(3, 5, 7),
+        ("drawn", lambda: (torch.randn(5, 7), torch.randn(5, 7), None, None, None, _seed(), 3, torch.randn(3, 5, 7),
                            torch.randn(3, 5))),
-        ("given eps, log ratios alone", lambda: (torch.randn(5, 7), torch.randn(5, 7), torch.randn(2, 5, 7), None, 2,
-                                                 None, torch.randn(2, 5))),
+        ("given eps, log ratios alone", lambda: (torch.randn(5, 7), torch.randn(5, 7), None, None,
+                                                 torch.randn(2, 5, 7), None, 2, None, torch.randn(2, 5))),
+        ("learned prior, log ratios alone", lambda: (torch.randn(5, 7), torch.randn(5, 7), torch.randn(5, 7),
+                                                     torch.randn(5, 7), None, _seed(), 3, None, torch.randn(3, 5))),
     ],
+    "fastvae::softmax_counts": [
+        ("negative binomial, per-gene theta", lambda: _softmax_counts(False)),
+        ("zero-inflated, per-element theta, (B, 1) library", lambda: _softmax_counts(True, "element",
+                                                                                    library=(5, 1))),
+        ("Poisson (no theta), bfloat16", lambda: _softmax_counts(False, None, torch.bfloat16)),
+    ],
+    "fastvae::softmax_counts_backward": [
+        (f"mode {mode}, {'zero-inflated' if zi else 'negative binomial'}",
+         lambda mode=mode, zi=zi: _softmax_counts_backward(mode, zi))
+        for mode, zi in ((modes.GS_NONE, False), (modes.GS_ELEMENTS, True), (modes.GS_PARTIALS, False),
+                         (modes.GS_ROW_SUMS, True))],
     "fastvae::draw_seed": [("cpu", lambda: (CPU,))],
 }
 

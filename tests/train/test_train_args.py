@@ -17,7 +17,7 @@ REFUSED = [["--hidden", "400,0"], ["--batch-size", "0"], ["--batch-size", "-3"],
            ["--num-train", "0"], ["--num-test", "-5"], ["--base-batch-size", "0"], ["--seed", "-1"],
            ["--seed", str(2**70)], ["--seed", "x"], ["--arch", "resnet"], ["--activation", "swish"],
            ["--data", "cifar"], ["--image-size", "32"], ["--channels", "2"], ["--lr-scaling", "cubic"],
-           ["--schedule", "step"], ["--amp", "fp16"], ["--bogus"], ["--lr"], ["--likelihood", "poisson"],
+           ["--schedule", "step"], ["--amp", "fp16"], ["--bogus"], ["--lr"], ["--likelihood", "laplace"],
            ["--logscale", "wide"], ["--logscale", "inf"], ["--objective", "vimco"], ["--samples", "0"]]
 
 

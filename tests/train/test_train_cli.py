@@ -27,7 +27,7 @@ def _bad_settings(tmp_path):
         (["--arch", "conv", "--conv-channels", "4,8"], "--hidden is for --arch mlp"),
         (["--resume"], "--resume: no checkpoint at"),
         (["--resume", "--out", str(tmp_path / "junk")], "cannot read"),
-        (["--resume", "--out", str(tmp_path / "foreign")], "is not a checkpoint of this command"),
+        (["--resume", "--out", str(tmp_path / "foreign")], "is not a checkpoint of fastvae's training command"),
         (["--num-train", "10"], "larger than the 10 examples"),
         (["--data", "binarized-mnist", "--data-dir", str(tmp_path / "nowhere")], "does not exist"),
         (["--data", "binarized-mnist", "--data-dir", str(tmp_path / "file")], "a file, not a directory"),

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _dreg, likelihoods
-from ._checks import (
+from .. import _dreg, likelihoods
+from .._checks import (
     check_beta,
     check_eager_dreg,
     check_elbo,
@@ -24,22 +24,37 @@ from ._checks import (
     check_iwae,
     check_likelihood,
     check_num_samples,
+    check_prior,
+    check_prior_path,
     check_reduction,
-    validate_targets,
+    validate_values,
 )
-from ._rows import reduce_rows, row_sum, to_sum
+from .._rows import reduce_rows, row_sum, to_sum
 
 
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) per row: ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))``.
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: Optional[torch.Tensor] = None,
+                prior_logvar: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per row: ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))``;
+    with a prior, KL(N(mu, exp(logvar)) || N(prior_mu, exp(prior_logvar))) per row:
+    ``0.5 * sum(prior_logvar - logvar + (exp(logvar) + (mu - prior_mu)^2) * exp(-prior_logvar) - 1)``.
 
-    mu, logvar: (B, ...) of one float dtype. Returns (B,) float32 (float64 for float64).
+    mu, logvar: (B, ...) of one float dtype; prior_mu, prior_logvar: both or neither, of mu's
+    shape and dtype (any strides). Returns (B,) float32 (float64 for float64).
     """
     check_gaussian(mu, logvar)
+    if check_prior(mu, prior_mu, prior_logvar):
+        return _prior_kl(to_sum(mu), to_sum(logvar), to_sum(prior_mu), to_sum(prior_logvar))
     mu, logvar = to_sum(mu), to_sum(logvar)
     # -0.5 * (1 + logvar - mu^2 - exp(logvar)), with expm1 so that logvar near 0 (a collapsed
     # posterior) does not cancel as badly (the kernels use a series there and do better still)
     return 0.5 * row_sum(mu.pow(2) + (torch.expm1(logvar) - logvar))
+
+
+def _prior_kl(mu, logvar, prior_mu, prior_logvar):
+    # with d = logvar - prior_logvar: 0.5 * sum((e^d - 1 - d) + (mu - prior_mu)^2 e^-prior_logvar),
+    # the same value as the issue's form, without its cancellation when the two variances meet
+    d = logvar - prior_logvar
+    return 0.5 * row_sum((torch.expm1(d) - d) + (mu - prior_mu).pow(2) * torch.exp(-prior_logvar))
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torch.Tensor] = None,
@@ -58,10 +73,13 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torc
     return (to_sum(mu) + torch.exp(0.5 * to_sum(logvar)) * to_sum(eps)).to(mu.dtype)
 
 
-def reparameterize_kl(mu: torch.Tensor, logvar: torch.Tensor, *, eps: Optional[torch.Tensor] = None,
+def reparameterize_kl(mu: torch.Tensor, logvar: torch.Tensor, *, prior_mu: Optional[torch.Tensor] = None,
+                      prior_logvar: Optional[torch.Tensor] = None, eps: Optional[torch.Tensor] = None,
                       generator: Optional[torch.Generator] = None):
-    """``(reparameterize(mu, logvar, eps=eps), gaussian_kl(mu, logvar))``."""
-    return reparameterize(mu, logvar, eps=eps, generator=generator), gaussian_kl(mu, logvar)
+    """``(reparameterize(mu, logvar, eps=eps), gaussian_kl(mu, logvar, prior_mu, prior_logvar))``."""
+    check_gaussian(mu, logvar, eps, generator)
+    check_prior(mu, prior_mu, prior_logvar)
+    return reparameterize(mu, logvar, eps=eps, generator=generator), gaussian_kl(mu, logvar, prior_mu, prior_logvar)
 
 
 def _checked(function, p, x, validate_args, logscale=None):
@@ -69,12 +87,14 @@ def _checked(function, p, x, validate_args, logscale=None):
     spec = _RECORDS[function.__name__]
     check_likelihood(spec, p, x, logscale)
     if validate_args:
-        validate_targets(spec, x)
+        validate_values(spec, p, x)
     p = to_sum(p)
     return p, spec.targets(x, p.dtype)
 
 
-_RECORDS = {r.function: r for r in likelihoods.records()}
+_RECORDS = {}
+for _r in likelihoods.records():
+    _RECORDS.setdefault(_r.function, _r)  # a function shared by records: the first one's
 
 
 def _bce(l, x):
@@ -135,12 +155,12 @@ class ELBOTerms(NamedTuple):
 def elbo_loss(recon_logits: torch.Tensor, x: torch.Tensor, mu: Optional[torch.Tensor] = None,
               logvar: Optional[torch.Tensor] = None, beta: float = 1.0, reduction: str = "mean",
               return_terms: bool = False, *, kl: Optional[torch.Tensor] = None, likelihood: str = likelihoods.DEFAULT,
-              logscale=0.0, validate_args: bool = False):
+              logscale=0.0, validate_args: bool = False, **likelihood_args):
     """Negative ELBO ``-(log p(x|z) - beta * KL)`` per row, then reduced; see ``fastvae.elbo_loss``."""
     spec = likelihoods.get(likelihood)
-    check_elbo(spec, recon_logits, x, mu, logvar, beta, reduction, kl, logscale)
-    extra = (logscale,) if spec.has_scale else ()
-    ll = spec.reference(recon_logits, x, *extra, validate_args=validate_args)
+    args = spec.bind(spec.given(logscale, likelihood_args))
+    check_elbo(spec, recon_logits, x, mu, logvar, beta, reduction, kl, args)
+    ll = spec.call(recon_logits, x, args, fused=False, validate_args=validate_args)
     if kl is None:
         kl = gaussian_kl(mu, logvar)
     loss = reduce_rows(beta * kl - ll, reduction)
@@ -166,22 +186,28 @@ class ELBOLoss(nn.Module):
             if value != getattr(ELBOLoss, name):
                 setattr(self, name, value)
 
-    def forward(self, recon_logits, x, mu=None, logvar=None, *, kl=None, logscale=0.0):
+    def forward(self, recon_logits, x, mu=None, logvar=None, *, kl=None, logscale=0.0, **likelihood_args):
         return self._elbo_loss(recon_logits, x, mu, logvar, self.beta, self.reduction, self.return_terms, kl=kl,
-                               likelihood=self.likelihood, logscale=logscale, validate_args=self.validate_args)
+                               likelihood=self.likelihood, logscale=logscale, validate_args=self.validate_args,
+                               **likelihood_args)
 
     def extra_repr(self):
         return f"beta={self.beta}, reduction={self.reduction!r}, likelihood={self.likelihood!r}"
 
 
-def reparameterize_iw(mu: torch.Tensor, logvar: torch.Tensor, num_samples: int, *, eps: Optional[torch.Tensor] = None,
-                      generator: Optional[torch.Generator] = None, path_gradient: bool = False):
+def reparameterize_iw(mu: torch.Tensor, logvar: torch.Tensor, num_samples: int, *,
+                      prior_mu: Optional[torch.Tensor] = None, prior_logvar: Optional[torch.Tensor] = None,
+                      eps: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
+                      path_gradient: bool = False):
     """K samples ``z_k = mu + exp(logvar/2) * eps_k`` (K, B, ...) in mu's dtype and the log
-    importance ratios ``log N(z_k; 0, I) - log q(z_k | x)`` (K, B) in the sum dtype; with
-    ``path_gradient`` log q sees mu and logvar as constants. See ``fastvae.reparameterize_iw``."""
+    importance ratios ``log N(z_k; 0, I) - log q(z_k | x)`` (K, B) in the sum dtype (with a
+    prior, ``log N(z_k; prior_mu, exp(prior_logvar)) - log q(z_k | x)``); with ``path_gradient``
+    log q sees mu and logvar as constants. See ``fastvae.reparameterize_iw``."""
     check_gaussian(mu, logvar, None, generator)
     K = check_num_samples(num_samples)
+    prior = check_prior(mu, prior_mu, prior_logvar)
     if path_gradient:
+        check_prior_path(prior)
         check_eager_dreg("reparameterize_iw(path_gradient=True)")
     check_iw_eps(eps, mu, K)
     if eps is None:
@@ -190,7 +216,12 @@ def reparameterize_iw(mu: torch.Tensor, logvar: torch.Tensor, num_samples: int, 
     z = m + torch.exp(0.5 * lv) * to_sum(eps)
     mq, lq = (m.detach(), lv.detach()) if path_gradient else (m, lv)
     e = (z - mq) * torch.exp(-0.5 * lq)  # eps again, written so that log q differentiates as it should
-    log_ratio = (0.5 * (e * e - z * z + lq)).reshape(K, mu.shape[0], -1).sum(-1)
+    if prior:  # z standardised under the prior, and the prior's log-variance
+        pm, plv = to_sum(prior_mu), to_sum(prior_logvar)
+        a, lp = (z - pm) * torch.exp(-0.5 * plv), plv
+    else:
+        a, lp = z, 0.0
+    log_ratio = (0.5 * (e * e - a * a + lq - lp)).reshape(K, mu.shape[0], -1).sum(-1)
     z = z.to(mu.dtype)
     if path_gradient:
         slot = _dreg.Slot()
@@ -198,25 +229,32 @@ def reparameterize_iw(mu: torch.Tensor, logvar: torch.Tensor, num_samples: int, 
     return z, log_ratio
 
 
+def _per_sample_rows(name, t, recon, K, B):
+    """The likelihood argument ``name`` for the K * B rows of recon: (K, B, ...) reshaped to
+    them; the library (one per row of x) and any other (broadcast against one sample's shape)
+    repeated for every sample; a number as it is."""
+    if not isinstance(t, torch.Tensor):
+        return t
+    if tuple(t.shape) == tuple(recon.shape):
+        return t.reshape(K * B, *recon.shape[2:])
+    one = t if name == "log_library" else t.expand(recon.shape[1:])
+    return one.expand(K, *one.shape).reshape(K * B, *one.shape[1:])
+
+
 def iwae_loss(recon: torch.Tensor, x: torch.Tensor, log_ratio: torch.Tensor, *,
               likelihood: str = likelihoods.DEFAULT, logscale=0.0, z: Optional[torch.Tensor] = None,
-              estimator: str = "iwae", reduction: str = "mean"):
+              estimator: str = "iwae", reduction: str = "mean", **likelihood_args):
     """The importance-weighted bound's loss, ``-(logsumexp_k(log p(x | z_k) + log_ratio_k) - log K)``
     per row, reduced; ``estimator='dreg'`` routes the gradients as ``fastvae.iwae_loss`` does."""
     spec = likelihoods.get(likelihood)
+    args = spec.bind(spec.given(logscale, likelihood_args))
     slot = _dreg.slot_of(z) if z is not None else None
-    check_iwae(spec, recon, x, log_ratio, logscale, z, estimator, reduction, slot is not None)
+    check_iwae(spec, recon, x, log_ratio, args, z, estimator, reduction, slot is not None)
     K, B = log_ratio.shape
     rows = recon.reshape(K * B, *recon.shape[2:])
     x_rows = x.expand(K, *x.shape).reshape(K * B, *x.shape[1:])
-    extra = ()
-    if spec.has_scale:
-        ls = logscale
-        if isinstance(ls, torch.Tensor):
-            ls = ls.reshape(K * B, *ls.shape[2:]) if tuple(ls.shape) == tuple(recon.shape) else \
-                ls.expand(x.shape).expand(K, *x.shape).reshape(K * B, *x.shape[1:])
-        extra = (ls,)
-    ll = spec.reference(rows, x_rows, *extra).view(K, B)
+    ll = spec.call(rows, x_rows, {n: _per_sample_rows(n, t, recon, K, B) for n, t in args.items()}, fused=False)
+    ll = ll.view(K, B)
     a = ll + log_ratio.to(ll.dtype) if log_ratio.dtype != torch.float64 else ll.double() + log_ratio
     per_row = -(torch.logsumexp(a, 0) - math.log(K))
     if estimator == "dreg":
