@@ -161,9 +161,18 @@ def test_compile_with_a_changing_batch_size(backend, device):
 @pytest.mark.parametrize("likelihood", fastvae.likelihoods.names())
 def test_compile_with_dynamic_shapes_backward(likelihood, device):
     # the likelihood's backward op under symbolic sizes: its fake function used the launchers'
-    # cache, which cannot hash them (found by torch.library.opcheck; a TypeError in backward)
+    # cache, which cannot hash them (found by torch.library.opcheck; a TypeError in backward).
+    # A count likelihood gets a positive mean, and its log theta and dropout logits
+    # (read here: a record the compiled function closes over would make its ints symbolic)
+    rec = fastvae.likelihoods.get(likelihood)
+    counts = rec.counts
+    required = tuple(n for n, d in rec.arguments if d is fastvae.likelihoods.REQUIRED)
+
     def f(logits, x, mu, logvar):
-        return fastvae.elbo_loss(logits, x, mu, logvar, likelihood=likelihood)
+        made = {"log_theta": lambda: torch.zeros(10, device=logits.device),
+                "zero_inflation_logits": lambda: torch.zeros_like(logits)}
+        kw = {n: made[n]() for n in required}
+        return fastvae.elbo_loss(logits.exp() if counts else logits, x, mu, logvar, likelihood=likelihood, **kw)
 
     torch._dynamo.reset()
     cf = torch.compile(f, fullgraph=True, dynamic=True)
