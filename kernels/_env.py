@@ -25,4 +25,5 @@ def mixture_channels(entries: int, num_mixtures: int):
     """C of a discretized logistic mixture whose parameters hold ``entries`` values along their
     channel dim for ``num_mixtures`` mixtures: 3 (10 M: logits, and per channel means, log-scales
     and coefficients), 1 (3 M: no coefficients), None for any other count."""
-    return {10 * num_mixtures: 3, 3 * num_mixtures: 1}.get(entries)
+    # comparisons, not a dict lookup: a fake function's symbolic sizes cannot be hashed
+    return 3 if entries == 10 * num_mixtures else 1 if entries == 3 * num_mixtures else None

@@ -194,6 +194,13 @@ def empty_in_order(like, order, dtype=None):
     return t.permute(0, *inverse(order))
 
 
+def memory_order(t, symbolic=False) -> tuple:
+    """``column_order`` of ``t``; ``symbolic``: without its cache, for the fake functions of the
+    custom ops, whose symbolic sizes under dynamic shapes cannot be hashed (found by
+    ``torch.library.opcheck``: ``torch.compile(dynamic=True)`` failed in backward)."""
+    return (column_order.__wrapped__ if symbolic else column_order)(tuple(t.shape), tuple(t.stride()))
+
+
 @triton.jit
 def column_offsets(cols, s1, s2, s3, N2: tl.constexpr, N3: tl.constexpr):
     """Memory offsets of columns ``cols`` of a row (see ``column_levels``)."""

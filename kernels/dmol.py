@@ -301,10 +301,11 @@ def readable(t, dim, order):
     return t if pixel_layout(t, dim, order) is not None else t.movedim(dim, -1).contiguous().movedim(-1, dim)
 
 
-def grad_like(params):
+def grad_like(params, symbolic=False):
     """A new tensor of ``params``' shape, dense in its memory order (a channels-last or permuted
-    ``params`` gets a gradient laid out the same way, written with the same access pattern)."""
-    return _launch.empty_in_order(params, column_order(tuple(params.shape), params.stride()))
+    ``params`` gets a gradient laid out the same way, written with the same access pattern);
+    ``symbolic``: for a fake function (``_launch.memory_order``)."""
+    return _launch.empty_in_order(params, _launch.memory_order(params, symbolic))
 
 
 def _pow2_at_least(n):

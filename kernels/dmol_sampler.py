@@ -104,12 +104,13 @@ def _plan(B, P, M, C, dtype, levels, given):
     return B * -(-P // bp), _launch.bind(_sample_kernel, meta)
 
 
-def sample_like(params, num_mixtures, dim):
+def sample_like(params, num_mixtures, dim, symbolic=False):
     """The sampler's output for ``params``: (B, ..., C, ...) with C at ``dim``, in the sum dtype,
-    dense in params' memory order (the channels where theirs are)."""
+    dense in params' memory order (the channels where theirs are); ``symbolic``: for a fake
+    function (``_launch.memory_order``)."""
     dim = dim % params.dim()
     shape = params.shape[:dim] + (mixture_channels(params.shape[dim], num_mixtures),) + params.shape[dim + 1:]
-    order = _launch.column_order(tuple(params.shape), params.stride())
+    order = _launch.memory_order(params, symbolic)
     like = _launch.empty_in_order(torch.empty(shape, device="meta", dtype=sum_dtype(params.dtype)), order)
     return torch.empty_strided(like.shape, like.stride(), device=params.device, dtype=like.dtype)
 

@@ -17,8 +17,24 @@ os.environ["FASTVAE_BACKEND"] = "triton"
 os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 import fastvae  # noqa: E402
+
+# The fuzzing's profiles (tests/ops/test_fuzz_*.py), picked by FASTVAE_FUZZ (or pytest's
+# --hypothesis-profile): "ci" (default) a few dozen cases per op, the same every run
+# (derandomized: CI is reproducible); "long" many more, still the same every run; "random"
+# fresh cases every run, failures remembered in .hypothesis/ (git-ignored). Each case runs the
+# kernels through the interpreter, so no deadline.
+_FUZZ = dict(deadline=None, print_blob=True,
+             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+settings.register_profile("ci", max_examples=12, derandomize=True, database=None, **_FUZZ)
+settings.register_profile("long", max_examples=400, derandomize=True, database=None, **_FUZZ)
+settings.register_profile("random", max_examples=200, derandomize=False, **_FUZZ)
+_fuzz_profile = os.environ.get("FASTVAE_FUZZ", "ci").strip().lower()
+if _fuzz_profile not in ("ci", "long", "random"):
+    raise pytest.UsageError(f"FASTVAE_FUZZ must be ci, long or random, got {_fuzz_profile!r}")
+settings.load_profile(_fuzz_profile)
 
 DEVICE = torch.device("cuda" if HAS_CUDA else "cpu")
 

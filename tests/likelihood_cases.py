@@ -104,24 +104,54 @@ def outside_support(spec, shape, device):
     return x, (r"values in \[0, 1\]" if spec.support == likelihoods.UNIT_INTERVAL else "finite values")
 
 
-def extra(spec, shape, dtype, device, form="shared"):
+# the forms of the extra arguments (``extra``): a number (a logscale only), or tensors broadcast
+# to the parameters' shape: shared by everything (0-d), per feature, per channel ((1, C, 1, 1) of
+# 4-D parameters), per element, or per row ((B, 1, ...): one value for a whole row). A log theta
+# takes the shared, per-feature and per-element forms (the README's).
+EXTRA_FORMS = ("number", "shared", "feature", "channel", "element", "row")
+THETA_FORMS = ("shared", "feature", "element")
+# the documented extremes of the extra arguments: logscale +-20, theta 1e-4 .. 1e6, dropout logits
+ARG_EXTREMES = {"logscale": (20.0, -20.0), "log_theta": (-9.2, 13.8), "zero_inflation_logits": (30.0, -30.0)}
+
+
+def extra_forms(spec, shape):
+    """The forms of ``extra`` that fit parameters of ``shape`` (none without a logscale or log theta)."""
+    names = {n for n, _ in spec.arguments}
+    if "logscale" in names:
+        return tuple(f for f in EXTRA_FORMS if f != "channel" or len(shape) == 4)
+    return THETA_FORMS if "log_theta" in names else ()
+
+
+def _extreme(t, name, extreme):
+    if not extreme:
+        return t
+    ends = torch.tensor(ARG_EXTREMES[name], dtype=torch.float64)[torch.randint(0, 2, t.shape, device=t.device)]
+    return torch.where(torch.rand(t.shape, device=t.device) < 0.5, t, ends.to(t.dtype))
+
+
+def extra(spec, shape, dtype, device, form="shared", extreme=False, param_shape=None):
     """The likelihood's keyword arguments (name -> value), as ``spec.bind`` fills them: a logscale
-    or log theta of ``form`` (``number`` (a logscale only), ``shared`` 0-d, ``feature`` shape[1:],
-    ``element`` shape), zero-inflation logits of p's shape where the record needs them; each
-    tensor requires grad. A layout record's arguments are its settings (``settings``)."""
+    or log theta of ``form`` (one of ``EXTRA_FORMS``; ``number``: a logscale's float, a log
+    theta per feature), zero-inflation logits of the parameters' shape (``param_shape``, default
+    ``shape``) where the record needs them; each tensor requires grad. With ``extreme``, about
+    half the values at the documented extremes (``ARG_EXTREMES``). A layout record's arguments
+    are its settings (``settings``)."""
     if spec.layout is not None:
         return settings(spec, shape)
     args = {}
     for name, default in spec.arguments:
         if name in ("logscale", "log_theta"):
             if form == "number" and name == "logscale":
-                args[name] = -0.3
+                args[name] = 20.0 if extreme else -0.3
                 continue
-            size = {"shared": (), "feature": shape[1:], "element": shape, "number": shape[1:]}[form]
-            args[name] = randn(size, dtype, device, scale=0.5).requires_grad_(True)
+            size = {"shared": (), "feature": shape[1:], "channel": (1, shape[1], 1, 1)[:len(shape)],
+                    "element": shape, "row": (shape[0],) + (1,) * (len(shape) - 1), "number": shape[1:]}[form]
+            t = _extreme(randn(size, dtype, device, scale=0.5), name, extreme)
+            args[name] = t.detach().requires_grad_(True)
         elif name == "zero_inflation_logits":
             if default is likelihoods.REQUIRED:
-                args[name] = randn(shape, dtype, device).requires_grad_(True)
+                t = _extreme(randn(param_shape or shape, dtype, device), name, extreme)
+                args[name] = t.detach().requires_grad_(True)
         elif name != "log_library":
             raise NotImplementedError(f"{spec.name}: no inputs for its argument {name!r}; add them here")
     return args
@@ -130,6 +160,21 @@ def extra(spec, shape, dtype, device, form="shared"):
 def tensors(args):
     """The tensor arguments, in order."""
     return [v for v in args.values() if isinstance(v, torch.Tensor)]
+
+
+# the extreme values each kind of decoder output documents (the README's Testing section and
+# its count data section): the fuzzing mixes them among ordinary values
+EXTREMES = {"logits": (1e4, -1e4, 30.0, -30.0, 0.0, 1e-7, -1e-7, 1e-4, -1e-4),
+            "mean": (1e4, -1e4, 30.0, -30.0, 0.0),
+            "counts": (1e-8, 1e-3, 1e4, 1e5, 0.5)}  # a count likelihood's means (or rates)
+
+
+def extremes(spec):
+    """The documented extreme values of the record's decoder output (``spec.param``)."""
+    key = "counts" if spec.counts else spec.param
+    if key not in EXTREMES:
+        raise NotImplementedError(f"{spec.name}: no extreme values for {spec.param!r}; add them here")
+    return EXTREMES[key]
 
 
 def call(spec, p, x, args, fused=True, **kw):

@@ -1,16 +1,24 @@
 """ELBO vs IWAE vs DReG on binarized MNIST at equal epochs: the README's comparison.
 
     FASTVAE_DATA_DIR=/path/to/data python benchmarks/objectives_mnist.py [--epochs 50] [--seeds 0,1]
-        [--samples 5] [--jobs 2] [--out benchmarks/results/objectives-<device>-<date>]
+        [--samples 5] [--jobs 2] [--out benchmarks/results/objectives-<device>-<date>] [--note TEXT]
+    python benchmarks/objectives_mnist.py --from-records DIR/records.json
 
 Trains the literature's 784-400-40 MLP VAE (Bernoulli likelihood, Adam 1e-3, batch 100) once
 per objective and seed with ``python -m fastvae.train`` (``--objective elbo``, ``iwae`` and
 ``dreg`` with ``--samples K``), each run in its own process (``--jobs`` at a time, one CPU
 thread each when on CPU), and evaluates every model the same way: the test negative ELBO and
-the test log-likelihood estimated with 1000 importance samples. Writes each run's directory,
-``results.json`` (every run's summary) and ``results.md`` (the table, with the device, date,
-versions and the code path that ran: fused Triton kernels on a GPU, or fastvae's CPU path,
-which is its PyTorch reference) into ``--out``.
+the test log-likelihood estimated with ``--eval-samples`` importance samples.
+
+Writes into ``--out``: ``runs/<objective>-seed<N>/`` (each run's folder: checkpoint, metrics,
+summary, and ``record.json``, the run's record) and ``runs/<objective>-seed<N>.log``;
+``records.json``, the study's records (the study's command and settings, the machine, and per
+run its command, every invocation's commit, its seed, device, test metrics and per-epoch
+history); and ``results.md``, the table, computed from ``records.json`` alone (``table``).
+Started again with the same arguments, the study keeps the runs that finished and resumes the
+others from their checkpoints (``--resume``; their records say so), so a study survives a
+restart of the machine. ``--from-records`` recomputes ``results.md`` from a records file (how
+``tests/benchmarks/test_results_records.py`` checks a committed table against its records).
 """
 
 import argparse
@@ -18,98 +26,189 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import torch
-
 from .. import RESULTS, ROOT
+from .records import git_state, read_json, RECORDS, TABLE, write_json
 
+TOOL = "objectives_mnist"
 OBJECTIVES = ("elbo", "iwae", "dreg")
-MODEL = ["--data", "binarized-mnist", "--arch", "mlp", "--hidden", "400", "--latent-dim", "40",
-         "--batch-size", "100", "--lr", "1e-3", "--lr-scaling", "none"]
+NAMES = {"elbo": "ELBO", "iwae": "IWAE", "dreg": "DReG"}
+MODEL = ["--arch", "mlp", "--hidden", "400", "--latent-dim", "40", "--batch-size", "100", "--lr", "1e-3",
+         "--lr-scaling", "none"]
+METRICS = ("test_nll", "test_neg_elbo", "train_time_s", "final_train_neg_elbo", "final_valid_neg_elbo", "steps",
+           "eval_samples", "examples_per_s", "backend", "device", "torch", "fastvae")
 
 
-def command(objective, seed, a, out):
-    argv = [sys.executable, "-m", "fastvae.train", *MODEL, "--epochs", str(a.epochs), "--seed", str(seed),
-            "--objective", objective, "--eval-samples", str(a.eval_samples), "--out", str(out), "--no-progress",
-            "--no-plots", "--device", a.device]
-    for flag, v in (("--samples", a.samples if objective != "elbo" else None), ("--num-train", a.num_train),
-                    ("--num-test", a.num_test)):
+def command(objective, seed, s):
+    """The training command of one run (``s``: the study's settings), as it is recorded: ``python``
+    for the interpreter, the run's folder relative to the study's folder."""
+    argv = ["python", "-m", "fastvae.train", "--data", s["data"], *MODEL, "--epochs", str(s["epochs"]),
+            "--seed", str(seed), "--objective", objective, "--eval-samples", str(s["eval_samples"]),
+            "--out", f"runs/{objective}-seed{seed}", "--no-progress", "--no-plots", "--device", s["device"]]
+    for flag, v in (("--samples", s["samples"] if objective != "elbo" else None), ("--num-train", s["num_train"]),
+                    ("--num-test", s["num_test"])):
         argv += [flag, str(v)] if v is not None else []
     return argv
 
 
-def train(objective, seed, a, root):
-    out = root / f"{objective}-seed{seed}"
-    env = dict(os.environ, OMP_NUM_THREADS="1") if a.device == "cpu" else dict(os.environ)
-    argv = command(objective, seed, a, out)
-    with open(root / f"{objective}-seed{seed}.log", "w") as log:
-        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}; see its .log in {root}")
-    summary = json.loads((out / "summary.json").read_text())
-    print(f"{objective} seed {seed}: test NLL {summary['test_nll']:.2f}, test -ELBO {summary['test_neg_elbo']:.2f}",
-          flush=True)
-    return dict(objective=objective, seed=seed, command=" ".join(argv[1:]), summary=summary)
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
+
+def run_one(objective, seed, s, root):
+    """Trains (or resumes, or keeps) one run in ``root/runs``; returns its record."""
+    name = f"{objective}-seed{seed}"
+    out = root / "runs" / name
+    argv = command(objective, seed, s)
+    shown = shlex.join(argv)
+    if (out / "record.json").exists():
+        record = read_json(out / "record.json")
+        if record["command"] != shown:
+            raise RuntimeError(f"{out} holds a run of another command ({record['command']}); choose another --out")
+        print(f"{name}: kept (finished earlier)", flush=True)
+        return record
+    from fastvae.train.checkpoint import CHECKPOINT
+    resume = (out / CHECKPOINT).exists()
+    out.mkdir(parents=True, exist_ok=True)
+    invocations = read_json(out / "invocations.json") if (out / "invocations.json").exists() else []
+    commit, dirty = git_state(ROOT)
+    invocations.append(dict(commit=commit, dirty=dirty, started=_now(), resume=resume))
+    write_json(out / "invocations.json", invocations)
+    env = dict(os.environ, OMP_NUM_THREADS="1") if s["device"] == "cpu" else dict(os.environ)
+    with open(root / "runs" / f"{name}.log", "a") as log:
+        proc = subprocess.run([sys.executable, *argv[1:]] + (["--resume"] if resume else []), cwd=root,
+                              stdout=log, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{shown} exited {proc.returncode}; see runs/{name}.log in {root}")
+    invocations[-1]["finished"] = _now()
+    summary = read_json(out / "summary.json")
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    record = dict(objective=objective, seed=seed, command=shown, invocations=invocations,
+                  metrics={k: summary.get(k) for k in METRICS}, history=history)
+    write_json(out / "record.json", record)
+    print(f"{name}: test NLL {summary['test_nll']:.2f}, test -ELBO {summary['test_neg_elbo']:.2f}", flush=True)
+    return record
+
+
+# --------------------------------------------------------------------------- the table, from the records
 
 def _mean_sd(values):
     return f"{statistics.mean(values):.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
 
 
-def table(runs, a, meta):
-    lines = [f"# ELBO vs IWAE vs DReG on binarized MNIST, {meta['device']}, {meta['date']}", "",
-             f"784-400-40 MLP VAE, Bernoulli likelihood, Adam lr 1e-3, batch 100, {a.epochs} epochs, "
-             f"K = {a.samples} for IWAE and DReG, seeds {a.seeds}; test log-likelihood estimated with "
-             f"{a.eval_samples} importance samples on {a.num_test or 10000} test images"
-             + (f", {a.num_train} training images" if a.num_train else "") + f". Code path: {meta['code_path']}. torch "
-             f"{meta['torch']}, python {meta['python']}, commit {meta['commit']}.", "",
-             f"| objective | test NLL (nats, K={a.eval_samples}) | test negative ELBO | seeds "
-             "| training time per run (s) |",
-             "|---|---|---|---|---|"]
-    for objective in OBJECTIVES:
-        rs = [r["summary"] for r in runs if r["objective"] == objective]
+def _header(records):
+    s, m, runs = records["settings"], records["machine"], records["runs"]
+    commits = sorted({i["commit"][:12] + ("+changes" if i["dirty"] else "") for r in runs for i in r["invocations"]})
+    backends = sorted({r["metrics"]["backend"] for r in runs})
+    data = "binarized MNIST" if s["data"] == "binarized-mnist" else s["data"]
+    return [f"# ELBO vs IWAE vs DReG on {data}, {m['device']}, {records['date']}", "",
+            f"784-400-40 MLP VAE, Bernoulli likelihood, Adam lr 1e-3, batch 100, {s['epochs']} epochs, "
+            f"K = {s['samples']} for IWAE and DReG, seeds {','.join(map(str, s['seeds']))}; test log-likelihood "
+            f"estimated with {s['eval_samples']} importance samples on {s['num_test'] or 10000} test images"
+            + (f", {s['num_train']} training images" if s["num_train"] else "")
+            + f". Code path: {', '.join(backends)}. torch {m['torch']}, python {m['python']}, "
+            f"commit {', '.join(commits)}.", ""]
+
+
+def table(records):
+    """The Markdown table of a study from its records (``records.json``) alone."""
+    s, runs = records["settings"], records["runs"]
+    lines = _header(records) + [
+        f"| objective | test NLL (nats, K={s['eval_samples']}) | test negative ELBO | seeds "
+        "| training time per run (s) |", "|---|---|---|---|---|"]
+    for objective in s["objectives"]:
+        rs = [r["metrics"] for r in runs if r["objective"] == objective]
         if rs:
-            name = objective.upper() if objective != "dreg" else "DReG"
-            name += f" (K={a.samples})" if objective != "elbo" else ""
-            lines.append(f"| {name} | {_mean_sd([s['test_nll'] for s in rs])} | "
-                         f"{_mean_sd([s['test_neg_elbo'] for s in rs])} | {len(rs)} | "
-                         f"{statistics.mean(s['train_time_s'] for s in rs):.0f} |")
-    lines += ["", "mean ± standard deviation over the seeds; lower is better."]
+            name = NAMES[objective] + (f" (K={s['samples']})" if objective != "elbo" else "")
+            lines.append(f"| {name} | {_mean_sd([m['test_nll'] for m in rs])} | "
+                         f"{_mean_sd([m['test_neg_elbo'] for m in rs])} | {len(rs)} | "
+                         f"{statistics.mean(m['train_time_s'] for m in rs):.0f} |")
+    lines += ["", "mean ± standard deviation over the seeds; lower is better. Each run (from `records.json`, "
+              "where every run's command, commits, metrics and per-epoch history are):", ""]
+    for r in runs:
+        resumed = sum(i["resume"] for i in r["invocations"])
+        lines.append(f"- {r['objective']} seed {r['seed']}: test NLL {r['metrics']['test_nll']:.4f}, test negative "
+                     f"ELBO {r['metrics']['test_neg_elbo']:.4f}, {r['metrics']['train_time_s']:.0f} s"
+                     + (f" (resumed {resumed} time{'s' if resumed > 1 else ''})" if resumed else ""))
+    lines += ["", f"Command of the study: `{records['command']}`; of each run: `{runs[0]['command']}` "
+              "(with its `--objective`, `--seed`, `--samples`)." if runs else ""]
+    lines += [n for note in records.get("notes", []) for n in ("", note)]
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
+# --------------------------------------------------------------------------- the command
+
+def _parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--samples", type=int, default=5)
+    p.add_argument("--objectives", default=",".join(OBJECTIVES), help="a subset of elbo,iwae,dreg")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
     p.add_argument("--eval-samples", type=int, default=1000)
     p.add_argument("--num-train", type=int, help="a random subset of the training images (quick trials)")
     p.add_argument("--num-test", type=int, help="a random subset of the test images (quick trials)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--data", default="binarized-mnist", help="the training command's --data (tests: shapes)")
+    p.add_argument("--device", default=None, help="default: cuda when there is a GPU, else cpu")
     p.add_argument("--out", type=Path)
-    a = p.parse_args(argv)
-    seeds = [int(s) for s in a.seeds.split(",")]
-    date = datetime.date.today().isoformat()
-    device = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else f"cpu ({platform.machine()})"
-    root = a.out or RESULTS / f"objectives-{'cpu' if a.device == 'cpu' else 'gpu'}-{date}"
-    root.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    meta = dict(device=device, date=date, torch=torch.__version__, python=platform.python_version(),
-                commit=commit.strip() or "unknown",
-                code_path="fused Triton kernels" if a.device.startswith("cuda") else
-                "fastvae's CPU path, its PyTorch reference (no Triton kernels)")
-    jobs = [(o, s) for s in seeds for o in OBJECTIVES]
-    with ThreadPoolExecutor(a.jobs) as pool:
-        runs = list(pool.map(lambda job: train(*job, a, root), jobs))
-    (root / "results.json").write_text(json.dumps(dict(meta, runs=runs), indent=1) + "\n")
-    (root / "results.md").write_text(table(runs, a, meta))
-    print((root / "results.md").read_text())
-    return 0
+    p.add_argument("--note", action="append", default=[], help="a paragraph printed under the table (repeatable)")
+    p.add_argument("--from-records", type=Path, metavar="RECORDS",
+                   help="only recompute results.md beside this records.json from it, and print it")
+    return p
 
+
+def _settings(a):
+    objectives = [o for o in a.objectives.split(",") if o]
+    if not objectives or set(objectives) - set(OBJECTIVES):
+        raise SystemExit(f"--objectives: a subset of {','.join(OBJECTIVES)}, got {a.objectives!r}")
+    if a.device is None:
+        import torch
+        a.device = "cuda" if torch.cuda.is_available() else "cpu"
+    return dict(epochs=a.epochs, seeds=[int(s) for s in a.seeds.split(",")], samples=a.samples,
+                objectives=[o for o in OBJECTIVES if o in objectives], eval_samples=a.eval_samples,
+                num_train=a.num_train, num_test=a.num_test, data=a.data, device=a.device)
+
+
+def _machine(device):
+    import torch
+    try:
+        import triton
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = None
+    name = (torch.cuda.get_device_name(0) if device.startswith("cuda")
+            else f"cpu ({platform.machine()}, {os.cpu_count()} cores)")
+    return dict(device=name, torch=torch.__version__, triton=triton_version, python=platform.python_version(),
+                platform=platform.platform())
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    a = _parser().parse_args(argv)
+    if a.from_records is not None:
+        text = table(read_json(a.from_records))
+        (a.from_records.parent / TABLE).write_text(text)
+        print(text, end="")
+        return 0
+    s = _settings(a)
+    root = a.out or RESULTS / f"objectives-{'cpu' if s['device'] == 'cpu' else 'gpu'}-{datetime.date.today()}"
+    (root / "runs").mkdir(parents=True, exist_ok=True)
+    earlier = read_json(root / RECORDS) if (root / RECORDS).exists() else {}
+    jobs = [(o, seed) for seed in s["seeds"] for o in s["objectives"]]
+    with ThreadPoolExecutor(a.jobs) as pool:
+        runs = list(pool.map(lambda job: run_one(*job, s, root), jobs))
+    records = dict(tool=TOOL, command=shlex.join(["python", "benchmarks/objectives_mnist.py", *argv]),
+                   date=min(i["started"] for r in runs for i in r["invocations"])[:10], settings=s,
+                   machine=_machine(s["device"]),
+                   notes=earlier.get("notes", []) + [n for n in a.note if n not in earlier.get("notes", [])],
+                   runs=runs)
+    write_json(root / RECORDS, records)
+    (root / TABLE).write_text(table(records))
+    print((root / TABLE).read_text(), end="")
+    return 0

@@ -73,7 +73,7 @@ def _op_backward(params: Tensor, x: Tensor, g: Tensor, num_mixtures: int, bits: 
 def _(params, x, g, num_mixtures, bits, dim):
     from ..kernels.dmol import grad_like
 
-    return grad_like(params)
+    return grad_like(params, symbolic=True)
 
 
 def _op_setup(ctx, inputs, output):
@@ -101,7 +101,7 @@ def _sample_op(params: Tensor, seed: Tensor, num_mixtures: int, dim: int) -> Ten
 def _(params, seed, num_mixtures, dim):
     from ..kernels.dmol_sampler import sample_like
 
-    return sample_like(params, num_mixtures, dim)
+    return sample_like(params, num_mixtures, dim, symbolic=True)
 
 
 # --------------------------------------------------------------------- public functions

@@ -43,13 +43,15 @@ def _expanded(s, p):
 def gs_mode(s, p):
     """How the logscale's gradient is formed (``kernels.modes.GS_*``): none, per element, summed
     over the rows (shared by them, varying within a row), or summed within each row (constant
-    within a row: one value for all included; the upstream gradient applied after)."""
+    within a row: one value for all included; the upstream gradient applied after). Decided by
+    s's shape against p's, not by its strides: an expanded logscale (``ls.expand(D)``, stride 0)
+    still has a gradient per element of its shape."""
     if s is None or not s.requires_grad:
         return modes.GS_NONE
-    e = _expanded(s, p)
-    if all(st == 0 for st in e.stride()[1:]):
+    shape = (1,) * (p.dim() - s.dim()) + tuple(s.shape)  # s's dims aligned with p's
+    if all(n == 1 for n in shape[1:]):
         return modes.GS_ROW_SUMS
-    return modes.GS_PARTIALS if e.stride(0) == 0 else modes.GS_ELEMENTS
+    return modes.GS_PARTIALS if shape[0] == 1 else modes.GS_ELEMENTS
 
 
 def _to_logscale(gs, mode, s, shape):
@@ -87,7 +89,7 @@ def forward(ctx, spec, p, x, s, s_value, grad_scale, store, kl=None, beta=1.0, r
                                      store_gq=store and need[3], kl=kl, beta=beta, reduce=reduce)
     if ctx is not None:
         ctx.spec, ctx.s_value, ctx.grad_scale, ctx.store, ctx.need = spec, s_value, grad_scale, store, need
-        ctx.p_shape = p.shape
+        ctx.p_shape, ctx.x_rows = p.shape, x.shape[0]
         # p, x and q stay alive only where backward reads them (a shared logscale re-sums from them)
         keep = not store or need[2] == modes.GS_PARTIALS
         ctx.save_for_backward(gp, gx, gs, gq, p if keep else None, x if keep else None, s, q if keep else None)
@@ -137,6 +139,8 @@ def backward(ctx, factor, recompute=None, aux_scale=None):
     has_gs = need[2] != modes.GS_NONE
     if has_gs:
         gs = _to_logscale(gs, need[2], s, ctx.p_shape)
+    if need[1] and gx.shape[0] != ctx.x_rows:  # x read again for each sample: summed over them
+        gx = gx.reshape(-1, ctx.x_rows, *gx.shape[1:]).sum(0, dtype=sum_dtype(gx.dtype)).to(gx.dtype)
     return (gp if need[0] else None, gx if need[1] else None, gs if has_gs else None, gq if need[3] else None,
             aux)
 
@@ -190,21 +194,27 @@ def _op_backward(kind: int, p: Tensor, x: Tensor, s: Optional[Tensor], q: Option
     return tuple(p.new_empty((0,)) if t is None else t for t in grads)
 
 
+def _grad_like(p, dtype=None):
+    """``kernels.grad_like`` (dense in p's memory order) for the fake function."""
+    from ..kernels import _launch
+
+    return _launch.empty_in_order(p, _launch.memory_order(p, symbolic=True), dtype)
+
+
 @_op_backward.register_fake
 def _(kind, p, x, s, q, s_value, g, need_p, need_x, mode, need_q):
-    k = kernels()
     acc = sum_dtype(p.dtype)
-    gs = {modes.GS_NONE: lambda: p.new_empty((0,)), modes.GS_ELEMENTS: lambda: k.grad_like(p, s.dtype),
+    gs = {modes.GS_NONE: lambda: p.new_empty((0,)), modes.GS_ELEMENTS: lambda: _grad_like(p, s.dtype),
           modes.GS_PARTIALS: lambda: p.new_empty(p.shape[1:], dtype=acc),
           modes.GS_ROW_SUMS: lambda: p.new_empty((p.shape[0],), dtype=acc)}[mode]()
-    return (k.grad_like(p) if need_p else p.new_empty((0,)), k.grad_like(p, x.dtype) if need_x else p.new_empty((0,)),
-            gs, k.grad_like(p, q.dtype) if need_q else p.new_empty((0,)))
+    return (_grad_like(p) if need_p else p.new_empty((0,)), _grad_like(p, x.dtype) if need_x else p.new_empty((0,)),
+            gs, _grad_like(p, q.dtype) if need_q else p.new_empty((0,)))
 
 
 def _op_setup(ctx, inputs, output):
     kind, p, x, s, s_value, q = inputs
     ctx.spec, ctx.s_value, ctx.grad_scale, ctx.store = likelihoods.by_code(kind), s_value, 1.0, False
-    ctx.need, ctx.p_shape = needs(ctx.spec, p, x, s, q), p.shape
+    ctx.need, ctx.p_shape, ctx.x_rows = needs(ctx.spec, p, x, s, q), p.shape, x.shape[0]
     ctx.save_for_backward(None, None, None, None, p, x, s, q)
 
 

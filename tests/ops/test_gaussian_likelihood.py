@@ -83,6 +83,22 @@ def test_inside_the_elbo_with_other_upstream_gradients(kind, dtype, device):
         assert_close64(f, 3 * b, scale=60, msg=name + " (loss * 3)")
 
 
+@pytest.mark.parametrize("view", ["one value viewed per feature", "one row viewed for every row"])
+def test_an_expanded_logscale_gets_the_gradient_of_its_shape(view, device):
+    # stride 0 where the view repeats one value: the gradient is still one per element of the
+    # logscale's shape (found by the fuzzing: the stride-0 memory was taken for a logscale
+    # shared by all, and the gradient came back in the wrong shape, a RuntimeError)
+    mean, x = randn((31, 7), torch.float32, device).requires_grad_(True), randn((31, 7), torch.float32, device)
+    base = randn((1,) if view.startswith("one value") else (1, 7), torch.float32, device).requires_grad_(True)
+    ls = base.expand(7) if base.dim() == 1 else base.expand(31, 7)
+    g = torch.randn(31, device=device)
+    fastvae.gaussian_log_likelihood(mean, x, ls).backward(g)
+    b64 = base.detach().double().requires_grad_(True)
+    ls64 = b64.expand(7) if base.dim() == 1 else b64.expand(31, 7)
+    reference.gaussian_log_likelihood(mean.detach().double(), x.double(), ls64).backward(g.double())
+    assert_close64(base.grad, b64.grad, scale=31 * 7 / 8, msg="grad of the logscale")
+
+
 def test_extreme_logscales_and_uint8_targets(device):
     mean = torch.rand(4, 50, device=device).requires_grad_(True)
     ls = torch.tensor([-20.0, -3.0, 3.0, 20.0], device=device).repeat_interleave(50).view(4, 50).requires_grad_(True)

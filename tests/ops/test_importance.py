@@ -110,6 +110,21 @@ def test_dreg_gradients_are_the_estimator_s(lib, device):
     assert_close64(loss, -(torch.logsumexp(logw, 0) - math.log(K)).mean(), dtype=torch.float32, scale=5, msg="loss")
 
 
+@pytest.mark.parametrize("likelihood", [r.name for r in fastvae.likelihoods.records() if not r.counts])
+def test_soft_targets_get_their_gradient_summed_over_the_samples(likelihood, device):
+    # (counts get no gradient: the count likelihoods are not here)
+    # x (B, ...) is read for each of the K samples; its gradient is the sum over them (found by
+    # the fuzzing: it came back with K * B rows, a RuntimeError in backward)
+    K, B, D = 3, 4, 5
+    recon = randn((K, B, D), torch.float32, device).requires_grad_(True)
+    x = torch.rand(B, D, device=device, requires_grad=True)
+    lr = torch.randn(K, B, device=device)
+    fastvae.iwae_loss(recon, x, lr, likelihood=likelihood).backward()
+    x64 = x.detach().double().requires_grad_(True)
+    reference.iwae_loss(recon.detach().double(), x64, lr.double(), likelihood=likelihood).backward()
+    assert_close64(x.grad, x64.grad, scale=K, msg="grad x")
+
+
 def test_targets_are_never_repeated(device, monkeypatch):
     from fastvae.kernels import _launch
 
