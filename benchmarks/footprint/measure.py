@@ -19,9 +19,10 @@ Without a GPU, fastvae runs its Triton kernels through Triton's interpreter (``T
 set in the child before anything imports triton, with ``FASTVAE_BACKEND=triton``): the route is
 the one a GPU takes (the op's autograd function, which saves what it saves on any device; each
 row records the ``grad_fn`` measured), its tensors are the kernels' own, and the interpreter's
-NumPy tiles add to its resident set. Writes
-``benchmarks/results/<tag>-memory-<device>-<date>.json`` and ``.md`` (committed: these are not
-timings). No timing is reported.
+NumPy tiles add to its resident set. Writes into ``benchmarks/results/<tag>-memory-<device>-<date>/``
+``records.json`` (the command, the commit, the machine and every row) and ``results.md``, the
+table computed from the records alone (``table``; ``--from-records`` recomputes it; committed:
+these are not timings). No timing is reported.
 """
 
 import argparse
@@ -120,9 +121,12 @@ def _run_child(config, impl):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _markdown(meta, rows):
+def table(meta):
+    """The Markdown table of a records file (``records.json``) alone."""
+    rows = meta["rows"]
     lines = [f"# Memory of a forward+backward, {meta['device']}, {meta['date']}", "",
-             f"torch {meta['torch']}, triton {meta['triton']}, commit {meta['commit']}. {meta['note']}", "",
+             f"torch {meta['torch']}, triton {meta['triton']}, commit {meta['commit'][:12]}"
+             + ("+changes" if meta["dirty"] else "") + f". {meta['note']}", "",
              "| configuration | impl | grad_fn | kept for backward (MiB) | of which new (MiB) | kept: impl/fastvae | "
              "step peak above its start (MiB) | process peak (MiB) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -144,16 +148,26 @@ def main(argv=None):
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="output directory")
     p.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated, of {', '.join(IMPLS)} (fastvae "
                    "always: the ratios are to it)")
-    p.add_argument("--tag", default="dmol", help="the files' prefix: <tag>-memory-<device>-<date>.json/.md")
+    p.add_argument("--tag", default="dmol", help="the folder's prefix: <tag>-memory-<device>-<date>/")
+    p.add_argument("--from-records", metavar="RECORDS", help="only recompute results.md beside this records.json")
     p.add_argument("--child", nargs=2, metavar=("CONFIG", "IMPL"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    from ..studies.records import git_state, read_json, RECORDS, TABLE, write_json
+
+    if a.from_records:
+        text = table(read_json(a.from_records))
+        (Path(a.from_records).parent / TABLE).write_text(text)
+        print(text, end="")
+        return 0
     if a.child:
         print(json.dumps(child(_config(a.child[0]), a.child[1])))
         return 0
     import torch
 
     from ..harness.cases import MEMORY
-    from ..harness.metadata import _cpu_name, _git
+    from ..harness.metadata import _cpu_name
+
+    commit, dirty = git_state(ROOT)  # at the start: the code measured
 
     rows, configs = [], []
     for config in MEMORY:
@@ -171,15 +185,15 @@ def main(argv=None):
                   f" {r['step_peak'] / MIB:8.1f} MiB"), flush=True)
     gpu = torch.cuda.is_available()
     device = torch.cuda.get_device_name() if gpu else f"{_cpu_name()}, {os.cpu_count()} logical cores"
-    meta = dict(device=device, date=datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+    meta = dict(tool="memory", device=device, date=datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
                 command=" ".join(["python benchmarks/memory.py"] + list(sys.argv[1:] if argv is None else argv)),
                 torch=torch.__version__, triton=_triton_version(), python=platform.python_version(),
-                commit=_git("rev-parse", "--short", "HEAD"), note=_note(gpu))
-    stem = Path(a.out) / f"{a.tag}-memory-{'gpu' if gpu else 'cpu'}-{meta['date']}"
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(dict(meta, rows=rows), indent=1) + "\n")
-    stem.with_suffix(".md").write_text(_markdown(meta, rows))
-    print(f"wrote {stem}.json and {stem}.md")
+                commit=commit, dirty=dirty, note=_note(gpu), rows=rows)
+    folder = Path(a.out) / f"{a.tag}-memory-{'gpu' if gpu else 'cpu'}-{meta['date']}"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / RECORDS, meta)
+    (folder / TABLE).write_text(table(meta))
+    print(f"wrote {folder / RECORDS} and {folder / TABLE}")
     return 0
 
 

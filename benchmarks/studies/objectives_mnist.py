@@ -23,18 +23,14 @@ restart of the machine. ``--from-records`` recomputes ``results.md`` from a reco
 
 import argparse
 import datetime
-import json
-import os
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import RESULTS, ROOT
-from .records import git_state, read_json, RECORDS, TABLE, write_json
+from .. import RESULTS
+from .records import machine, read_json, RECORDS, run_training, TABLE, write_json
 
 TOOL = "objectives_mnist"
 OBJECTIVES = ("elbo", "iwae", "dreg")
@@ -57,42 +53,13 @@ def command(objective, seed, s):
     return argv
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 def run_one(objective, seed, s, root):
     """Trains (or resumes, or keeps) one run in ``root/runs``; returns its record."""
     name = f"{objective}-seed{seed}"
-    out = root / "runs" / name
-    argv = command(objective, seed, s)
-    shown = shlex.join(argv)
-    if (out / "record.json").exists():
-        record = read_json(out / "record.json")
-        if record["command"] != shown:
-            raise RuntimeError(f"{out} holds a run of another command ({record['command']}); choose another --out")
-        print(f"{name}: kept (finished earlier)", flush=True)
-        return record
-    from fastvae.train.checkpoint import CHECKPOINT
-    resume = (out / CHECKPOINT).exists()
-    out.mkdir(parents=True, exist_ok=True)
-    invocations = read_json(out / "invocations.json") if (out / "invocations.json").exists() else []
-    commit, dirty = git_state(ROOT)
-    invocations.append(dict(commit=commit, dirty=dirty, started=_now(), resume=resume))
-    write_json(out / "invocations.json", invocations)
-    env = dict(os.environ, OMP_NUM_THREADS="1") if s["device"] == "cpu" else dict(os.environ)
-    with open(root / "runs" / f"{name}.log", "a") as log:
-        proc = subprocess.run([sys.executable, *argv[1:]] + (["--resume"] if resume else []), cwd=root,
-                              stdout=log, stderr=subprocess.STDOUT, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{shown} exited {proc.returncode}; see runs/{name}.log in {root}")
-    invocations[-1]["finished"] = _now()
-    summary = read_json(out / "summary.json")
-    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    record = dict(objective=objective, seed=seed, command=shown, invocations=invocations,
-                  metrics={k: summary.get(k) for k in METRICS}, history=history)
-    write_json(out / "record.json", record)
-    print(f"{name}: test NLL {summary['test_nll']:.2f}, test -ELBO {summary['test_neg_elbo']:.2f}", flush=True)
+    record = dict(objective=objective, seed=seed, **run_training(name, command(objective, seed, s), root, s["device"],
+                                                                   METRICS))
+    m = record["metrics"]
+    print(f"{name}: test NLL {m['test_nll']:.2f}, test -ELBO {m['test_neg_elbo']:.2f}", flush=True)
     return record
 
 
@@ -175,19 +142,6 @@ def _settings(a):
                 num_train=a.num_train, num_test=a.num_test, data=a.data, device=a.device)
 
 
-def _machine(device):
-    import torch
-    try:
-        import triton
-        triton_version = triton.__version__
-    except ImportError:
-        triton_version = None
-    name = (torch.cuda.get_device_name(0) if device.startswith("cuda")
-            else f"cpu ({platform.machine()}, {os.cpu_count()} cores)")
-    return dict(device=name, torch=torch.__version__, triton=triton_version, python=platform.python_version(),
-                platform=platform.platform())
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     a = _parser().parse_args(argv)
@@ -205,7 +159,7 @@ def main(argv=None):
         runs = list(pool.map(lambda job: run_one(*job, s, root), jobs))
     records = dict(tool=TOOL, command=shlex.join(["python", "benchmarks/objectives_mnist.py", *argv]),
                    date=min(i["started"] for r in runs for i in r["invocations"])[:10], settings=s,
-                   machine=_machine(s["device"]),
+                   machine=machine(s["device"]),
                    notes=earlier.get("notes", []) + [n for n in a.note if n not in earlier.get("notes", [])],
                    runs=runs)
     write_json(root / RECORDS, records)

@@ -8,17 +8,23 @@ function of the tool that wrote them (``TABLES``); ``tests/benchmarks/test_resul
 checks that every committed table is exactly what its records give.
 """
 
+import datetime
 import importlib
 import json
 import os
+import platform
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 RECORDS = "records.json"  # a study's records, in its --out folder beside its table
 TABLE = "results.md"      # the table computed from them
 
 # the tool named in a records file -> "module:function" that turns the records into the table
-TABLES = {"objectives_mnist": "benchmarks.studies.objectives_mnist:table"}
+TABLES = {"objectives_mnist": "benchmarks.studies.objectives_mnist:table",
+          "hierarchy_mnist": "benchmarks.studies.hierarchy_mnist:table",
+          "memory": "benchmarks.footprint.measure:table"}
 
 
 def git_state(root):
@@ -61,3 +67,59 @@ def rebuild(path):
     """The table (Markdown text) that the records file ``path`` gives."""
     records = read_json(path)
     return table_function(records.get("tool"))(records)
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_training(name, argv, root, device, metrics):
+    """Trains (or resumes, or keeps) one run of a study in ``root/runs/<name>`` with the recorded
+    training command ``argv`` (``python -m fastvae.train ... --out runs/<name>``), one CPU thread
+    on CPU; returns its record: the command, every invocation's commit (``invocations.json``),
+    the summary's ``metrics`` and the per-epoch history. A folder holding a finished run of
+    another command is an error."""
+    from .. import ROOT
+
+    out, shown = root / "runs" / name, shlex.join(argv)
+    if (out / "record.json").exists():
+        record = read_json(out / "record.json")
+        if record["command"] != shown:
+            raise RuntimeError(f"{out} holds a run of another command ({record['command']}); choose another --out")
+        print(f"{name}: kept (finished earlier)", flush=True)
+        return record
+    from fastvae.train.checkpoint import CHECKPOINT
+    resume = (out / CHECKPOINT).exists()
+    out.mkdir(parents=True, exist_ok=True)
+    invocations = read_json(out / "invocations.json") if (out / "invocations.json").exists() else []
+    commit, dirty = git_state(ROOT)
+    invocations.append(dict(commit=commit, dirty=dirty, started=now(), resume=resume))
+    write_json(out / "invocations.json", invocations)
+    env = dict(os.environ, OMP_NUM_THREADS="1") if device == "cpu" else dict(os.environ)
+    with open(root / "runs" / f"{name}.log", "a") as log:
+        proc = subprocess.run([sys.executable, *argv[1:]] + (["--resume"] if resume else []), cwd=root,
+                              stdout=log, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{shown} exited {proc.returncode}; see runs/{name}.log in {root}")
+    invocations[-1]["finished"] = now()
+    write_json(out / "invocations.json", invocations)
+    summary = read_json(out / "summary.json")
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    record = dict(command=shown, invocations=invocations, metrics={k: summary.get(k) for k in metrics},
+                  history=history)
+    write_json(out / "record.json", record)
+    return record
+
+
+def machine(device):
+    """The machine a study ran on: the device's name, torch, Triton, Python, the platform."""
+    import torch
+    try:
+        import triton
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = None
+    name = (torch.cuda.get_device_name(0) if device.startswith("cuda")
+            else f"cpu ({platform.machine()}, {os.cpu_count()} cores)")
+    return dict(device=name, torch=torch.__version__, triton=triton_version, python=platform.python_version(),
+                platform=platform.platform())

@@ -44,8 +44,9 @@ def test_vdvae_baseline_is_the_pixelcnn_formulation(bits):
 def test_memory_tool_runs_at_a_tiny_size(tmp_path):
     argv = ["--batch", "2", "--image", "4x4x3", "--impls", "eager,vdvae", "--out", str(tmp_path), "--tag", "t"]
     assert measure.main(argv) == 0
-    (js,) = tmp_path.glob("t-memory-*.json")
-    got = json.loads(js.read_text())
+    (folder,) = tmp_path.glob("t-memory-*")
+    got = json.loads((folder / "records.json").read_text())
+    assert got["tool"] == "memory" and got["commit"]
     assert got["command"] == "python benchmarks/memory.py " + " ".join(argv)
     rows = got["rows"]
     # one configuration (the three at one size), eager, vdvae and fastvae (always: the ratios' base)
@@ -54,4 +55,7 @@ def test_memory_tool_runs_at_a_tiny_size(tmp_path):
         assert "error" not in r, r
         assert r["kept"] >= r["kept_new"] >= 0 and r["kept"] > 0 and r["step_peak"] is not None and r["kept_ratio"] > 0
     assert rows[-1]["grad_fn"] == "fastvae_mixtureBackward"  # the fused route's autograd function
-    assert "| fastvae | fastvae_mixtureBackward |" in js.with_suffix(".md").read_text()
+    table = (folder / "results.md").read_text()
+    assert "| fastvae | fastvae_mixtureBackward |" in table
+    assert measure.main(["--from-records", str(folder / "records.json")]) == 0  # the table, from the records
+    assert (folder / "results.md").read_text() == table

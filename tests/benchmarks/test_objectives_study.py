@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import fastvae
+from benchmarks import ROOT
 from benchmarks.studies import objectives_mnist as study
 from benchmarks.studies.records import git_state, rebuild, RECORDS, TABLE
 from fastvae import train
@@ -41,7 +42,7 @@ def test_the_study_writes_every_runs_record_and_its_table_comes_from_them(tmp_pa
     records = json.loads((out / RECORDS).read_text())
     assert records["tool"] == study.TOOL and records["settings"]["seeds"] == [0]
     assert records["machine"]["device"].startswith("cpu") and records["machine"]["torch"]
-    commit, _ = git_state(study.ROOT)
+    commit, _ = git_state(ROOT)
     by_name = {r["objective"]: r for r in records["runs"]}
     assert set(by_name) == {"elbo", "dreg"}
     for objective, r in by_name.items():
@@ -78,7 +79,7 @@ def test_the_script_recomputes_a_table(tmp_path):
                     "metrics": {"test_nll": nll, "test_neg_elbo": elbo, "train_time_s": 3.0, "backend": "reference"}}
                    for seed, nll, elbo in ((0, 90.0, 99.0), (1, 92.0, 100.0))]}
     (tmp_path / RECORDS).write_text(json.dumps(records))
-    out = subprocess.run([sys.executable, str(study.ROOT / "benchmarks" / "objectives_mnist.py"), "--from-records",
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "objectives_mnist.py"), "--from-records",
                           str(tmp_path / RECORDS)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "| ELBO | 91.00 ± 1.41 | 99.50 ± 0.71 | 2 | 3 |" in out.stdout
