@@ -60,9 +60,9 @@ def _fit_uint8(a, spec, eight_bit, where):
                          f"8-bit levels use the {_names(lambda r: not _binary_spec(r))} likelihood (uint8 read as "
                          f"k/255), or binarize the data")
     if not _binary_spec(spec) and top <= 1:
-        raise ValueError(f"{where}: uint8 holding only 0 and 1, which the {spec.title} likelihood reads as k/255 "
-                         f"(0 and 1/255): save binary data as float (0.0 and 1.0), or use the "
-                         f"{_names(_binary_spec)} likelihood")
+        raise ValueError(f"{where}: uint8 holding only 0 and 1, which the {spec.title} likelihood reads as "
+                         f"{spec.uint8} (its two lowest levels, not black and white): save binary data as float "
+                         f"(0.0 and 1.0), or use the {_names(_binary_spec)} likelihood")
     return a
 
 
