@@ -168,17 +168,21 @@ def test_compile_with_dynamic_shapes_backward(likelihood, device):
     counts = rec.counts
     required = tuple(n for n, d in rec.arguments if d is fastvae.likelihoods.REQUIRED)
 
+    mixture = rec.layout is not None  # the mixture: M = 2 on one channel, its parameters (B, 3 M, 10)
+    p_row, x_row = ((6, 10), (1, 10)) if mixture else ((10,), (10,))
+
     def f(logits, x, mu, logvar):
         made = {"log_theta": lambda: torch.zeros(10, device=logits.device),
-                "zero_inflation_logits": lambda: torch.zeros_like(logits)}
+                "zero_inflation_logits": lambda: torch.zeros_like(logits), "num_mixtures": lambda: 2}
         kw = {n: made[n]() for n in required}
         return fastvae.elbo_loss(logits.exp() if counts else logits, x, mu, logvar, likelihood=likelihood, **kw)
 
     torch._dynamo.reset()
     cf = torch.compile(f, fullgraph=True, dynamic=True)
     for B in (6, 9):
-        x = (torch.rand(B, 10, device=device) < 0.5).to(torch.uint8)
-        leaves = [torch.randn(B, 10, device=device), torch.randn(B, 3, device=device), torch.randn(B, 3, device=device)]
+        x = (torch.rand(B, *x_row, device=device) < 0.5).to(torch.uint8)
+        leaves = [torch.randn(B, *p_row, device=device), torch.randn(B, 3, device=device),
+                  torch.randn(B, 3, device=device)]
         leaves = [t.requires_grad_(True) for t in leaves]
         got = torch.autograd.grad(cf(leaves[0], x, *leaves[1:]), leaves)
         want = torch.autograd.grad(f(leaves[0], x, *leaves[1:]), leaves)
