@@ -152,13 +152,10 @@ def main(argv=None):
     p.add_argument("--from-records", metavar="RECORDS", help="only recompute results.md beside this records.json")
     p.add_argument("--child", nargs=2, metavar=("CONFIG", "IMPL"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    from ..studies.records import git_state, read_json, RECORDS, TABLE, write_json
+    from ..studies.records import git_state, recompute, RECORDS, TABLE, write_json
 
     if a.from_records:
-        text = table(read_json(a.from_records))
-        (Path(a.from_records).parent / TABLE).write_text(text)
-        print(text, end="")
-        return 0
+        return recompute(a.from_records, table)
     if a.child:
         print(json.dumps(child(_config(a.child[0]), a.child[1])))
         return 0

@@ -16,12 +16,10 @@ again with the same arguments it keeps finished runs and resumes the others.
 
 import argparse
 import datetime
-import shlex
 import sys
-from pathlib import Path
 
 from .. import RESULTS
-from .records import machine, read_json, RECORDS, run_training, TABLE, write_json
+from .records import add_common_arguments, default_device, finish, recompute, run_training
 
 TOOL = "hierarchy_mnist"
 MODEL = ["--arch", "hierarchical", "--latent-dims", "16,32", "--hidden", "256,512", "--activation", "elu",
@@ -70,42 +68,19 @@ def _parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--seeds", default="0")
-    p.add_argument("--eval-samples", type=int, default=1000)
-    p.add_argument("--num-train", type=int, help="a random subset of the training images (quick trials)")
-    p.add_argument("--num-test", type=int, help="a random subset of the test images (quick trials)")
-    p.add_argument("--data", default="binarized-mnist", help="the training command's --data (tests: shapes)")
-    p.add_argument("--device", default=None, help="default: cuda when there is a GPU, else cpu")
-    p.add_argument("--out", type=Path)
-    p.add_argument("--note", action="append", default=[], help="a paragraph printed under the table (repeatable)")
-    p.add_argument("--from-records", type=Path, metavar="RECORDS",
-                   help="only recompute results.md beside this records.json from it, and print it")
-    return p
+    return add_common_arguments(p)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     a = _parser().parse_args(argv)
     if a.from_records is not None:
-        text = table(read_json(a.from_records))
-        (a.from_records.parent / TABLE).write_text(text)
-        print(text, end="")
-        return 0
-    if a.device is None:
-        import torch
-        a.device = "cuda" if torch.cuda.is_available() else "cpu"
+        return recompute(a.from_records, table)
+    device = default_device(a.device)
     s = dict(epochs=a.epochs, seeds=[int(v) for v in a.seeds.split(",")], eval_samples=a.eval_samples,
-             data=a.data, device=a.device, num_train=a.num_train, num_test=a.num_test)
-    root = a.out or RESULTS / f"hierarchy-{'cpu' if a.device == 'cpu' else 'gpu'}-{datetime.date.today()}"
+             data=a.data, device=device, num_train=a.num_train, num_test=a.num_test)
+    root = a.out or RESULTS / f"hierarchy-{'cpu' if device == 'cpu' else 'gpu'}-{datetime.date.today()}"
     (root / "runs").mkdir(parents=True, exist_ok=True)
-    earlier = read_json(root / RECORDS) if (root / RECORDS).exists() else {}
-    runs = [dict(seed=seed, **run_training(f"seed{seed}", command(seed, s), root, a.device, METRICS))
+    runs = [dict(seed=seed, **run_training(f"seed{seed}", command(seed, s), root, device, METRICS))
             for seed in s["seeds"]]
-    records = dict(tool=TOOL, command=shlex.join(["python", "benchmarks/hierarchy_mnist.py", *argv]),
-                   date=min(i["started"] for r in runs for i in r["invocations"])[:10], settings=s,
-                   machine=machine(a.device),
-                   notes=earlier.get("notes", []) + [n for n in a.note if n not in earlier.get("notes", [])],
-                   runs=runs)
-    write_json(root / RECORDS, records)
-    (root / TABLE).write_text(table(records))
-    print((root / TABLE).read_text(), end="")
-    return 0
+    return finish(root, TOOL, "benchmarks/hierarchy_mnist.py", argv, s, a.note, runs, table)

@@ -23,14 +23,12 @@ restart of the machine. ``--from-records`` recomputes ``results.md`` from a reco
 
 import argparse
 import datetime
-import shlex
 import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from .. import RESULTS
-from .records import machine, read_json, RECORDS, run_training, TABLE, write_json
+from .records import add_common_arguments, default_device, finish, recompute, run_training
 
 TOOL = "objectives_mnist"
 OBJECTIVES = ("elbo", "iwae", "dreg")
@@ -118,51 +116,27 @@ def _parser():
     p.add_argument("--samples", type=int, default=5)
     p.add_argument("--objectives", default=",".join(OBJECTIVES), help="a subset of elbo,iwae,dreg")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
-    p.add_argument("--eval-samples", type=int, default=1000)
-    p.add_argument("--num-train", type=int, help="a random subset of the training images (quick trials)")
-    p.add_argument("--num-test", type=int, help="a random subset of the test images (quick trials)")
-    p.add_argument("--data", default="binarized-mnist", help="the training command's --data (tests: shapes)")
-    p.add_argument("--device", default=None, help="default: cuda when there is a GPU, else cpu")
-    p.add_argument("--out", type=Path)
-    p.add_argument("--note", action="append", default=[], help="a paragraph printed under the table (repeatable)")
-    p.add_argument("--from-records", type=Path, metavar="RECORDS",
-                   help="only recompute results.md beside this records.json from it, and print it")
-    return p
+    return add_common_arguments(p)
 
 
 def _settings(a):
     objectives = [o for o in a.objectives.split(",") if o]
     if not objectives or set(objectives) - set(OBJECTIVES):
         raise SystemExit(f"--objectives: a subset of {','.join(OBJECTIVES)}, got {a.objectives!r}")
-    if a.device is None:
-        import torch
-        a.device = "cuda" if torch.cuda.is_available() else "cpu"
     return dict(epochs=a.epochs, seeds=[int(s) for s in a.seeds.split(",")], samples=a.samples,
                 objectives=[o for o in OBJECTIVES if o in objectives], eval_samples=a.eval_samples,
-                num_train=a.num_train, num_test=a.num_test, data=a.data, device=a.device)
+                num_train=a.num_train, num_test=a.num_test, data=a.data, device=default_device(a.device))
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     a = _parser().parse_args(argv)
     if a.from_records is not None:
-        text = table(read_json(a.from_records))
-        (a.from_records.parent / TABLE).write_text(text)
-        print(text, end="")
-        return 0
+        return recompute(a.from_records, table)
     s = _settings(a)
     root = a.out or RESULTS / f"objectives-{'cpu' if s['device'] == 'cpu' else 'gpu'}-{datetime.date.today()}"
     (root / "runs").mkdir(parents=True, exist_ok=True)
-    earlier = read_json(root / RECORDS) if (root / RECORDS).exists() else {}
     jobs = [(o, seed) for seed in s["seeds"] for o in s["objectives"]]
     with ThreadPoolExecutor(a.jobs) as pool:
         runs = list(pool.map(lambda job: run_one(*job, s, root), jobs))
-    records = dict(tool=TOOL, command=shlex.join(["python", "benchmarks/objectives_mnist.py", *argv]),
-                   date=min(i["started"] for r in runs for i in r["invocations"])[:10], settings=s,
-                   machine=machine(s["device"]),
-                   notes=earlier.get("notes", []) + [n for n in a.note if n not in earlier.get("notes", [])],
-                   runs=runs)
-    write_json(root / RECORDS, records)
-    (root / TABLE).write_text(table(records))
-    print((root / TABLE).read_text(), end="")
-    return 0
+    return finish(root, TOOL, "benchmarks/objectives_mnist.py", argv, s, a.note, runs, table)

@@ -123,3 +123,50 @@ def machine(device):
             else f"cpu ({platform.machine()}, {os.cpu_count()} cores)")
     return dict(device=name, torch=torch.__version__, triton=triton_version, python=platform.python_version(),
                 platform=platform.platform())
+
+
+def add_common_arguments(p):
+    """The arguments every study takes (its own go before): the evaluation, quick-trial subsets,
+    the data, the device, the output folder, notes, and ``--from-records``."""
+    p.add_argument("--eval-samples", type=int, default=1000)
+    p.add_argument("--num-train", type=int, help="a random subset of the training images (quick trials)")
+    p.add_argument("--num-test", type=int, help="a random subset of the test images (quick trials)")
+    p.add_argument("--data", default="binarized-mnist", help="the training command's --data (tests: shapes)")
+    p.add_argument("--device", default=None, help="default: cuda when there is a GPU, else cpu")
+    p.add_argument("--out", type=Path)
+    p.add_argument("--note", action="append", default=[], help="a paragraph printed under the table (repeatable)")
+    p.add_argument("--from-records", type=Path, metavar="RECORDS",
+                   help="only recompute results.md beside this records.json from it, and print it")
+    return p
+
+
+def default_device(device):
+    """``device``, or cuda when there is a GPU, else cpu."""
+    if device is not None:
+        return device
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def recompute(path, table):
+    """``--from-records``: ``results.md`` beside the records file ``path`` rewritten from it with
+    ``table``, and printed."""
+    text = table(read_json(path))
+    (Path(path).parent / TABLE).write_text(text)
+    print(text, end="")
+    return 0
+
+
+def finish(root, tool, script, argv, settings, notes, runs, table):
+    """A study's end: ``records.json`` in ``root`` (the study's command, settings, machine, notes
+    kept from earlier invocations plus the new ones, the runs) and ``results.md`` computed from
+    it, printed."""
+    earlier = read_json(root / RECORDS).get("notes", []) if (root / RECORDS).exists() else []
+    records = dict(tool=tool, command=shlex.join(["python", script, *argv]),
+                   date=min(i["started"] for r in runs for i in r["invocations"])[:10], settings=settings,
+                   machine=machine(settings["device"]), notes=earlier + [n for n in notes if n not in earlier],
+                   runs=runs)
+    write_json(root / RECORDS, records)
+    (root / TABLE).write_text(table(records))
+    print((root / TABLE).read_text(), end="")
+    return 0
