@@ -159,15 +159,18 @@ class TrainingLoop:
 
     def _log(self, terms, tally):
         """Progress-bar update and a point of the loss curve: one host sync per log interval."""
-        loss, ll, kl = torch.stack([terms.loss.detach().float(), terms.log_likelihood.detach().mean(),
-                                    terms.kl.detach().mean()]).tolist()
+        levels = getattr(terms, "level_kl", None)  # each level's KL, top first: "kl_levels=3.1/9.8"
+        values = torch.stack([terms.loss.detach().float(), terms.log_likelihood.detach().float().mean(),
+                              terms.kl.detach().float().mean()])
+        if levels is not None:  # in the same transfer
+            values = torch.cat([values, levels.detach().float()])
+        loss, ll, kl, *levels = values.tolist()
         if not math.isfinite(loss):
             raise TrainingDiverged(f"the loss is {loss} at step {self.state.step}: training diverged (try a lower "
                                    f"--lr, more --warmup-steps, or --amp none)")
         now = time.perf_counter()
         self.state.curve.append((self.state.step, kl - ll))
-        levels = getattr(terms, "level_kl", None)  # each level's KL, top first: "kl_levels=3.1/9.8"
-        extra = {} if levels is None else {"kl_levels": "/".join(f"{v:.1f}" for v in levels.tolist())}
+        extra = {"kl_levels": "/".join(f"{v:.1f}" for v in levels)} if levels else {}
         self.bar.update(tally.logged, loss=f"{loss:.2f}", kl=f"{kl:.2f}", **extra,
                         ex_s=f"{tally.logged * self.args.batch_size * self.d.world / (now - tally.logged_t):.3g}")
         tally.logged, tally.logged_t = 0, now
